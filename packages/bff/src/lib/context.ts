@@ -1,0 +1,46 @@
+// The seam between the BFF's parts. `createBff` (bff.ts) builds one BffContext at start-up and hands
+// it to every route module: the endpoints (login, callback, user, logout, …), the remote-API proxy and
+// the back-channel logout route. Route modules depend on this interface, never on each other.
+import type { Request } from 'express';
+import type { ResolvedBffConfig } from './config.js';
+
+/** The parts of the session the proxy and the routes read. Tokens are decrypted only on demand. */
+export interface SessionUser {
+  /** The session id of the BFF session (never sent anywhere but the cookie). */
+  readonly sessionId: string;
+  /** Issuer, subject and OP session id from the ID token (index keys for back-channel logout). */
+  readonly iss: string;
+  readonly sub: string;
+  readonly sid?: string;
+  /** The user's ID-token and UserInfo claims, as shown by /bff/user. */
+  readonly claims: Readonly<Record<string, unknown>>;
+}
+
+/** Minimal structured logger; the default is silent. Never pass tokens, secrets or session ids. */
+export interface Logger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+/** What the route modules need from the core. */
+export interface BffContext {
+  readonly config: ResolvedBffConfig;
+  readonly logger: Logger;
+  /** The authenticated user of this request, or undefined when anonymous/expired. */
+  getUser(req: Request): Promise<SessionUser | undefined>;
+  /**
+   * The session's access token, refreshed single-flight (in-process and cluster-wide) when it expires
+   * within the margin or when `forceRefresh` is set.
+   * @throws BffError `ERR_BFF_NO_SESSION` (401), `ERR_BFF_SESSION_ENDED` (401, invalid_grant),
+   *   `ERR_BFF_IDP_UNAVAILABLE` (503).
+   */
+  getUserAccessToken(req: Request, options?: { forceRefresh?: boolean; resource?: string }): Promise<string>;
+  /** A client-credentials token for the BFF's own client (token-manager); throws BffError 401/503. */
+  getClientAccessToken(options?: { resource?: string; scope?: string }): Promise<string>;
+  /** Ends every session of (iss, sid) or (iss, sub) on every instance; returns how many ended. */
+  endSessions(match: { iss: string; sid?: string; sub?: string }): Promise<number>;
+  /** Records `key` once for `ttlSeconds` across instances; false when it was already recorded (replay). */
+  claimOnce(key: string, ttlSeconds: number): Promise<boolean>;
+}

@@ -1,0 +1,67 @@
+// A small benchmark harness: every suite measures its baseline in the same run and prints a table of
+// ratios against it, so figures from different machines are never compared directly.
+import autocannon from 'autocannon';
+
+export interface BenchRow {
+  name: string;
+  /** Operations (or requests) per second. */
+  opsPerSec: number;
+  /** Latency percentiles in milliseconds, where measured. */
+  p50Ms?: number;
+  p99Ms?: number;
+  note?: string;
+}
+
+/** Runs `fn` repeatedly for about `seconds` (after a warm-up) and returns calls per second. */
+export async function measureCalls(fn: () => unknown, seconds = Number(process.env.BENCH_SECONDS ?? 2)): Promise<number> {
+  const warmUntil = performance.now() + 200;
+  while (performance.now() < warmUntil) await fn();
+  let calls = 0;
+  const start = performance.now();
+  const end = start + seconds * 1000;
+  // Check the clock every 256 calls so the timer itself stays out of the measurement.
+  while (true) {
+    for (let i = 0; i < 256; i++) await fn();
+    calls += 256;
+    if (performance.now() >= end) break;
+  }
+  return calls / ((performance.now() - start) / 1000);
+}
+
+export interface HttpLoad {
+  url: string;
+  headers?: Record<string, string>;
+  connections?: number;
+  seconds?: number;
+}
+
+/** Drives an HTTP endpoint with autocannon (keep-alive connections) and reports rate and latency. */
+export async function measureHttp(load: HttpLoad): Promise<Omit<BenchRow, 'name'>> {
+  const result = await autocannon({
+    url: load.url,
+    headers: load.headers,
+    connections: load.connections ?? 10,
+    duration: load.seconds ?? Number(process.env.BENCH_SECONDS ?? 3),
+  });
+  if (result.non2xx > 0 || result.errors > 0) {
+    throw new Error(`${load.url}: ${result.non2xx} non-2xx responses and ${result.errors} errors during the run`);
+  }
+  return { opsPerSec: result.requests.average, p50Ms: result.latency.p50, p99Ms: result.latency.p99 };
+}
+
+/** Prints rows as a table with each row's rate as a ratio of the baseline row's. */
+export function printTable(title: string, rows: BenchRow[], baseline: string): void {
+  const base = rows.find((row) => row.name === baseline);
+  if (!base) throw new Error(`baseline "${baseline}" is not among the rows`);
+  const fmt = (n: number | undefined, digits = 0) => (n === undefined ? '' : n.toFixed(digits));
+  const table = rows.map((row) => ({
+    case: row.name,
+    'ops/s': fmt(row.opsPerSec),
+    [`× ${baseline}`]: (row.opsPerSec / base.opsPerSec).toFixed(2),
+    'p50 ms': fmt(row.p50Ms, 2),
+    'p99 ms': fmt(row.p99Ms, 2),
+    note: row.note ?? '',
+  }));
+  console.log(`\n${title}`);
+  console.table(table);
+}
