@@ -1,7 +1,9 @@
 // The seam between the BFF's parts. `createBff` (bff.ts) builds one BffContext at start-up and hands
 // it to every route module: the endpoints (login, callback, user, logout, …), the remote-API proxy and
 // the back-channel logout route. Route modules depend on this interface, never on each other.
+import type { IncomingMessage } from 'node:http';
 import type { Request } from 'express';
+import type { Configuration } from 'openid-client';
 import type { ResolvedBffConfig } from './config.js';
 
 /** The parts of the session the proxy and the routes read. Tokens are decrypted only on demand. */
@@ -28,15 +30,24 @@ export interface Logger {
 export interface BffContext {
   readonly config: ResolvedBffConfig;
   readonly logger: Logger;
-  /** The authenticated user of this request, or undefined when anonymous/expired. */
-  getUser(req: Request): Promise<SessionUser | undefined>;
+  /** Discovered OP metadata and client configuration (discovery runs once, lazily, then cached). */
+  getOidcConfiguration(): Promise<Configuration>;
+  /**
+   * The authenticated user of this request, or undefined when anonymous/expired. Works on Express
+   * requests after the session middleware, and on raw upgrade requests (WebSocket) by reading the
+   * session cookie itself.
+   */
+  getUser(req: Request | IncomingMessage): Promise<SessionUser | undefined>;
   /**
    * The session's access token, refreshed single-flight (in-process and cluster-wide) when it expires
    * within the margin or when `forceRefresh` is set.
    * @throws BffError `ERR_BFF_NO_SESSION` (401), `ERR_BFF_SESSION_ENDED` (401, invalid_grant),
    *   `ERR_BFF_IDP_UNAVAILABLE` (503).
    */
-  getUserAccessToken(req: Request, options?: { forceRefresh?: boolean; resource?: string }): Promise<string>;
+  getUserAccessToken(
+    req: Request | IncomingMessage,
+    options?: { forceRefresh?: boolean; resource?: string },
+  ): Promise<string>;
   /** A client-credentials token for the BFF's own client (token-manager); throws BffError 401/503. */
   getClientAccessToken(options?: { resource?: string; scope?: string }): Promise<string>;
   /** Ends every session of (iss, sid) or (iss, sub) on every instance; returns how many ended. */
