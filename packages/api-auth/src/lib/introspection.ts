@@ -1,0 +1,166 @@
+import { createHash } from 'node:crypto';
+import type { ResolvedConfig, ResolvedIntrospection } from './config.js';
+import { AccessTokenError } from './errors.js';
+import type { IssuerMetadata } from './metadata.js';
+import type { AccessTokenAuth, AccessTokenClaims } from './types.js';
+
+interface CacheEntry {
+  readonly auth: AccessTokenAuth;
+  /** Milliseconds since the epoch after which the entry is never used. */
+  readonly until: number;
+}
+
+/** Form-urlencodes a client credential the way RFC 6749 §2.3.1 asks for Basic authentication. */
+function formEncode(value: string): string {
+  return encodeURIComponent(value).replace(/%20/g, '+');
+}
+
+function invalid(description: string): AccessTokenError {
+  return new AccessTokenError('ERR_API_AUTH_INVALID_TOKEN', description);
+}
+
+function unavailable(description: string, cause?: unknown): AccessTokenError {
+  return new AccessTokenError('ERR_API_AUTH_INTROSPECTION_UNAVAILABLE', description, { cause });
+}
+
+/**
+ * RFC 7662 introspection with this API's own client credentials. Active results are cached under a
+ * hash of the token (never the token itself) for at most `cacheMaxAge` and never past `exp`; every
+ * failure to get an answer is a 503.
+ */
+export function createIntrospector(
+  config: ResolvedConfig,
+  options: ResolvedIntrospection,
+  metadata: () => Promise<IssuerMetadata>,
+  now: () => number,
+): (token: string) => Promise<AccessTokenAuth> {
+  const cache = new Map<string, CacheEntry>();
+  const inFlight = new Map<string, Promise<AccessTokenAuth>>();
+  const basic =
+    options.authMethod === 'client_secret_basic'
+      ? `Basic ${Buffer.from(`${formEncode(options.clientId)}:${formEncode(options.clientSecret)}`).toString('base64')}`
+      : undefined;
+
+  const endpoint = async (): Promise<string> => {
+    if (options.endpoint !== undefined) return options.endpoint;
+    const found = (await metadata()).introspection_endpoint;
+    if (found === undefined) {
+      throw new AccessTokenError('ERR_API_AUTH_CONFIG', 'the issuer metadata has no introspection_endpoint');
+    }
+    return found;
+  };
+
+  const call = async (token: string): Promise<Record<string, unknown>> => {
+    let url: string;
+    try {
+      url = await endpoint();
+    } catch (cause) {
+      if (cause instanceof AccessTokenError && cause.code === 'ERR_API_AUTH_CONFIG') throw cause;
+      throw unavailable('the introspection endpoint cannot be discovered', cause);
+    }
+    const body = new URLSearchParams({ token, token_type_hint: 'access_token' });
+    const headers: Record<string, string> = {
+      accept: 'application/json',
+      'content-type': 'application/x-www-form-urlencoded',
+    };
+    if (basic) headers.authorization = basic;
+    else {
+      body.set('client_id', options.clientId);
+      body.set('client_secret', options.clientSecret);
+    }
+    let response: Response;
+    try {
+      response = await config.fetch(url, {
+        method: 'POST',
+        headers,
+        body,
+        redirect: 'manual',
+        signal: AbortSignal.timeout(config.timeout * 1000),
+      });
+    } catch (cause) {
+      throw unavailable('the introspection endpoint did not answer', cause);
+    }
+    if (response.status !== 200) {
+      await response.body?.cancel();
+      config.logger.warn({ status: response.status }, 'introspection endpoint answered an error');
+      throw unavailable('the introspection endpoint answered an error');
+    }
+    let json: unknown;
+    try {
+      json = await response.json();
+    } catch (cause) {
+      throw unavailable('the introspection response is not JSON', cause);
+    }
+    if (
+      typeof json !== 'object' ||
+      json === null ||
+      typeof (json as { active?: unknown }).active !== 'boolean'
+    ) {
+      throw unavailable('the introspection response has no boolean "active"');
+    }
+    return json as Record<string, unknown>;
+  };
+
+  const toAuth = (doc: Record<string, unknown>): AccessTokenAuth => {
+    if (doc.active !== true) throw invalid('the access token is not active');
+    const { active: _active, ...rest } = doc;
+    // RFC 7662 §2.2 lets the AS say this is some other kind of token; only plain Bearer tokens pass.
+    if (typeof rest.token_type === 'string' && rest.token_type.toLowerCase() !== 'bearer') {
+      throw invalid('the token is not a Bearer access token');
+    }
+    if (rest.cnf !== undefined) throw invalid('a sender-constrained token cannot be used as a Bearer token');
+    if (rest.iss !== undefined && rest.iss !== config.issuer)
+      throw invalid('the token was issued by another issuer');
+    const aud = rest.aud;
+    const audOk =
+      typeof aud === 'string' ? aud === config.audience : Array.isArray(aud) && aud.includes(config.audience);
+    if (!audOk) throw invalid('the token is not meant for this API (aud)');
+    if (typeof rest.exp !== 'number' || !Number.isFinite(rest.exp))
+      throw invalid('the token has no expiry (exp)');
+    if (rest.exp * 1000 <= now() - config.clockTolerance * 1000) throw invalid('the access token expired');
+    if (typeof rest.client_id !== 'string' || rest.client_id === '')
+      throw invalid('the token has no client_id');
+    if (rest.sub !== undefined && (typeof rest.sub !== 'string' || rest.sub === '')) {
+      throw invalid('the token has an invalid sub');
+    }
+    if (rest.scope !== undefined && typeof rest.scope !== 'string')
+      throw invalid('the token has an invalid scope');
+    const claims = {
+      ...rest,
+      iss: config.issuer,
+      // RFC 9068 §2.2: a token without a resource owner has the client as its subject.
+      sub: (rest.sub as string | undefined) ?? rest.client_id,
+    } as AccessTokenClaims;
+    return {
+      kind: config.tokenKind(claims),
+      claims,
+      scopes: claims.scope ? claims.scope.split(' ').filter(Boolean) : [],
+      source: 'introspection',
+    };
+  };
+
+  return async (token) => {
+    const key = createHash('sha256').update(token).digest('base64url');
+    const hit = cache.get(key);
+    if (hit) {
+      if (now() < hit.until) return hit.auth;
+      cache.delete(key);
+    }
+    const running = inFlight.get(key);
+    if (running) return running;
+    const pending = call(token)
+      .then((doc) => {
+        const auth = toAuth(doc);
+        const until = Math.min(now() + options.cacheMaxAge * 1000, auth.claims.exp * 1000);
+        if (until > now()) {
+          // Map keeps insertion order, so the first key is the oldest entry.
+          if (cache.size >= options.maxCacheEntries) cache.delete(cache.keys().next().value as string);
+          cache.set(key, { auth, until });
+        }
+        return auth;
+      })
+      .finally(() => inFlight.delete(key));
+    inFlight.set(key, pending);
+    return pending;
+  };
+}

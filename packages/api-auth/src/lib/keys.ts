@@ -1,0 +1,129 @@
+import {
+  createRemoteJWKSet,
+  customFetch,
+  errors,
+  type FlattenedJWSInput,
+  type JWSHeaderParameters,
+  type JWTVerifyGetKey,
+} from 'jose';
+import type { ResolvedConfig } from './config.js';
+import { AccessTokenError } from './errors.js';
+import type { IssuerMetadata } from './metadata.js';
+
+type KeyResult = Awaited<ReturnType<JWTVerifyGetKey>>;
+
+/**
+ * After a failed JWKS fetch, further fetches within this window fail at once: jose only rate-limits
+ * refetches after a *successful* fetch, and an outage must not turn every request into a fetch.
+ */
+const FAILURE_BACKOFF_MS = 1000;
+
+/** A key resolver for `jwtVerify` plus a warm-up hook. */
+export interface KeySource {
+  /** Resolves the verification key from the issuer's JWKS only (never `jku`, `x5u` or `jwk`). */
+  readonly getKey: JWTVerifyGetKey;
+  /** Discovers the JWKS URL and fetches the keys now. */
+  warmUp(): Promise<void>;
+}
+
+/**
+ * Wraps jose's remote JWKS: it caches the set for `jwksCacheMaxAge`, refetches on an unknown `kid`
+ * at most once per `jwksCooldown`, and shares one in-flight fetch. Any failure to obtain keys
+ * becomes a 503 so an outage never turns into a 200 or a misleading 401.
+ */
+export function createKeySource(config: ResolvedConfig, metadata: () => Promise<IssuerMetadata>): KeySource {
+  let remote: ReturnType<typeof createRemoteJWKSet> | undefined;
+  let pending: Promise<ReturnType<typeof createRemoteJWKSet>> | undefined;
+
+  let blockedUntil = 0;
+  const jwksFetch: typeof fetch = async (input, init) => {
+    if (Date.now() < blockedUntil) throw new Error('JWKS fetch skipped: the last attempt failed moments ago');
+    try {
+      const response = await config.fetch(input, init);
+      if (response.status !== 200) blockedUntil = Date.now() + FAILURE_BACKOFF_MS;
+      return response;
+    } catch (cause) {
+      blockedUntil = Date.now() + FAILURE_BACKOFF_MS;
+      throw cause;
+    }
+  };
+
+  const build = async () => {
+    let uri = config.jwksUri;
+    if (uri === undefined) {
+      uri = (await metadata()).jwks_uri;
+      if (uri === undefined) {
+        throw new AccessTokenError('ERR_API_AUTH_CONFIG', 'the issuer metadata has no jwks_uri');
+      }
+    }
+    remote = createRemoteJWKSet(new URL(uri), {
+      cooldownDuration: config.jwksCooldown * 1000,
+      cacheMaxAge: config.jwksCacheMaxAge * 1000,
+      timeoutDuration: Math.ceil(config.timeout * 1000),
+      [customFetch]: jwksFetch,
+    });
+    return remote;
+  };
+
+  const resolve = async (
+    jwks: ReturnType<typeof createRemoteJWKSet>,
+    header: JWSHeaderParameters,
+    token: FlattenedJWSInput,
+  ): Promise<KeyResult> => {
+    try {
+      return await jwks(header, token);
+    } catch (cause) {
+      // "No such key" and "several keys fit" are verdicts on the token; anything else means the
+      // key set could not be obtained or parsed.
+      if (cause instanceof errors.JWKSNoMatchingKey || cause instanceof errors.JWKSMultipleMatchingKeys) {
+        throw cause;
+      }
+      if (cause instanceof AccessTokenError) throw cause;
+      config.logger.warn(
+        {
+          code: 'ERR_API_AUTH_KEYS_UNAVAILABLE',
+          reason: cause instanceof Error ? cause.message : String(cause),
+        },
+        'JWKS fetch failed',
+      );
+      throw new AccessTokenError(
+        'ERR_API_AUTH_KEYS_UNAVAILABLE',
+        "the issuer's signing keys cannot be fetched",
+        {
+          cause,
+        },
+      );
+    }
+  };
+
+  const ensureRemote = () => {
+    pending ??= build().catch((cause: unknown) => {
+      pending = undefined;
+      throw cause;
+    });
+    return pending;
+  };
+
+  const getKey: JWTVerifyGetKey = (header, token) =>
+    remote ? resolve(remote, header, token) : ensureRemote().then((jwks) => resolve(jwks, header, token));
+
+  return {
+    getKey,
+    async warmUp() {
+      const jwks = await ensureRemote();
+      if (!jwks.fresh) {
+        try {
+          await jwks.reload();
+        } catch (cause) {
+          throw new AccessTokenError(
+            'ERR_API_AUTH_KEYS_UNAVAILABLE',
+            "the issuer's signing keys cannot be fetched",
+            {
+              cause,
+            },
+          );
+        }
+      }
+    },
+  };
+}
