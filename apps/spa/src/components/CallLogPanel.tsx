@@ -1,0 +1,93 @@
+import { useState, useSyncExternalStore } from 'react';
+import { todos } from '../api/bff';
+import { callLog } from '../api/callLog';
+import type { CallRecord } from '../api/types';
+
+const BURST = 5;
+
+function statusClass(record: CallRecord): string {
+  if (record.status === null) return 'status status-bad';
+  if (record.status < 300) return 'status status-ok';
+  if (record.status === 401) return 'status status-warn';
+  return 'status status-bad';
+}
+
+function time(date: Date): string {
+  return date.toLocaleTimeString([], {
+    hour: '2-digit',
+    minute: '2-digit',
+    second: '2-digit',
+    hour12: false,
+  });
+}
+
+export function CallLogPanel() {
+  const records = useSyncExternalStore(callLog.subscribe, callLog.getSnapshot);
+  const [bursting, setBursting] = useState(false);
+
+  // Several calls at once, as a busy SPA makes them. When the access token has just expired, the BFF
+  // still asks the IdP for a new one only once (single-flight refresh) and all calls succeed.
+  const burst = async () => {
+    setBursting(true);
+    await Promise.allSettled(Array.from({ length: BURST }, () => todos.list()));
+    setBursting(false);
+  };
+
+  return (
+    <aside className="card log" aria-labelledby="log-title" data-testid="call-log">
+      <div className="card-head">
+        <h2 id="log-title">What just happened</h2>
+        <div className="card-head-actions">
+          <button
+            type="button"
+            className="button button-ghost button-small"
+            onClick={() => void burst()}
+            disabled={bursting}
+            data-testid="burst"
+            title={`Send ${BURST} GET /api/todos calls at the same time`}
+          >
+            {bursting ? 'Sending…' : `${BURST} calls at once`}
+          </button>
+          <button
+            type="button"
+            className="button button-ghost button-small"
+            onClick={() => callLog.clear()}
+            disabled={records.length === 0}
+          >
+            Clear
+          </button>
+        </div>
+      </div>
+      <p className="muted small">
+        Every request this page makes, newest first. None of them carries a token: the BFF adds the access
+        token on the server and refreshes it when it expires, so a refresh shows up here only as a slightly
+        slower call, never as a failure.
+      </p>
+      {records.length === 0 ? (
+        <p className="empty">No calls yet.</p>
+      ) : (
+        <ol className="log-list" data-testid="call-log-list" aria-live="off">
+          {records.map((record) => (
+            <li
+              key={record.id}
+              className="log-entry"
+              data-testid="call-log-entry"
+              data-method={record.method}
+              data-path={record.path}
+              data-status={record.status ?? 'network-error'}
+            >
+              <time className="log-time" dateTime={record.startedAt.toISOString()}>
+                {time(record.startedAt)}
+              </time>
+              <span className={`method method-${record.method.toLowerCase()}`}>{record.method}</span>
+              <code className="log-path">{record.path}</code>
+              <span className={statusClass(record)}>{record.status ?? 'ERR'}</span>
+              <span className="log-duration">{record.durationMs} ms</span>
+              {record.note && <span className="log-note">{record.note}</span>}
+            </li>
+          ))}
+        </ol>
+      )}
+    </aside>
+  );
+}
