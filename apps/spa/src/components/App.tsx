@@ -4,6 +4,7 @@ import { claimValue } from '../api/claims';
 import type { Claim } from '../api/types';
 import { trySilentLogin } from '../auth/silentLogin';
 import { CallLogPanel } from './CallLogPanel';
+import { ClaimsTable } from './ClaimsTable';
 import { Header } from './Header';
 import { Profile } from './Profile';
 import { SignedOut } from './SignedOut';
@@ -15,8 +16,23 @@ type AuthState =
   | { status: 'signed-in'; claims: Claim[]; fetchedAt: number }
   | { status: 'error'; message: string };
 
+/**
+ * A failed or cancelled sign-in comes back as `/?error=<code>` from the BFF's callback. Read it once,
+ * then drop it from the address bar so a reload does not show it again. React escapes the text.
+ */
+function takeLoginError(): string | undefined {
+  const url = new URL(window.location.href);
+  const error = url.searchParams.get('error');
+  if (error === null) return undefined;
+  url.searchParams.delete('error');
+  url.searchParams.delete('error_description');
+  window.history.replaceState(null, '', `${url.pathname}${url.search}${url.hash}`);
+  return error.slice(0, 100);
+}
+
 export function App() {
   const [auth, setAuth] = useState<AuthState>({ status: 'checking' });
+  const [loginError] = useState(takeLoginError);
   const started = useRef(false);
 
   /** Asks the BFF who we are; `silent` also tries a `prompt=none` login when anonymous. */
@@ -82,7 +98,11 @@ export function App() {
             </section>
           )}
           {auth.status === 'signed-out' && (
-            <SignedOut sessionEnded={auth.sessionEnded} checkingSilently={auth.silent === 'running'} />
+            <SignedOut
+              sessionEnded={auth.sessionEnded}
+              checkingSilently={auth.silent === 'running'}
+              loginError={loginError}
+            />
           )}
           {auth.status === 'signed-in' && (
             <>
@@ -92,6 +112,7 @@ export function App() {
                 onRecheck={() => void loadUser(false)}
               />
               <TodoList onSessionEnded={onSessionEnded} />
+              <ClaimsTable claims={auth.claims} />
             </>
           )}
         </main>

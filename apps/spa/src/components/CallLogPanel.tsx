@@ -80,7 +80,9 @@ export function CallLogPanel() {
                 {time(record.startedAt)}
               </time>
               <span className={`method method-${record.method.toLowerCase()}`}>{record.method}</span>
-              <code className="log-path">{record.path}</code>
+              <code className="log-path" title={record.path}>
+                {record.path}
+              </code>
               <span className={statusClass(record)}>{record.status ?? 'ERR'}</span>
               <span className="log-duration">{record.durationMs} ms</span>
               {record.note && <span className="log-note">{record.note}</span>}

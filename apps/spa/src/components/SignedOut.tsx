@@ -5,14 +5,24 @@ interface SignedOutProps {
   sessionEnded: boolean;
   /** True while the hidden `prompt=none` iframe is still out. */
   checkingSilently: boolean;
+  /** The `error` code of a failed or cancelled sign-in, if the BFF sent us back with one. */
+  loginError?: string | undefined;
 }
 
-export function SignedOut({ sessionEnded, checkingSilently }: SignedOutProps) {
+export function SignedOut({ sessionEnded, checkingSilently, loginError }: SignedOutProps) {
   return (
     <section className="card hero" data-testid="signed-out" aria-labelledby="signed-out-title">
       {sessionEnded && (
         <p className="notice notice-warn" role="alert" data-testid="session-ended">
           Your session ended — sign in again.
+        </p>
+      )}
+      {loginError && !sessionEnded && (
+        <p className="notice notice-error" role="alert" data-testid="login-error">
+          {loginError === 'access_denied'
+            ? 'Sign-in was cancelled.'
+            : 'Sign-in did not complete. Please try again.'}{' '}
+          <span className="muted small">({loginError})</span>
         </p>
       )}
       <h1 id="signed-out-title">You are signed out</h1>
