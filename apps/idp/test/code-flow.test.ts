@@ -1,0 +1,163 @@
+import { type RunningIdp, startIdp, TestBrowser } from '@gatehouse/testing';
+import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
+import * as oidc from 'openid-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SAMPLE_API_AUDIENCE } from '../src/app.js';
+import { type Receiver, startReceiver } from './receiver.js';
+
+let idp: RunningIdp;
+let rp: Receiver;
+let config: oidc.Configuration;
+
+beforeAll(async () => {
+  rp = await startReceiver();
+  idp = await startIdp({ bffBaseUrl: rp.url });
+  config = await oidc.discovery(new URL(idp.url), 'bff', undefined, oidc.ClientSecretBasic('bff-secret'), {
+    execute: [oidc.allowInsecureRequests],
+  });
+});
+afterAll(async () => {
+  await idp?.close();
+  await rp?.close();
+});
+
+/** Runs the code flow as the `bff` client up to the callback; returns the callback URL and checks. */
+async function authorize(browser: TestBrowser, user = { username: 'alice', password: 'alice' }, extra = {}) {
+  const verifier = oidc.randomPKCECodeVerifier();
+  const state = oidc.randomState();
+  const nonce = oidc.randomNonce();
+  const url = oidc.buildAuthorizationUrl(config, {
+    redirect_uri: `${rp.url}/bff/callback`,
+    scope: 'openid profile email offline_access api',
+    code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: 'S256',
+    state,
+    nonce,
+    ...extra,
+  });
+  const done = await browser.login(url, user);
+  return { done, verifier, state, nonce };
+}
+
+describe('authorization code flow with PKCE (bff client)', () => {
+  it('L2/L9: issues a valid ID token, an RFC 9068 access token for the sample API and a refresh token', async () => {
+    const browser = new TestBrowser();
+    const { done, verifier, state, nonce } = await authorize(browser);
+    expect(done.url.startsWith(`${rp.url}/bff/callback?`)).toBe(true);
+    const callback = new URL(done.url);
+    expect(callback.searchParams.get('iss')).toBe(idp.issuer); // RFC 9207
+    expect(callback.searchParams.get('code')).toBeTruthy();
+
+    const tokens = await oidc.authorizationCodeGrant(config, callback, {
+      pkceCodeVerifier: verifier,
+      expectedState: state,
+      expectedNonce: nonce,
+      idTokenExpected: true,
+    });
+    const claims = tokens.claims();
+    expect(claims).toMatchObject({
+      iss: idp.issuer,
+      aud: 'bff',
+      sub: 'alice',
+      name: 'Alice Liddell',
+      given_name: 'Alice',
+      family_name: 'Liddell',
+      email: 'alice@example.com',
+      email_verified: true,
+    });
+    expect(typeof claims?.sid).toBe('string');
+    expect(tokens.refresh_token).toBeTruthy();
+    expect(tokens.token_type.toLowerCase()).toBe('bearer');
+
+    const jwks = createRemoteJWKSet(new URL(`${idp.url}/jwks`));
+    const at = await jwtVerify(tokens.access_token, jwks, {
+      issuer: idp.issuer,
+      audience: SAMPLE_API_AUDIENCE,
+      typ: 'at+jwt',
+      algorithms: ['RS256'],
+    });
+    expect(at.payload).toMatchObject({ sub: 'alice', client_id: 'bff', scope: 'api' });
+    expect(typeof at.payload.jti).toBe('string');
+    expect(typeof at.payload.iat).toBe('number');
+    expect(decodeProtectedHeader(tokens.access_token).typ).toBe('at+jwt');
+  });
+
+  it('L1: the login page is the IdP’s own form (username, password, submit), not devInteractions', async () => {
+    const browser = new TestBrowser();
+    const url = oidc.buildAuthorizationUrl(config, {
+      redirect_uri: `${rp.url}/bff/callback`,
+      scope: 'openid',
+      code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()),
+      code_challenge_method: 'S256',
+    });
+    const page = await browser.follow(url);
+    expect(page.status).toBe(200);
+    expect(page.url).toMatch(/\/interaction\/[\w-]+$/);
+    expect(page.text).toMatch(/<input[^>]*name="username"/);
+    expect(page.text).toMatch(/<input[^>]*type="password"[^>]*name="password"/);
+    expect(page.text).toMatch(/<button type="submit">Sign in<\/button>/);
+    expect(page.response.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
+    expect(page.text).not.toContain('devInteractions');
+  });
+
+  it('wrong password → the login page again with an error, and no code is issued', async () => {
+    const browser = new TestBrowser();
+    const { done } = await authorize(browser, { username: 'alice', password: 'wrong' });
+    expect(done.status).toBe(401);
+    expect(done.text).toContain('Wrong username or password');
+    expect(done.text).toMatch(/name="password"/);
+    expect(done.hops.some((h) => h.location?.includes('code='))).toBe(false);
+    // The form stays usable: the right password now completes the flow.
+    const retry = await browser.submitLogin(done, { username: 'alice', password: 'alice' });
+    expect(new URL(retry.url).searchParams.get('code')).toBeTruthy();
+  });
+
+  it('a second authorization reuses the IdP session (no login page) and skips consent', async () => {
+    const browser = new TestBrowser();
+    await authorize(browser);
+    const again = await authorize(browser);
+    expect(again.done.url.startsWith(`${rp.url}/bff/callback?`)).toBe(true);
+    expect(again.done.hops.every((h) => !h.url.includes('/interaction/'))).toBe(true);
+  });
+
+  it('L2: a request without PKCE is rejected', async () => {
+    const browser = new TestBrowser();
+    const url = oidc.buildAuthorizationUrl(config, {
+      redirect_uri: `${rp.url}/bff/callback`,
+      scope: 'openid',
+    });
+    const done = await browser.follow(url);
+    const errorUrl = new URL(done.url);
+    expect(errorUrl.searchParams.get('error')).toBe('invalid_request');
+    expect(errorUrl.searchParams.get('error_description')).toMatch(/PKCE/);
+  });
+
+  it('an unknown client is rejected on an IdP error page (no redirect)', async () => {
+    const browser = new TestBrowser();
+    const url = new URL(`${idp.url}/auth`);
+    url.search = new URLSearchParams({
+      client_id: 'nope',
+      response_type: 'code',
+      redirect_uri: `${rp.url}/bff/callback`,
+      scope: 'openid',
+    }).toString();
+    const done = await browser.follow(url);
+    expect(done.status).toBe(400);
+    expect(done.url.startsWith(idp.url)).toBe(true);
+    expect(done.text).toContain('invalid_client');
+  });
+
+  it('a redirect URI that is not registered is rejected without redirecting to it', async () => {
+    const browser = new TestBrowser();
+    const url = oidc.buildAuthorizationUrl(config, {
+      redirect_uri: 'https://evil.example/callback',
+      scope: 'openid',
+      code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()),
+      code_challenge_method: 'S256',
+    });
+    const done = await browser.follow(url);
+    expect(done.status).toBe(400);
+    expect(done.hops.every((h) => !h.location?.startsWith('https://evil.example'))).toBe(true);
+    expect(done.text).toContain('redirect_uri');
+  });
+});
