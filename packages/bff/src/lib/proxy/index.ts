@@ -1,46 +1,65 @@
-// Remote-API proxy (issue 6). Placeholder signatures agreed between the core and the proxy;
-// the proxy's owner replaces the bodies.
+// Remote-API proxy (issue 6): the entry points createBff uses. The engine lives in engine.ts; this file
+// adapts the BffContext to it and makes sure the router and the upgrade handler share one engine (and
+// so one keep-alive agent per upstream).
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { Router } from 'express';
+import { type Request, type Response, Router } from 'express';
 import type { BffContext } from '../context.js';
+import { createProxyEngine, type ProxyEngine } from './engine.js';
 
-/** Which token a remote API route forwards. */
-export type RemoteApiTokenType = 'user' | 'client' | 'user-or-client' | 'user-or-none' | 'none';
+export type { ProxyEngine, ProxyEngineOptions, ProxyTokenSource } from './engine.js';
+export { createProxyEngine } from './engine.js';
+export type { RemoteApiOptions, RemoteApiTokenType, ResolvedRemoteApi } from './options.js';
+export { resolveRemoteApis } from './options.js';
 
-/** A remote API declared by the host: requests under `prefix` go to `upstream`. */
-export interface RemoteApiOptions {
-  /** Local path prefix, e.g. `/api/todos`. */
-  prefix: string;
-  /** Upstream origin plus base path, e.g. `http://127.0.0.1:4001/api/todos`. */
-  upstream: string;
-  /** Default `user`. */
-  token?: RemoteApiTokenType;
-  /** Require `X-CSRF: 1`. Default true. */
-  csrf?: boolean;
-  /** Upstream timeout in seconds. Default 30. */
-  timeout?: number;
+const engines = new WeakMap<BffContext, ProxyEngine>();
+
+/** The one proxy engine of a BFF, built on first use from its context. */
+export function getProxyEngine(ctx: BffContext): ProxyEngine {
+  let engine = engines.get(ctx);
+  if (!engine) {
+    engine = createProxyEngine({
+      routes: ctx.config.remoteApis,
+      publicOrigin: publicOriginOf(ctx),
+      logger: ctx.logger,
+      tokens: {
+        hasUser: async (req) => (await ctx.getUser(req)) !== undefined,
+        getUserAccessToken: (req, options) => ctx.getUserAccessToken(req, options),
+        getClientAccessToken: (options) => ctx.getClientAccessToken(options),
+      },
+    });
+    engines.set(ctx, engine);
+  }
+  return engine;
 }
 
-export interface ResolvedRemoteApi extends Readonly<Required<RemoteApiOptions>> {}
-
-/** Validates the `remoteApis` option once at start-up; throws TypeError with the fix. */
-export function resolveRemoteApis(
-  input: readonly RemoteApiOptions[] | undefined,
-): readonly ResolvedRemoteApi[] {
-  return Object.freeze(
-    (input ?? []).map((api) => Object.freeze({ token: 'user' as const, csrf: true, timeout: 30, ...api })),
-  );
+/**
+ * The Express router that proxies the declared remote APIs (SECURITY P1–P6). Mount it after the
+ * session middleware and before anything that parses bodies: bodies are streamed, never buffered.
+ * Paths outside the declared prefixes fall through to the next handler.
+ */
+export function createRemoteApiRouter(ctx: BffContext): Router {
+  const engine = getProxyEngine(ctx);
+  const router = Router();
+  if (ctx.config.remoteApis.length > 0) {
+    router.use((req: Request, res: Response, next) => engine.handle(req, res, next));
+  }
+  return router;
 }
 
-/** The Express router that proxies the declared remote APIs. */
-export function createRemoteApiRouter(_ctx: BffContext): Router {
-  return Router();
-}
-
-/** Handles WebSocket upgrades on declared prefixes; returns false when the path is not one. */
+/**
+ * Handles WebSocket upgrades on declared prefixes: `Origin` must be the BFF's own origin (403), the
+ * route's token rules apply (401 without a session where one is needed), and the token goes upstream
+ * in the handshake. Returns false when the path is not a remote API, so the host can handle it.
+ */
 export function createUpgradeHandler(
-  _ctx: BffContext,
+  ctx: BffContext,
 ): (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean {
-  return () => false;
+  const engine = getProxyEngine(ctx);
+  return (req, socket, head) => engine.upgrade(req, socket, head);
+}
+
+/** The BFF's public origin, for X-Forwarded-Proto/Host and the WebSocket Origin check. */
+function publicOriginOf(ctx: BffContext): string {
+  return ctx.config.origin;
 }

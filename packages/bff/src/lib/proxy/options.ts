@@ -1,0 +1,206 @@
+// Remote-API options: validated once at start-up into a frozen table (house style: a bad value throws a
+// TypeError that says the fix, so a misconfigured route never reaches a request).
+
+/**
+ * Which token a remote API route forwards.
+ * - `user`: the session's access token; no session → 401.
+ * - `client`: a client-credentials token of the BFF's own client; no session needed.
+ * - `user-or-client`: the user's token when signed in, else a client token.
+ * - `user-or-none`: the user's token when signed in, else no `Authorization` at all.
+ * - `none`: never a token (anonymous upstream).
+ */
+export type RemoteApiTokenType = 'user' | 'client' | 'user-or-client' | 'user-or-none' | 'none';
+
+const TOKEN_TYPES: readonly RemoteApiTokenType[] = [
+  'user',
+  'client',
+  'user-or-client',
+  'user-or-none',
+  'none',
+];
+
+/** Simple content types a browser can send cross-site without a preflight (X4). */
+export const SIMPLE_CONTENT_TYPES: readonly string[] = [
+  'text/plain',
+  'application/x-www-form-urlencoded',
+  'multipart/form-data',
+];
+
+/** A remote API declared by the host: requests under `prefix` go to `upstream`. */
+export interface RemoteApiOptions {
+  /** Local path prefix, e.g. `/api/todos`. Matched case-sensitively on whole segments. */
+  prefix: string;
+  /**
+   * Upstream origin plus base path, e.g. `http://127.0.0.1:4001/api/todos`. `/api/todos/1?x=y` is
+   * forwarded to `http://127.0.0.1:4001/api/todos/1?x=y`. No query, fragment or credentials.
+   */
+  upstream: string;
+  /** Which token to attach. Default `user`. */
+  token?: RemoteApiTokenType;
+  /**
+   * Require the static anti-forgery header `X-CSRF: 1` (else 401 `ERR_BFF_CSRF` like every BFF endpoint, the Duende contract; SECURITY X1).
+   * Default true. WebSocket upgrades use an `Origin` check instead.
+   */
+  csrf?: boolean;
+  /** Seconds to wait for the upstream's response headers before answering 504. Default 30. */
+  timeout?: number;
+  /** HTTP methods this route accepts (else 405). Default: any method. */
+  methods?: readonly string[];
+  /**
+   * Simple content types (`text/plain`, form-encoded, multipart) allowed on state-changing calls of
+   * this route. Default none: they get 415 (SECURITY X4).
+   */
+  allowSimpleContentTypes?: readonly string[];
+  /**
+   * Resource indicator (RFC 8707) or audience for this upstream's token, passed to the token source
+   * so each API gets an audience-restricted token (SECURITY P4). Default: none (the login token).
+   */
+  resource?: string;
+  /** Scope for `client` tokens. Default: the client's configured scope. */
+  scope?: string;
+  /** Allow WebSocket upgrades on this prefix. Default true. */
+  websocket?: boolean;
+}
+
+/** A remote API route after validation (frozen). */
+export interface ResolvedRemoteApi {
+  readonly prefix: string;
+  /** The upstream origin, e.g. `http://127.0.0.1:4001`. */
+  readonly upstreamOrigin: string;
+  /** The upstream base path without a trailing slash (`''` for the root). */
+  readonly upstreamBasePath: string;
+  readonly token: RemoteApiTokenType;
+  readonly csrf: boolean;
+  readonly timeout: number;
+  /** Upper-case method names, or undefined for any method. */
+  readonly methods: readonly string[] | undefined;
+  readonly allowSimpleContentTypes: readonly string[];
+  readonly resource: string | undefined;
+  readonly scope: string | undefined;
+  readonly websocket: boolean;
+}
+
+const KNOWN_KEYS = new Set([
+  'prefix',
+  'upstream',
+  'token',
+  'csrf',
+  'timeout',
+  'methods',
+  'allowSimpleContentTypes',
+  'resource',
+  'scope',
+  'websocket',
+]);
+
+/** Validates the `remoteApis` option once at start-up; throws TypeError with the fix. */
+export function resolveRemoteApis(
+  input: readonly RemoteApiOptions[] | undefined,
+): readonly ResolvedRemoteApi[] {
+  if (input === undefined) return Object.freeze([]);
+  if (!Array.isArray(input)) {
+    throw new TypeError('remoteApis must be an array of { prefix, upstream, token? } objects');
+  }
+  const seen = new Set<string>();
+  const resolved = input.map((api: RemoteApiOptions, index) => {
+    const where = `remoteApis[${index}]`;
+    if (typeof api !== 'object' || api === null) throw new TypeError(`${where} must be an object`);
+    for (const key of Object.keys(api)) {
+      if (!KNOWN_KEYS.has(key)) {
+        throw new TypeError(`${where}.${key} is not an option; use one of ${[...KNOWN_KEYS].join(', ')}`);
+      }
+    }
+    const prefix = resolvePrefix(api.prefix, where);
+    if (seen.has(prefix)) throw new TypeError(`${where}.prefix "${prefix}" is declared twice; keep one`);
+    seen.add(prefix);
+    const { origin, basePath } = resolveUpstream(api.upstream, where);
+    const token = api.token ?? 'user';
+    if (!TOKEN_TYPES.includes(token)) {
+      throw new TypeError(`${where}.token must be one of ${TOKEN_TYPES.join(', ')} (got ${String(token)})`);
+    }
+    const csrf = api.csrf ?? true;
+    if (typeof csrf !== 'boolean') throw new TypeError(`${where}.csrf must be true or false`);
+    const timeout = api.timeout ?? 30;
+    if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout <= 0 || timeout > 3600) {
+      throw new TypeError(`${where}.timeout is in seconds and must be a number in (0, 3600], e.g. 30`);
+    }
+    let methods: readonly string[] | undefined;
+    if (api.methods !== undefined) {
+      if (!Array.isArray(api.methods) || api.methods.length === 0 || api.methods.some((m) => !isToken(m))) {
+        throw new TypeError(
+          `${where}.methods must be a non-empty array of method names, e.g. ['GET', 'POST']`,
+        );
+      }
+      methods = Object.freeze(api.methods.map((m) => m.toUpperCase()));
+    }
+    const simple = api.allowSimpleContentTypes ?? [];
+    if (
+      !Array.isArray(simple) ||
+      simple.some((t) => !SIMPLE_CONTENT_TYPES.includes(String(t).toLowerCase()))
+    ) {
+      throw new TypeError(
+        `${where}.allowSimpleContentTypes may only list ${SIMPLE_CONTENT_TYPES.join(', ')}`,
+      );
+    }
+    for (const key of ['resource', 'scope'] as const) {
+      const value = api[key];
+      if (value !== undefined && (typeof value !== 'string' || value === '')) {
+        throw new TypeError(`${where}.${key} must be a non-empty string when set`);
+      }
+    }
+    const websocket = api.websocket ?? true;
+    if (typeof websocket !== 'boolean') throw new TypeError(`${where}.websocket must be true or false`);
+    return Object.freeze({
+      prefix,
+      upstreamOrigin: origin,
+      upstreamBasePath: basePath,
+      token,
+      csrf,
+      timeout,
+      methods,
+      allowSimpleContentTypes: Object.freeze(simple.map((t) => t.toLowerCase())),
+      resource: api.resource,
+      scope: api.scope,
+      websocket,
+    });
+  });
+  return Object.freeze(resolved);
+}
+
+function resolvePrefix(prefix: unknown, where: string): string {
+  if (typeof prefix !== 'string' || !prefix.startsWith('/') || prefix.startsWith('//')) {
+    throw new TypeError(`${where}.prefix must be a local path starting with one "/", e.g. "/api/todos"`);
+  }
+  const trimmed = prefix.length > 1 && prefix.endsWith('/') ? prefix.slice(0, -1) : prefix;
+  if (trimmed === '/') throw new TypeError(`${where}.prefix "/" would proxy every path; use e.g. "/api"`);
+  // Only unreserved path characters: the prefix is compared with the raw request target.
+  if (!/^(\/[A-Za-z0-9._~!$&'()*+,;=:@-]+)+$/.test(trimmed) || /\/\.\.?(\/|$)/.test(trimmed)) {
+    throw new TypeError(
+      `${where}.prefix "${prefix}" must be plain path segments (no "..", "%", "?", "#" or "//")`,
+    );
+  }
+  return trimmed;
+}
+
+function resolveUpstream(upstream: unknown, where: string): { origin: string; basePath: string } {
+  let url: URL;
+  try {
+    url = new URL(String(upstream));
+  } catch {
+    throw new TypeError(
+      `${where}.upstream must be an absolute http(s) URL, e.g. "http://127.0.0.1:4001/api"`,
+    );
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new TypeError(`${where}.upstream must use http: or https: (got ${url.protocol})`);
+  }
+  if (url.username || url.password || url.search || url.hash || String(upstream).includes('#')) {
+    throw new TypeError(`${where}.upstream must not carry credentials, a query or a fragment`);
+  }
+  const basePath = url.pathname.endsWith('/') ? url.pathname.slice(0, -1) : url.pathname;
+  return { origin: url.origin, basePath };
+}
+
+function isToken(value: unknown): value is string {
+  return typeof value === 'string' && /^[A-Za-z]+$/.test(value);
+}
