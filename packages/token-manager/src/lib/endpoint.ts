@@ -151,7 +151,7 @@ export class TokenEndpoint {
     this.#fetch = (url, options) => fetchImpl(url, options as RequestInit);
     this.#timeout = timeoutSeconds;
     this.#now = now;
-    this.#sendTyp = client.assertionTyp !== undefined;
+    this.#sendTyp = client.authMethod === 'private_key_jwt' && client.assertionTyp !== undefined;
   }
 
   async #clientAuth(): Promise<oidc.ClientAuth> {
