@@ -32,7 +32,7 @@ export interface LocalAs {
 
 interface Key {
   kid: string;
-  privateKey: CryptoKey;
+  privateKey: Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
   publicJwk: JWK;
 }
 
