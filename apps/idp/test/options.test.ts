@@ -1,0 +1,109 @@
+import { startIdp, TestBrowser } from '@gatehouse/testing';
+import { describe, expect, it } from 'vitest';
+import { defaultClients, type IdpOptions, resolveIdpOptions } from '../src/app.js';
+import { startReceiver } from './receiver.js';
+
+const issuer = 'http://127.0.0.1:4999';
+
+describe('createIdp options', () => {
+  it.each<[string, unknown, RegExp]>([
+    ['a typo in an option name', { issuer, acessTokenTtl: 5 }, /unknown option "acessTokenTtl"/],
+    ['an issuer with a path', { issuer: `${issuer}/oidc` }, /origin without path/],
+    ['a non-http issuer', { issuer: 'ftp://x' }, /http\(s\) URL/],
+    [
+      'a TTL in milliseconds by mistake',
+      { issuer, accessTokenTtl: 1.5 },
+      /in seconds and must be a positive integer/,
+    ],
+    ['a negative TTL', { issuer, refreshTokenTtl: -1 }, /positive integer/],
+    [
+      'an empty client secret',
+      { issuer, clientSecrets: { bff: '' } },
+      /clientSecrets.bff must be a non-empty string/,
+    ],
+    ['an unknown secret name', { issuer, clientSecrets: { spa: 'x' } }, /unknown clientSecrets.spa/],
+    [
+      'private keys passed as workerJwks',
+      { issuer, workerJwks: { keys: [{ kty: 'EC', d: 'x' }] } },
+      /public keys only/,
+    ],
+    [
+      'public keys passed as signingKeys',
+      { issuer, signingKeys: { keys: [{ kty: 'RSA', n: 'x', e: 'AQAB' }] } },
+      /private keys/,
+    ],
+    [
+      'an extra client reusing a default id',
+      { issuer, extraClients: [{ client_id: 'bff' }] },
+      /duplicate client_id "bff"/,
+    ],
+    ['a bad token format', { issuer, accessTokenFormat: 'jwe' }, /'jwt' or 'opaque'/],
+  ])('rejects %s with a TypeError that says the fix', (_name, options, message) => {
+    expect(() => resolveIdpOptions(options as IdpOptions)).toThrow(TypeError);
+    expect(() => resolveIdpOptions(options as IdpOptions)).toThrow(message);
+  });
+
+  it('resolves defaults into a frozen config', () => {
+    const config = resolveIdpOptions({ issuer: `${issuer}/` });
+    expect(config).toMatchObject({
+      issuer,
+      bffBaseUrl: 'http://localhost:3000',
+      clientSecrets: { bff: 'bff-secret', worker: 'worker-secret', api: 'api-secret' },
+      accessTokenTtl: 300,
+      rotateRefreshTokens: true,
+      accessTokenFormat: 'jwt',
+    });
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it('registers the bff client with the sample URLs and back-channel logout', () => {
+    const [bff] = defaultClients(resolveIdpOptions({ issuer, bffBaseUrl: 'http://localhost:3000' }));
+    expect(bff).toMatchObject({
+      client_id: 'bff',
+      token_endpoint_auth_method: 'client_secret_basic',
+      grant_types: ['authorization_code', 'refresh_token', 'client_credentials'],
+      response_types: ['code'],
+      redirect_uris: ['http://localhost:3000/bff/callback'],
+      post_logout_redirect_uris: ['http://localhost:3000/', 'http://localhost:3000/bff/signed-out'],
+      backchannel_logout_uri: 'http://localhost:3000/bff/backchannel',
+      backchannel_logout_session_required: true,
+      id_token_signed_response_alg: 'RS256',
+    });
+  });
+
+  it('never logs passwords or tokens (login failure + success)', async () => {
+    const lines: string[] = [];
+    const log = (obj: object, msg?: string) => lines.push(JSON.stringify({ ...obj, msg }));
+    const rp = await startReceiver();
+    const idp = await startIdp({
+      bffBaseUrl: rp.url,
+      logger: { debug: log, info: log, warn: log, error: log },
+    });
+    try {
+      const browser = new TestBrowser();
+      const url = new URL(`${idp.url}/auth`);
+      url.search = new URLSearchParams({
+        client_id: 'bff',
+        response_type: 'code',
+        scope: 'openid',
+        redirect_uri: `${rp.url}/bff/callback`,
+        code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+        code_challenge_method: 'S256',
+      }).toString();
+      const page = await browser.follow(url);
+      const failed = await browser.submitLogin(page, { username: 'alice', password: 'secret-typo-123' });
+      expect(failed.status).toBe(401);
+      const done = await browser.submitLogin(failed, { username: 'alice', password: 'alice' });
+      expect(new URL(done.url).searchParams.get('code')).toBeTruthy();
+      const all = lines.join('\n');
+      expect(all).toContain('sign-in failed');
+      expect(all).toContain('signed in');
+      expect(all).not.toContain('secret-typo-123');
+      expect(all).not.toMatch(/"password"/);
+      expect(all).not.toMatch(/code=|eyJ/);
+    } finally {
+      await idp.close();
+      await rp.close();
+    }
+  });
+});
