@@ -49,6 +49,7 @@ export interface ResolvedConfig {
     readonly baseDelayMs: number;
     readonly maxDelayMs: number;
     readonly maxRetryAfterMs: number;
+    readonly cooldownMs: number;
   };
   readonly sharedCache: ResolvedSharedCache | undefined;
   readonly fetch: typeof fetch;
@@ -81,7 +82,7 @@ const CLIENT_KEYS = new Set([
   'parameters',
   'dangerouslyAllowInsecureHttp',
 ]);
-const RETRY_KEYS = new Set(['attempts', 'baseDelay', 'maxDelay', 'maxRetryAfter']);
+const RETRY_KEYS = new Set(['attempts', 'baseDelay', 'maxDelay', 'maxRetryAfter', 'cooldown']);
 const SHARED_KEYS = new Set([
   'redis',
   'encryptionSecret',
@@ -256,7 +257,9 @@ function resolveClient(name: string, raw: TokenClientOptions): ResolvedClient {
     name,
     issuer,
     tokenEndpoint,
-    serverId: (issuer ?? tokenEndpoint!).href,
+    // The issuer identifier exactly as given (URL parsing would add a trailing slash): it is
+    // compared as a string, e.g. as the assertion `aud`.
+    serverId: issuer ? (typeof raw.issuer === 'string' ? raw.issuer : issuer.href) : tokenEndpoint!.href,
     clientId: raw.clientId,
     clientSecret: raw.clientSecret,
     authMethod,
@@ -341,6 +344,7 @@ export function resolveConfig(options: TokenManagerOptions): ResolvedConfig {
     baseDelayMs: seconds(retryRaw.baseDelay, 'retry.baseDelay', 0.25) * 1000,
     maxDelayMs: seconds(retryRaw.maxDelay, 'retry.maxDelay', 2) * 1000,
     maxRetryAfterMs: seconds(retryRaw.maxRetryAfter, 'retry.maxRetryAfter', 60) * 1000,
+    cooldownMs: seconds(retryRaw.cooldown, 'retry.cooldown', 2) * 1000,
   });
   const timeoutSeconds = seconds(options.timeout, 'timeout', 5, 0.001);
   const requestBudgetMs = attempts * timeoutSeconds * 1000 + (attempts - 1) * retry.maxDelayMs;
@@ -362,8 +366,11 @@ export function resolveConfig(options: TokenManagerOptions): ResolvedConfig {
     timeoutSeconds,
     retry,
     sharedCache: resolveSharedCache(options.sharedCache, requestBudgetMs),
-    fetch: options.fetch ?? globalThis.fetch,
+    fetch: options.fetch ?? defaultFetch,
     clock: options.clock ?? Date.now,
     logger,
   });
 }
+
+/** Looks the global `fetch` up at call time, so a test or an APM agent that replaces it is honoured. */
+const defaultFetch: typeof fetch = (input, init) => globalThis.fetch(input, init);

@@ -89,12 +89,12 @@ export function classify(error: unknown, client: string, now: number, discovery:
       { ...base, upstreamStatus: status, oauthError },
     );
   }
-  if (error instanceof oidc.ClientError && error.code === 'OAUTH_RESPONSE_IS_NOT_CONFORM') {
-    // A non-200 without an OAuth error body: 5xx pages, 429, a proxy's HTML error.
-    const response = error.cause instanceof Response ? error.cause : undefined;
-    const status = response?.status;
+  if (error instanceof oidc.ClientError && error.cause instanceof Response && error.cause.status !== 200) {
+    // A non-200 without an OAuth error body: 5xx pages, a 429 in text, a proxy's HTML error.
+    const response = error.cause;
+    const status = response.status;
     const retryAfter = retryAfterSeconds(response, now);
-    if (status !== undefined && status < 500 && status !== 429 && status !== 408) {
+    if (status < 500 && status !== 429 && status !== 408) {
       return new TokenManagerError(
         'ERR_TOKEN_REQUEST_REJECTED',
         `token request for client "${client}" rejected: HTTP ${status}`,
@@ -106,7 +106,7 @@ export function classify(error: unknown, client: string, now: number, discovery:
     }
     return new TokenManagerError(
       discovery ? 'ERR_TOKEN_DISCOVERY' : 'ERR_TOKEN_ENDPOINT_UNAVAILABLE',
-      `${discovery ? 'discovery' : 'token endpoint'} unavailable for client "${client}" (HTTP ${status ?? 'error'})`,
+      `${discovery ? 'discovery' : 'token endpoint'} unavailable for client "${client}" (HTTP ${status})`,
       { ...base, upstreamStatus: status, retryAfter },
     );
   }
@@ -115,6 +115,7 @@ export function classify(error: unknown, client: string, now: number, discovery:
     (error.code === 'OAUTH_INVALID_RESPONSE' ||
       error.code === 'OAUTH_RESPONSE_IS_NOT_JSON' ||
       error.code === 'OAUTH_PARSE_ERROR' ||
+      error.code === 'OAUTH_UNSUPPORTED_OPERATION' ||
       error.code === 'OAUTH_JSON_ATTRIBUTE_COMPARISON') &&
     !discovery
   ) {

@@ -232,9 +232,13 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
         );
         if (config.failureBackoffMs > 0)
           blocked.set(ctx.hash, { until: now + config.failureBackoffMs, error });
-      } else if (error.retryAfter !== undefined) {
-        const pause = Math.min(error.retryAfter * 1000, config.retry.maxRetryAfterMs);
-        blocked.set(ctx.hash, { until: now + pause, error });
+      } else {
+        // The server asked for a pause (429/503 Retry-After), or our attempts are used up: rest.
+        const pause =
+          error.retryAfter === undefined
+            ? config.retry.cooldownMs
+            : Math.min(error.retryAfter * 1000, config.retry.maxRetryAfterMs);
+        if (pause > 0) blocked.set(ctx.hash, { until: now + pause, error });
       }
       return staleOr(ctx, error, fallback, fallbackSource);
     }

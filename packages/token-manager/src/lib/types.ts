@@ -127,6 +127,12 @@ export interface RetryOptions {
   maxDelay?: number;
   /** Upper bound in seconds for honouring `Retry-After` across calls. Default 60. */
   maxRetryAfter?: number;
+  /**
+   * Seconds a key rests after its attempts are used up on a transient failure (without
+   * `Retry-After`): calls in that window get the still-valid cached token, or the error at once,
+   * so a hot loop during an outage costs at most `attempts` requests per window. Default 2.
+   */
+  cooldown?: number;
 }
 
 /** Options of {@link createTokenManager}. */
