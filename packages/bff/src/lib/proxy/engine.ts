@@ -74,6 +74,8 @@ interface RequestState {
   readonly retryable: boolean;
   retried: boolean;
   timedOut: boolean;
+  /** The browser's Cookie header, kept aside (it is stripped from req.headers) for the retry's refresh. */
+  readonly cookie: string | undefined;
   timer: NodeJS.Timeout | undefined;
   proxyReq: ClientRequest | undefined;
 }
@@ -236,6 +238,8 @@ export function createProxyEngine(options: ProxyEngineOptions): ProxyEngine {
   // for it: nothing needs to be buffered.
   async function retry(req: ProxiedRequest, res: ServerResponse, state: RequestState): Promise<void> {
     let token: string;
+    // The token source may read the session cookie from the request: put it back for this call only.
+    if (state.cookie !== undefined) req.headers.cookie = state.cookie;
     try {
       token = await tokens.getUserAccessToken(req, {
         forceRefresh: true,
@@ -244,6 +248,8 @@ export function createProxyEngine(options: ProxyEngineOptions): ProxyEngine {
     } catch (err) {
       answerTokenError(res, err);
       return;
+    } finally {
+      delete req.headers.cookie;
     }
     const server = state.route.server;
     if (!server || res.destroyed) return;
@@ -331,6 +337,7 @@ export function createProxyEngine(options: ProxyEngineOptions): ProxyEngine {
           retryable: !hasBody && RETRY_METHODS.has(method),
           retried: false,
           timedOut: false,
+          cookie: req.headers.cookie,
           timer: undefined,
           proxyReq: undefined,
         };
@@ -374,6 +381,7 @@ export function createProxyEngine(options: ProxyEngineOptions): ProxyEngine {
           retryable: false,
           retried: false,
           timedOut: false,
+          cookie: undefined,
           timer: undefined,
           proxyReq: undefined,
         };
