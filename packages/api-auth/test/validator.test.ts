@@ -261,7 +261,7 @@ describe('A4/A5: claims', () => {
   });
   for (const claim of ['jti', 'client_id', 'sub', 'iat', 'exp', 'iss', 'aud']) {
     it(`A5: rejects a token without ${claim}`, async () => {
-      await expectInvalid(await as.sign({ [claim]: undefined }), new RegExp(`"${claim}"`));
+      await expectInvalid(await as.sign({ [claim]: undefined }), new RegExp(`required ${claim} claim`));
     });
   }
   it('A5: rejects mistyped RFC 9068 claims', async () => {
@@ -271,7 +271,7 @@ describe('A4/A5: claims', () => {
   });
   it('A5: requires configured extra claims', async () => {
     const strict = make({ requiredClaims: ['auth_time'] });
-    await expectInvalid(await as.sign(), /"auth_time"/, strict);
+    await expectInvalid(await as.sign(), /required auth_time claim/, strict);
     await expect(strict.validate(await as.sign({ auth_time: now() }))).resolves.toBeDefined();
   });
   it('A10 (downgrade): rejects a DPoP-bound token (cnf) presented as Bearer', async () => {

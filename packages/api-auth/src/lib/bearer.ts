@@ -78,7 +78,8 @@ export function renderAccessTokenError(error: AccessTokenError, realm: string): 
   if (error.status === 400 || error.status === 401 || error.status === 403) {
     let challenge = `Bearer realm="${realm}"`;
     if (error.error !== undefined) {
-      challenge += `, error="${error.error}", error_description="${error.description}"`;
+      // A quoted-string must not contain raw quotes or backslashes (RFC 9110 §5.6.4); strip them.
+      challenge += `, error="${error.error}", error_description="${error.description.replace(/["\\]/g, '')}"`;
       if (error.scope !== undefined && error.scope.length > 0)
         challenge += `, scope="${error.scope.join(' ')}"`;
     }

@@ -42,7 +42,7 @@ function fromJose(cause: unknown): AccessTokenError {
   if (cause instanceof errors.JWTClaimValidationFailed) {
     if (cause.claim === 'typ') return invalid('the token is not an access token (typ must be at+jwt)', cause);
     if (cause.reason === 'missing')
-      return invalid(`the token lacks the required "${cause.claim}" claim`, cause);
+      return invalid(`the token lacks the required ${cause.claim} claim`, cause);
     if (cause.claim === 'iss') return invalid('the token was issued by another issuer', cause);
     if (cause.claim === 'aud') return invalid('the token is not meant for this API (aud)', cause);
     if (cause.claim === 'nbf') return invalid('the token is not valid yet (nbf)', cause);
