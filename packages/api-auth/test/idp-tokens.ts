@@ -15,9 +15,7 @@ export interface IdpFixture {
 }
 
 /** Starts the sample IdP with a stand-in redirect target for the `bff` client. */
-export async function startIdpFixture(
-  options: Parameters<typeof startIdp>[0] = {},
-): Promise<IdpFixture> {
+export async function startIdpFixture(options: Parameters<typeof startIdp>[0] = {}): Promise<IdpFixture> {
   // The browser follows the IdP's redirect to the callback: answer it with a plain 200.
   const receiver: Server = createServer((_req, res) => {
     res.writeHead(200, { 'content-type': 'text/plain' }).end('callback');
@@ -26,7 +24,13 @@ export async function startIdpFixture(
   const bffBaseUrl = `http://localhost:${(receiver.address() as AddressInfo).port}`;
   const idp = await startIdp({ ...options, bffBaseUrl });
   const insecure = { execute: [oidc.allowInsecureRequests] };
-  const bff = await oidc.discovery(new URL(idp.url), 'bff', undefined, oidc.ClientSecretBasic('bff-secret'), insecure);
+  const bff = await oidc.discovery(
+    new URL(idp.url),
+    'bff',
+    undefined,
+    oidc.ClientSecretBasic('bff-secret'),
+    insecure,
+  );
   const worker = await oidc.discovery(
     new URL(idp.url),
     'worker',

@@ -45,8 +45,10 @@ function claims(overrides: Record<string, unknown> = {}): Record<string, unknown
   return base;
 }
 
-const forge = (overrides: Record<string, unknown> = {}, header: Record<string, unknown> = { typ: 'at+jwt' }) =>
-  fx.idp.sign(claims(overrides), header);
+const forge = (
+  overrides: Record<string, unknown> = {},
+  header: Record<string, unknown> = { typ: 'at+jwt' },
+) => fx.idp.sign(claims(overrides), header);
 
 async function rejection(promise: Promise<unknown>): Promise<AccessTokenError> {
   try {
@@ -87,7 +89,12 @@ describe('genuine tokens from the sample IdP', () => {
   it('a user token from the code flow validates as kind user with scope api', async () => {
     const auth = await validator.validate(alice.access_token);
     expect(auth).toMatchObject({ kind: 'user', source: 'jwt', scopes: ['api'] });
-    expect(auth.claims).toMatchObject({ sub: 'alice', client_id: 'bff', iss: fx.idp.issuer, aud: SAMPLE_API_AUDIENCE });
+    expect(auth.claims).toMatchObject({
+      sub: 'alice',
+      client_id: 'bff',
+      iss: fx.idp.issuer,
+      aud: SAMPLE_API_AUDIENCE,
+    });
   });
 
   it('A7: a client-credentials token (sub = client_id) validates as kind client', async () => {
@@ -107,7 +114,9 @@ describe('genuine tokens from the sample IdP', () => {
     const user = `Bearer ${alice.access_token}`;
     const client = `Bearer ${worker}`;
     expect((await request(app).get('/user').set('authorization', user)).body).toEqual({ sub: 'alice' });
-    expect((await request(app).get('/client').set('authorization', client)).body).toEqual({ client_id: 'worker' });
+    expect((await request(app).get('/client').set('authorization', client)).body).toEqual({
+      client_id: 'worker',
+    });
     const wrongUser = await request(app).get('/user').set('authorization', client);
     expect(wrongUser.status).toBe(403);
     expect(wrongUser.headers['www-authenticate']).toMatch(/error="insufficient_scope"/);
@@ -141,14 +150,18 @@ describe('crafted tokens with the IdP key (idp.sign)', () => {
       const res = await request(app).get('/user').set('authorization', `Bearer ${token}`);
       expect(res.status).toBe(401);
       expect(res.headers['www-authenticate']).toMatch(
-        new RegExp(`^Bearer realm="${SAMPLE_API_AUDIENCE}", error="invalid_token", error_description="[^"]+"$`),
+        new RegExp(
+          `^Bearer realm="${SAMPLE_API_AUDIENCE}", error="invalid_token", error_description="[^"]+"$`,
+        ),
       );
       expect(res.text).not.toContain(token);
     });
   }
 
   it('A2: typ at+JWT and application/at+jwt with the IdP key are accepted', async () => {
-    await expect(validator.validate(await forge({}, { typ: 'at+JWT' }))).resolves.toMatchObject({ kind: 'user' });
+    await expect(validator.validate(await forge({}, { typ: 'at+JWT' }))).resolves.toMatchObject({
+      kind: 'user',
+    });
     await expect(validator.validate(await forge({}, { typ: 'application/at+jwt' }))).resolves.toMatchObject({
       kind: 'user',
     });
