@@ -56,6 +56,11 @@ beforeEach(() => {
   tokens.failRefresh = false;
 });
 
+/** The request headers the /echo upstream reported. */
+function upstreamHeaders(res: { json?: Record<string, unknown> }): Record<string, string> {
+  return (res.json?.headers ?? {}) as Record<string, string>;
+}
+
 async function getJson(path: string, headers: Record<string, string> = SESSION) {
   const res = await rawRequest(host.port, { path, headers });
   return { ...res, json: res.body ? (JSON.parse(res.body) as Record<string, unknown>) : undefined };
@@ -105,7 +110,7 @@ describe('P1 route allowlist after path normalisation', () => {
     const res = await getJson('/api/b/echo', { ...SESSION, host: 'evil.example' });
     expect(res.status).toBe(200);
     expect(evil.seen).toHaveLength(0);
-    const headers = res.json?.headers as Record<string, string>;
+    const headers = upstreamHeaders(res);
     expect(headers.host).toBe(`127.0.0.1:${upstream.port}`);
     expect(headers['x-forwarded-host']).toBe('app.example');
   });
@@ -136,7 +141,7 @@ describe('P1 route allowlist after path normalisation', () => {
 describe('P2 request header hygiene', () => {
   it('P2: Authorization: Bearer attacker is overwritten; Cookie never reaches the upstream', async () => {
     const res = await getJson('/api/b/echo', { ...SESSION, authorization: 'Bearer attacker' });
-    const headers = res.json?.headers as Record<string, string>;
+    const headers = upstreamHeaders(res);
     expect(headers.authorization).toBe(`Bearer ${tokens.current}`);
     expect(headers.cookie).toBeUndefined();
   });
@@ -156,7 +161,7 @@ describe('P2 request header hygiene', () => {
       'x-real-ip': '6.6.6.6',
       'x-custom': 'kept',
     });
-    const headers = res.json?.headers as Record<string, string>;
+    const headers = upstreamHeaders(res);
     expect(headers['x-secret-hop']).toBeUndefined();
     expect(headers['keep-alive']).toBeUndefined();
     expect(headers.te).toBeUndefined();
@@ -230,23 +235,23 @@ describe('P4/P5 tokens per route type', () => {
   it('P4: client route sends the client token, with or without a session', async () => {
     for (const headers of [SESSION, { 'x-csrf': '1' }]) {
       const res = await getJson('/api/client/echo', headers);
-      expect((res.json?.headers as Record<string, string>).authorization).toBe('Bearer client-token');
+      expect(upstreamHeaders(res).authorization).toBe('Bearer client-token');
     }
   });
 
   it('P4: user-or-client sends the user token when signed in, else the client token', async () => {
     const signedIn = await getJson('/api/uoc/echo');
-    expect((signedIn.json?.headers as Record<string, string>).authorization).toBe(`Bearer ${tokens.current}`);
+    expect(upstreamHeaders(signedIn).authorization).toBe(`Bearer ${tokens.current}`);
     const anonymous = await getJson('/api/uoc/echo', { 'x-csrf': '1' });
-    expect((anonymous.json?.headers as Record<string, string>).authorization).toBe('Bearer client-token');
+    expect(upstreamHeaders(anonymous).authorization).toBe('Bearer client-token');
   });
 
   it('P4: user-or-none sends the user token when signed in, else no Authorization at all', async () => {
     const signedIn = await getJson('/api/uon/echo');
-    expect((signedIn.json?.headers as Record<string, string>).authorization).toBe(`Bearer ${tokens.current}`);
+    expect(upstreamHeaders(signedIn).authorization).toBe(`Bearer ${tokens.current}`);
     const anonymous = await getJson('/api/uon/echo', { 'x-csrf': '1', authorization: 'Bearer attacker' });
     expect(anonymous.status).toBe(200);
-    expect((anonymous.json?.headers as Record<string, string>).authorization).toBeUndefined();
+    expect(upstreamHeaders(anonymous).authorization).toBeUndefined();
   });
 
   it('P4: none never sends a token, even with a session and a browser Authorization', async () => {
@@ -255,7 +260,7 @@ describe('P4/P5 tokens per route type', () => {
       authorization: 'Bearer attacker',
     });
     expect(res.status).toBe(200);
-    const headers = res.json?.headers as Record<string, string>;
+    const headers = upstreamHeaders(res);
     expect(headers.authorization).toBeUndefined();
     expect(headers.cookie).toBeUndefined();
   });
@@ -315,7 +320,10 @@ describe('P6 one refresh and one retry on invalid_token, idempotent methods only
 
 describe('X1/X4 cross-site request checks', () => {
   it('X1: no X-CSRF header → 401 ERR_BFF_CSRF (the BFF-wide Duende status), upstream not called', async () => {
-    for (const headers of [{ cookie: 'session=alice' }, { cookie: 'session=alice', 'x-csrf': '0' }]) {
+    for (const headers of [{ cookie: 'session=alice' }, { cookie: 'session=alice', 'x-csrf': '0' }] as Record<
+      string,
+      string
+    >[]) {
       const res = await rawRequest(host.port, { method: 'POST', path: '/api/b/echo', headers });
       expect(res.status).toBe(401);
       expect(JSON.parse(res.body)).toEqual({ error: 'ERR_BFF_CSRF' });
