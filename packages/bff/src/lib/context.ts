@@ -1,6 +1,8 @@
 // The seam between the BFF's parts. `createBff` (bff.ts) builds one BffContext at start-up and hands
 // it to every route module: the endpoints (login, callback, user, logout, …), the remote-API proxy and
 // the back-channel logout route. Route modules depend on this interface, never on each other.
+// Implemented by the core in bff.ts. Shared request checks (X-CSRF, Sec-Fetch-Site/Origin) are in
+// csrf.ts; errors are BffError (errors.ts) and go to the browser via sendJsonError.
 import type { IncomingMessage } from 'node:http';
 import type { Request } from 'express';
 import type { Configuration } from 'openid-client';
@@ -36,13 +38,14 @@ export interface BffContext {
    * The authenticated user of this request, or undefined when anonymous/expired. Works on Express
    * requests after the session middleware, and on raw upgrade requests (WebSocket) by reading the
    * session cookie itself.
+   * @throws BffError `ERR_BFF_STORE_UNAVAILABLE` (503) when the store cannot be read.
    */
   getUser(req: Request | IncomingMessage): Promise<SessionUser | undefined>;
   /**
    * The session's access token, refreshed single-flight (in-process and cluster-wide) when it expires
    * within the margin or when `forceRefresh` is set.
    * @throws BffError `ERR_BFF_NO_SESSION` (401), `ERR_BFF_SESSION_ENDED` (401, invalid_grant),
-   *   `ERR_BFF_IDP_UNAVAILABLE` (503).
+   *   `ERR_BFF_IDP_UNAVAILABLE` (503), `ERR_BFF_STORE_UNAVAILABLE` (503).
    */
   getUserAccessToken(
     req: Request | IncomingMessage,

@@ -1,0 +1,320 @@
+// createBff: validates the options once, builds the parts (store, sessions, tokens, OIDC client) and
+// wires one Express router: cross-site check → session → /bff endpoints → back-channel logout →
+// remote-API proxy → error handler. Everything per-request is precomputed here.
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { type NextFunction, type Request, type RequestHandler, type Response, Router } from 'express';
+import { createBackchannelRouter } from './backchannel/index.js';
+import { createClientTokenSource } from './client-token.js';
+import { type BffOptions, type ResolvedBffConfig, resolveConfig } from './config.js';
+import type { BffContext, Logger, SessionUser } from './context.js';
+import type { Core } from './core.js';
+import { createSealer, sha256 } from './crypto.js';
+import { crossSiteError, hasCsrfHeader } from './csrf.js';
+import { BffError, describeError, isBffError, sendJsonError } from './errors.js';
+import { createOidcConfiguration } from './oidc.js';
+import { createRemoteApiRouter, createUpgradeHandler } from './proxy/index.js';
+import { callbackHandler, loginHandler, silentCallbackHandler } from './routes/login.js';
+import { logoutHandler, signedOutHandler } from './routes/logout.js';
+import { diagnosticsHandler, userHandler } from './routes/user.js';
+import { type BffSessionData, createSessionManager, type LoadedSession } from './session.js';
+import { createMemoryStore } from './store/memory.js';
+import type { SessionMatch } from './store/types.js';
+import { createTokenService } from './tokens.js';
+
+/** What local API handlers get on `req.bff` after {@link Bff.localApi}. */
+export interface BffRequestContext {
+  /** The signed-in user, or undefined on routes with `requireUser: false`. */
+  readonly user: SessionUser | undefined;
+  /** The user's access token, refreshed when needed. Throws BffError (401/503). */
+  getAccessToken(options?: { forceRefresh?: boolean; resource?: string }): Promise<string>;
+}
+
+declare global {
+  namespace Express {
+    interface Request {
+      /** Set by `bff.localApi()`. */
+      bff?: BffRequestContext;
+    }
+  }
+}
+
+/** Options of {@link Bff.localApi}. */
+export interface LocalApiOptions {
+  /** Answer 401 without a session. Default true. */
+  requireUser?: boolean;
+  /** Require `X-CSRF: 1`. Default true. */
+  csrf?: boolean;
+}
+
+/** A session as listed by the session admin API (no tokens, no session id). */
+export interface SessionSummary {
+  /** A stable, non-secret handle of the session (hash of its id). */
+  readonly handle: string;
+  readonly iss: string;
+  readonly sub: string;
+  readonly sid: string | undefined;
+  /** Epoch seconds. */
+  readonly createdAt: number;
+  readonly lastSeenAt: number;
+  readonly expiresAt: number;
+}
+
+/** The object createBff returns. */
+export interface Bff {
+  /** Mount at the root of the host: `app.use(bff.router)`. */
+  readonly router: Router;
+  /** Guard for the host's own API routes: X-CSRF, session, `req.bff`. Answers 401 JSON, never a redirect. */
+  localApi(options?: LocalApiOptions): RequestHandler;
+  /** Error handler for the host's local API routes: BffError → `{ error: code }` with its status. */
+  readonly errorHandler: (err: unknown, req: Request, res: Response, next: NextFunction) => void;
+  /** Handles a WebSocket upgrade for a remote API; false when the path is not one. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean;
+  /** Listens for upgrades on `server` (sockets for unknown paths are closed). */
+  attach(server: Server): void;
+  /** The signed-in user of a request. */
+  getUser(req: Request | IncomingMessage): Promise<SessionUser | undefined>;
+  /** The user's access token for a request, refreshed when needed. */
+  getAccessToken(
+    req: Request | IncomingMessage,
+    options?: { forceRefresh?: boolean; resource?: string },
+  ): Promise<string>;
+  /** Session admin API: list and revoke the sessions of a user (`sub`) or an OP session (`sid`). */
+  readonly sessions: {
+    list(match: SessionMatch): Promise<SessionSummary[]>;
+    revoke(match: SessionMatch): Promise<number>;
+  };
+  /** The resolved, frozen configuration. */
+  readonly config: ResolvedBffConfig;
+  /** The context handed to the route modules (for extensions). */
+  readonly context: BffContext;
+  /** Runs discovery now (it otherwise runs on first use); rejects with BffError on failure. */
+  ready(): Promise<void>;
+  /** Stops the default memory store's timers. Does not close a Redis client you passed in. */
+  close(): Promise<void>;
+}
+
+const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+
+function toBffError(err: unknown): BffError {
+  if (isBffError(err)) return err;
+  if (err instanceof Error && err.name === 'StoreUnavailableError') {
+    return new BffError('ERR_BFF_STORE_UNAVAILABLE', 'session store unavailable', { cause: err });
+  }
+  return new BffError('ERR_BFF_INTERNAL', 'internal error', { cause: err });
+}
+
+/**
+ * Creates a backend-for-frontend: OIDC code flow login, server-side sessions, `/bff/user`, logout,
+ * transparent token refresh and the remote-API proxy, as one Express router.
+ *
+ * @example
+ * ```ts
+ * const bff = createBff({ issuer, clientId: 'bff', clientSecret, baseUrl: 'https://app.example',
+ *   sessionSecret: process.env.SESSION_SECRET!, apiScopes: ['api'] });
+ * app.use(bff.router);
+ * app.get('/local/whoami', bff.localApi(), (req, res) => res.json(req.bff?.user?.claims));
+ * ```
+ * @see https://datatracker.ietf.org/doc/draft-ietf-oauth-browser-based-apps/ (§6.1, BFF)
+ */
+export function createBff(options: BffOptions): Bff {
+  const config = resolveConfig(options);
+  const logger = options.logger ?? silentLogger;
+  const clock = options.clock ?? Date.now;
+  const ownsStore = options.store === undefined;
+  const store = options.store ?? createMemoryStore({ clock });
+  if (store.kind === 'memory' && process.env.NODE_ENV === 'production') {
+    logger.warn(
+      {},
+      'bff: in-memory session store in production: sessions are lost on restart and not shared',
+    );
+  }
+
+  const getOidcConfiguration = createOidcConfiguration(config, options.fetch, logger, clock);
+  const sessions = createSessionManager(config, store, logger, clock);
+
+  const endSession = async (sessionId: string) => {
+    try {
+      await store.destroy(sessionId);
+    } catch (err) {
+      throw new BffError('ERR_BFF_STORE_UNAVAILABLE', 'session store unavailable', { cause: err });
+    }
+    tokens.forget(sessionId);
+  };
+  const tokens = createTokenService({
+    config,
+    store,
+    sessions,
+    logger,
+    clock,
+    getOidcConfiguration,
+    endSession,
+  });
+
+  const core: Core = {
+    config,
+    store,
+    sessions,
+    tokens,
+    logger,
+    clock,
+    cookieSealer: createSealer(config.sessionSecrets, 'cookie'),
+    getOidcConfiguration,
+    endSession,
+  };
+
+  const toUser = (loaded: LoadedSession): SessionUser => ({
+    sessionId: loaded.id,
+    iss: loaded.data.iss,
+    sub: loaded.data.sub,
+    ...(loaded.data.sid !== undefined ? { sid: loaded.data.sid } : {}),
+    claims: loaded.data.claims,
+  });
+
+  const getUser = async (req: Request | IncomingMessage) => {
+    const loaded = await sessions.current(req);
+    return loaded ? toUser(loaded) : undefined;
+  };
+
+  const endSessions = async (match: SessionMatch): Promise<number> => {
+    let ids: string[];
+    try {
+      ids = await store.find(match);
+    } catch (err) {
+      throw new BffError('ERR_BFF_STORE_UNAVAILABLE', 'session store unavailable', { cause: err });
+    }
+    for (const id of ids) await endSession(id);
+    if (ids.length > 0) logger.info({ count: ids.length }, 'bff: sessions ended');
+    return ids.length;
+  };
+
+  const clientTokens = options.getClientAccessToken ?? createClientTokenSource(getOidcConfiguration, clock);
+
+  const context: BffContext = {
+    config,
+    logger,
+    getOidcConfiguration,
+    getUser,
+    getUserAccessToken: (req, opts) => tokens.getUserAccessToken(req, opts),
+    getClientAccessToken: (opts) => clientTokens(opts ?? {}),
+    endSessions,
+    async claimOnce(key, ttlSeconds) {
+      try {
+        return await store.claimOnce(`once:${key}`, ttlSeconds);
+      } catch (err) {
+        throw new BffError('ERR_BFF_STORE_UNAVAILABLE', 'session store unavailable', { cause: err });
+      }
+    },
+  };
+
+  // Only our paths load sessions; the host's static files and other routes pay nothing.
+  const prefixes = ['/bff/', ...config.remoteApis.map((api) => api.prefix)];
+  const ours = (path: string) =>
+    prefixes.some((p) => path === p || path.startsWith(p.endsWith('/') ? p : `${p}/`) || `${path}/` === p);
+
+  const router = Router();
+  router.use((req, res, next) => {
+    if (!ours(req.path)) return next();
+    if (req.path !== '/bff/backchannel') {
+      const crossSite = crossSiteError(req, config.origin);
+      if (crossSite) return sendJsonError(res, crossSite);
+    }
+    sessions.middleware(req, res, next);
+  });
+  router.get('/bff/login', loginHandler(core, false));
+  router.get('/bff/silent-login', loginHandler(core, true));
+  router.get('/bff/callback', callbackHandler(core));
+  router.get('/bff/silent-login-callback', silentCallbackHandler(core));
+  router.get('/bff/user', userHandler(core));
+  router.get('/bff/logout', logoutHandler(core));
+  router.post('/bff/logout', logoutHandler(core));
+  router.get('/bff/signed-out', signedOutHandler(core));
+  router.get('/bff/diagnostics', diagnosticsHandler(core));
+  router.use(createBackchannelRouter(context));
+  router.use(createRemoteApiRouter(context));
+  router.use('/bff', (_req, res) => sendJsonError(res, new BffError('ERR_BFF_NOT_FOUND', 'not found')));
+
+  const errorHandler = (err: unknown, _req: Request, res: Response, next: NextFunction) => {
+    const bffError = toBffError(err);
+    if (bffError.status >= 500)
+      logger.error({ err: describeError(err), code: bffError.code }, 'bff: request failed');
+    if (res.headersSent) return next(err);
+    sendJsonError(res, bffError);
+  };
+  router.use(errorHandler);
+
+  const upgrade = createUpgradeHandler(context);
+
+  const localApi = (opts: LocalApiOptions = {}): RequestHandler => {
+    const requireUser = opts.requireUser ?? true;
+    const csrf = opts.csrf ?? true;
+    return (req, res, next) => {
+      const crossSite = crossSiteError(req, config.origin);
+      if (crossSite) return sendJsonError(res, crossSite);
+      if (csrf && !hasCsrfHeader(req))
+        return sendJsonError(res, new BffError('ERR_BFF_CSRF', 'X-CSRF header required'));
+      const proceed = () => {
+        sessions.current(req).then(
+          (loaded) => {
+            if (!loaded && requireUser)
+              return sendJsonError(res, new BffError('ERR_BFF_NO_SESSION', 'no session'));
+            req.bff = {
+              user: loaded ? toUser(loaded) : undefined,
+              getAccessToken: (o) => tokens.getUserAccessToken(req, o),
+            };
+            next();
+          },
+          (err: unknown) => sendJsonError(res, toBffError(err)),
+        );
+      };
+      if (req.session) proceed();
+      else sessions.middleware(req, res, proceed);
+    };
+  };
+
+  return Object.freeze({
+    router,
+    localApi,
+    errorHandler,
+    handleUpgrade: upgrade,
+    attach(server: Server) {
+      server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+        if (!upgrade(req, socket, head) && server.listenerCount('upgrade') === 1) socket.destroy();
+      });
+    },
+    getUser,
+    getAccessToken: (req: Request | IncomingMessage, opts?: { forceRefresh?: boolean; resource?: string }) =>
+      tokens.getUserAccessToken(req, opts),
+    sessions: {
+      async list(match: SessionMatch): Promise<SessionSummary[]> {
+        const ids = await store.find(match);
+        const out: SessionSummary[] = [];
+        for (const id of ids) {
+          const stored = await store.get(id);
+          if (!stored) continue;
+          const data = (JSON.parse(stored.data) as { bff?: BffSessionData }).bff;
+          if (!data) continue;
+          out.push({
+            handle: sha256(id).slice(0, 16),
+            iss: data.iss,
+            sub: data.sub,
+            sid: data.sid,
+            createdAt: data.createdAt,
+            lastSeenAt: data.lastSeenAt,
+            expiresAt: data.expiresAt,
+          });
+        }
+        return out;
+      },
+      revoke: endSessions,
+    },
+    config,
+    context,
+    async ready() {
+      await getOidcConfiguration();
+    },
+    async close() {
+      if (ownsStore) await store.close?.();
+    },
+  });
+}

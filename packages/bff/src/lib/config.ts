@@ -1,0 +1,358 @@
+// Options of createBff, validated once into a frozen ResolvedBffConfig. Every check throws a TypeError
+// whose message says what to set, so a misconfigured host fails at start-up, not on the first login.
+import type { CryptoKey, JWK } from 'jose';
+import {
+  type BackchannelOptions,
+  type ResolvedBackchannelOptions,
+  resolveBackchannelOptions,
+} from './backchannel/index.js';
+import type { Logger } from './context.js';
+import { type RemoteApiOptions, type ResolvedRemoteApi, resolveRemoteApis } from './proxy/index.js';
+import type { SessionStore } from './store/types.js';
+
+/** `fetch` as used for every request to the identity provider. */
+export type FetchLike = (input: string | URL, init?: RequestInit) => Promise<Response>;
+
+/** Options of {@link createBff}. Durations are in seconds. */
+export interface BffOptions {
+  /** The OpenID provider's issuer identifier; discovery metadata must carry exactly this `issuer`. */
+  issuer: string;
+  /** The BFF's client id at the provider. */
+  clientId: string;
+  /** Client secret (`client_secret_basic`). Give this or `clientPrivateKey`. */
+  clientSecret?: string;
+  /** Private key for `private_key_jwt` client authentication (a CryptoKey or a private JWK with `alg`). */
+  clientPrivateKey?: CryptoKey | JWK;
+  /** Only `code` is accepted (L1); present so a config asking for anything else fails loudly. */
+  responseType?: string;
+  /** Scopes requested at login. Default `['openid', 'profile', 'offline_access']`. */
+  scopes?: readonly string[];
+  /** Extra API scopes appended to `scopes` (e.g. `['api']`). Default none. */
+  apiScopes?: readonly string[];
+  /** RFC 8707 resource indicator(s) sent with the authorization and token requests. */
+  resource?: string | readonly string[];
+  /** The BFF's public base URL, e.g. `https://app.example` (the redirect URI is `<baseUrl>/bff/callback`). */
+  baseUrl: string;
+  /** Secret(s) for cookie signing and token encryption, ≥ 32 characters each. The first one signs and
+   * encrypts; the others are still accepted, so rotating is: prepend a new secret, later drop the old. */
+  sessionSecret: string | readonly string[];
+  /** Session store. Default: a bounded in-memory store (single instance only). */
+  store?: SessionStore;
+  /** Session cookie name; must start with `__Host-`. Default `__Host-bff`. */
+  cookieName?: string;
+  /** Idle timeout of a session, enforced server-side. Default 7200 (2 h). */
+  idleTimeout?: number;
+  /** Absolute lifetime of a session, enforced server-side. Keep it ≤ the refresh token's lifetime. Default 43200 (12 h). */
+  absoluteTimeout?: number;
+  /** A session's last-seen time (and store TTL) is written at most this often. Default 60. */
+  touchInterval?: number;
+  /** Refresh the access token when it expires within this many seconds. Default 60. */
+  refreshMargin?: number;
+  /** Timeout of each request to the identity provider. Default 10. */
+  httpTimeout?: number;
+  /** Call the UserInfo endpoint at login (and check its `sub`). Default true. */
+  fetchUserInfo?: boolean;
+  /** Serve `GET /bff/diagnostics`. Default: only when `NODE_ENV === 'development'`. */
+  diagnostics?: boolean;
+  /** Local path the callback redirects to on login errors, with `?error=<code>`. Default: an error page. */
+  errorPath?: string;
+  /** Remote APIs proxied by the BFF. */
+  remoteApis?: readonly RemoteApiOptions[];
+  /** Back-channel logout options. */
+  backchannel?: BackchannelOptions;
+  /** Structured logger. Default silent. */
+  logger?: Logger;
+  /** `fetch` used for every request to the identity provider. Default `globalThis.fetch`. */
+  fetch?: FetchLike;
+  /** Clock in epoch milliseconds. Default `Date.now`. */
+  clock?: () => number;
+  /** Client-credentials token source for remote APIs with token type `client` (the BFF's own client).
+   * Default: a small built-in client-credentials cache using the same client. */
+  getClientAccessToken?: (options: { resource?: string; scope?: string }) => Promise<string>;
+  /** Allow a non-loopback `http:` issuer. Never in production. Default false. */
+  dangerouslyAllowInsecureIssuer?: boolean;
+  /** Allow a non-loopback `http:` base URL (cookies then cannot be `__Host-`/Secure). Default false. */
+  dangerouslyAllowInsecureBaseUrl?: boolean;
+}
+
+/** Client authentication, resolved. */
+export type ResolvedClientAuth =
+  | { readonly method: 'client_secret_basic'; readonly secret: string }
+  | { readonly method: 'private_key_jwt'; readonly key: CryptoKey | JWK };
+
+/** createBff's options after validation (frozen). Shared by every route module through BffContext. */
+export interface ResolvedBffConfig {
+  readonly issuer: string;
+  readonly clientId: string;
+  readonly clientAuth: ResolvedClientAuth;
+  /** Space-separated scope string sent at login. */
+  readonly scope: string;
+  readonly resource: readonly string[];
+  /** Public base URL without a trailing slash. */
+  readonly baseUrl: string;
+  /** Public origin (scheme://host[:port]) for Origin checks and postMessage. */
+  readonly origin: string;
+  /** `<baseUrl>/bff/callback`. */
+  readonly redirectUri: string;
+  /** `<baseUrl>/bff/signed-out`, the post-logout landing page (checks `state`, O5). */
+  readonly postLogoutRedirectUri: string;
+  /** Whether the base URL is plain http on a loopback host (browsers treat it as a secure context). */
+  readonly loopbackHttp: boolean;
+  readonly sessionSecrets: readonly string[];
+  readonly cookieName: string;
+  readonly idleTimeout: number;
+  readonly absoluteTimeout: number;
+  readonly touchInterval: number;
+  readonly refreshMargin: number;
+  readonly httpTimeout: number;
+  readonly fetchUserInfo: boolean;
+  readonly diagnostics: boolean;
+  readonly errorPath: string | undefined;
+  readonly allowInsecureIssuer: boolean;
+  readonly remoteApis: readonly ResolvedRemoteApi[];
+  readonly backchannel: ResolvedBackchannelOptions;
+}
+
+const knownOptions = new Set<string>([
+  'issuer',
+  'clientId',
+  'clientSecret',
+  'clientPrivateKey',
+  'responseType',
+  'scopes',
+  'apiScopes',
+  'resource',
+  'baseUrl',
+  'sessionSecret',
+  'store',
+  'cookieName',
+  'idleTimeout',
+  'absoluteTimeout',
+  'touchInterval',
+  'refreshMargin',
+  'httpTimeout',
+  'fetchUserInfo',
+  'diagnostics',
+  'errorPath',
+  'remoteApis',
+  'backchannel',
+  'logger',
+  'fetch',
+  'clock',
+  'getClientAccessToken',
+  'dangerouslyAllowInsecureIssuer',
+  'dangerouslyAllowInsecureBaseUrl',
+]);
+
+const scopeToken = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
+
+/** True for localhost, 127.0.0.0/8 and ::1 host names. */
+export function isLoopbackHost(hostname: string): boolean {
+  return (
+    hostname === 'localhost' ||
+    hostname.endsWith('.localhost') ||
+    /^127(?:\.\d{1,3}){3}$/.test(hostname) ||
+    hostname === '[::1]'
+  );
+}
+
+function fail(message: string): never {
+  throw new TypeError(`createBff: ${message}`);
+}
+
+function requireString(value: unknown, name: string, hint: string): string {
+  if (typeof value !== 'string' || value.trim() === '') fail(`\`${name}\` is required: ${hint}`);
+  return value;
+}
+
+function seconds(value: unknown, name: string, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
+    fail(`\`${name}\` must be a number of seconds between ${min} and ${max} (got ${String(value)})`);
+  }
+  return value;
+}
+
+function parseUrl(value: string, name: string): URL {
+  try {
+    return new URL(value);
+  } catch {
+    return fail(`\`${name}\` must be an absolute URL (got "${value}")`);
+  }
+}
+
+/** Validates createBff options once; throws a TypeError that says the fix. */
+export function resolveConfig(options: BffOptions): ResolvedBffConfig {
+  if (typeof options !== 'object' || options === null) fail('pass an options object');
+  for (const key of Object.keys(options)) {
+    if (!knownOptions.has(key)) fail(`unknown option \`${key}\` (check the spelling against the README)`);
+  }
+
+  // L1: the code flow is the only flow.
+  if (options.responseType !== undefined && options.responseType !== 'code') {
+    fail(
+      `\`responseType\` must be "code" (got "${String(options.responseType)}"); implicit and hybrid flows are not supported`,
+    );
+  }
+
+  const issuer = requireString(
+    options.issuer,
+    'issuer',
+    'the OpenID provider issuer URL, e.g. https://idp.example',
+  );
+  const issuerUrl = parseUrl(issuer, 'issuer');
+  const allowInsecureIssuer = options.dangerouslyAllowInsecureIssuer === true;
+  if (issuerUrl.protocol === 'http:' && !isLoopbackHost(issuerUrl.hostname) && !allowInsecureIssuer) {
+    fail(
+      '`issuer` must use https (http is accepted for loopback hosts only, or set `dangerouslyAllowInsecureIssuer`)',
+    );
+  }
+  if (issuerUrl.protocol !== 'http:' && issuerUrl.protocol !== 'https:')
+    fail('`issuer` must be an http(s) URL');
+
+  const clientId = requireString(options.clientId, 'clientId', "the BFF's client id at the provider");
+
+  let clientAuth: ResolvedClientAuth;
+  if (options.clientSecret !== undefined && options.clientPrivateKey !== undefined) {
+    fail('set either `clientSecret` or `clientPrivateKey`, not both');
+  } else if (options.clientPrivateKey !== undefined) {
+    if (typeof options.clientPrivateKey !== 'object' || options.clientPrivateKey === null) {
+      fail('`clientPrivateKey` must be a CryptoKey or a private JWK');
+    }
+    clientAuth = Object.freeze({ method: 'private_key_jwt', key: options.clientPrivateKey });
+  } else {
+    const secret = requireString(
+      options.clientSecret,
+      'clientSecret',
+      'the confidential client secret (or set `clientPrivateKey` for private_key_jwt)',
+    );
+    clientAuth = Object.freeze({ method: 'client_secret_basic', secret });
+  }
+
+  const scopes = options.scopes ?? ['openid', 'profile', 'offline_access'];
+  const apiScopes = options.apiScopes ?? [];
+  if (!Array.isArray(scopes) || !Array.isArray(apiScopes))
+    fail('`scopes` and `apiScopes` must be arrays of strings');
+  const allScopes = [...new Set([...scopes, ...apiScopes])];
+  for (const s of allScopes) {
+    if (typeof s !== 'string' || !scopeToken.test(s)) fail(`scope "${String(s)}" is not a valid scope token`);
+  }
+  if (!allScopes.includes('openid')) fail('`scopes` must include "openid"');
+
+  const resource =
+    options.resource === undefined
+      ? []
+      : typeof options.resource === 'string'
+        ? [options.resource]
+        : [...options.resource];
+  for (const r of resource) {
+    const u = parseUrl(r, 'resource');
+    if (u.hash) fail('`resource` must not contain a fragment (RFC 8707)');
+  }
+
+  const baseUrlRaw = requireString(
+    options.baseUrl,
+    'baseUrl',
+    "the BFF's public URL, e.g. https://app.example",
+  );
+  const base = parseUrl(baseUrlRaw, 'baseUrl');
+  if (base.search || base.hash) fail('`baseUrl` must not have a query or fragment');
+  const loopbackHttp = base.protocol === 'http:' && isLoopbackHost(base.hostname);
+  if (base.protocol === 'http:' && !loopbackHttp && options.dangerouslyAllowInsecureBaseUrl !== true) {
+    fail('`baseUrl` must use https (http is accepted for localhost/127.0.0.1 only)');
+  }
+  if (base.protocol !== 'http:' && base.protocol !== 'https:') fail('`baseUrl` must be an http(s) URL');
+  const baseUrl = base.href.replace(/\/+$/, '');
+  if (base.pathname !== '/') {
+    // __Host- cookies need Path=/ and the Duende contract lives at /bff on the origin.
+    fail('`baseUrl` must be an origin without a path (mount the BFF at the root of its host)');
+  }
+
+  const secretsRaw =
+    typeof options.sessionSecret === 'string' ? [options.sessionSecret] : options.sessionSecret;
+  if (!Array.isArray(secretsRaw) || secretsRaw.length === 0) {
+    fail('`sessionSecret` is required: one or more random strings of at least 32 characters');
+  }
+  for (const s of secretsRaw) {
+    if (typeof s !== 'string' || s.length < 32) {
+      fail(
+        'every `sessionSecret` must be a string of at least 32 characters (e.g. `openssl rand -base64 48`)',
+      );
+    }
+  }
+
+  const cookieName = options.cookieName ?? '__Host-bff';
+  if (typeof cookieName !== 'string' || !/^__Host-[A-Za-z0-9._-]{1,64}$/.test(cookieName)) {
+    fail('`cookieName` must start with "__Host-" followed by letters, digits, ".", "_" or "-"');
+  }
+
+  const idleTimeout = seconds(options.idleTimeout, 'idleTimeout', 7200, 60, 30 * 86400);
+  const absoluteTimeout = seconds(options.absoluteTimeout, 'absoluteTimeout', 43200, 60, 365 * 86400);
+  if (absoluteTimeout < idleTimeout) fail('`absoluteTimeout` must be ≥ `idleTimeout`');
+  const touchInterval = seconds(
+    options.touchInterval,
+    'touchInterval',
+    Math.min(60, idleTimeout / 10),
+    0,
+    idleTimeout / 2,
+  );
+  const refreshMargin = seconds(options.refreshMargin, 'refreshMargin', 60, 0, 3600);
+  const httpTimeout = seconds(options.httpTimeout, 'httpTimeout', 10, 0.1, 120);
+
+  let errorPath: string | undefined;
+  if (options.errorPath !== undefined) {
+    if (
+      typeof options.errorPath !== 'string' ||
+      !isLocalPath(options.errorPath) ||
+      options.errorPath.includes('?')
+    ) {
+      fail('`errorPath` must be a local path like "/error" (no query)');
+    }
+    errorPath = options.errorPath;
+  }
+
+  for (const fn of ['fetch', 'clock', 'getClientAccessToken'] as const) {
+    if (options[fn] !== undefined && typeof options[fn] !== 'function') fail(`\`${fn}\` must be a function`);
+  }
+
+  return Object.freeze({
+    issuer,
+    clientId,
+    clientAuth,
+    scope: allScopes.join(' '),
+    resource: Object.freeze(resource),
+    baseUrl,
+    origin: base.origin,
+    redirectUri: `${baseUrl}/bff/callback`,
+    postLogoutRedirectUri: `${baseUrl}/bff/signed-out`,
+    loopbackHttp,
+    sessionSecrets: Object.freeze([...secretsRaw]),
+    cookieName,
+    idleTimeout,
+    absoluteTimeout,
+    touchInterval,
+    refreshMargin,
+    httpTimeout,
+    fetchUserInfo: options.fetchUserInfo ?? true,
+    diagnostics: options.diagnostics ?? process.env.NODE_ENV === 'development',
+    errorPath,
+    allowInsecureIssuer,
+    remoteApis: resolveRemoteApis(options.remoteApis),
+    backchannel: resolveBackchannelOptions(options.backchannel),
+  });
+}
+
+/**
+ * A local, same-origin path: starts with a single `/`, no `//` or `/\` prefix, no backslash, only
+ * printable ASCII (no control characters or spaces), at most 2048 characters (L14).
+ */
+export function isLocalPath(value: string): boolean {
+  return (
+    value.length > 0 &&
+    value.length <= 2048 &&
+    value[0] === '/' &&
+    value[1] !== '/' &&
+    !value.includes('\\') &&
+    /^[\x21-\x7e]+$/.test(value)
+  );
+}

@@ -1,0 +1,86 @@
+// One error class for the whole package. The browser only ever sees `{ error: code }` (or a
+// problem+json body for login/logout input errors); messages and causes stay server-side.
+import type { Response } from 'express';
+
+/** Stable error codes; the HTTP status of each is fixed. */
+export const errorStatus = {
+  /** No (valid) session for a request that needs one. */
+  ERR_BFF_NO_SESSION: 401,
+  /** `X-CSRF: 1` missing on a cookie-authenticated endpoint. */
+  ERR_BFF_CSRF: 401,
+  /** Cross-site unsafe request (Sec-Fetch-Site / Origin check). */
+  ERR_BFF_CROSS_SITE: 403,
+  /** The session ended because the refresh token was rejected (`invalid_grant`) or an ID token changed. */
+  ERR_BFF_SESSION_ENDED: 401,
+  /** The identity provider could not be reached or answered 5xx. */
+  ERR_BFF_IDP_UNAVAILABLE: 503,
+  /** The identity provider answered something the BFF cannot use. */
+  ERR_BFF_IDP_RESPONSE: 502,
+  /** The session store (e.g. Redis) is unavailable. */
+  ERR_BFF_STORE_UNAVAILABLE: 503,
+  /** A login/logout request carried an invalid parameter (returnUrl, prompt, sid). */
+  ERR_BFF_BAD_REQUEST: 400,
+  /** The callback could not be matched to a login transaction (missing cookie, replay, expiry, forgery). */
+  ERR_BFF_LOGIN_TRANSACTION: 400,
+  /** The authorization response or token response failed validation, or the IdP reported an error. */
+  ERR_BFF_LOGIN_FAILED: 400,
+  /** The OpenID provider's metadata is unusable (issuer mismatch, no S256, …). */
+  ERR_BFF_CONFIGURATION: 500,
+  /** Anything else. */
+  ERR_BFF_INTERNAL: 500,
+  /** Route not available (e.g. diagnostics outside development). */
+  ERR_BFF_NOT_FOUND: 404,
+  /** Method not allowed on this endpoint. */
+  ERR_BFF_METHOD: 405,
+} as const;
+
+/** A stable error code of `@gatehouse/bff`. */
+export type BffErrorCode = keyof typeof errorStatus;
+
+/**
+ * The error class of `@gatehouse/bff`. `code` is stable and safe to show; `status` is the HTTP status
+ * the BFF answers with; `cause` keeps the lower-layer error for logs.
+ */
+export class BffError extends Error {
+  override readonly name = 'BffError';
+  readonly code: BffErrorCode;
+  readonly status: number;
+
+  constructor(code: BffErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.status = errorStatus[code];
+  }
+}
+
+/** Whether `err` is a BffError (also across module copies). */
+export function isBffError(err: unknown): err is BffError {
+  return err instanceof BffError;
+}
+
+/** Sends `{ error: code }` as JSON with `Cache-Control: no-store`. Never a redirect. */
+export function sendJsonError(res: Response, err: BffError): void {
+  if (res.headersSent) return;
+  res.status(err.status);
+  res.setHeader('Cache-Control', 'no-store');
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
+  res.end(JSON.stringify({ error: err.code }));
+}
+
+/** Sends an RFC 9457 problem+json body. `title` must be a constant string, never user input. */
+export function sendProblem(res: Response, status: number, code: BffErrorCode, title: string): void {
+  if (res.headersSent) return;
+  res.status(status);
+  res.setHeader('Cache-Control', 'no-store');
+  res.setHeader('Content-Type', 'application/problem+json; charset=utf-8');
+  res.end(JSON.stringify({ type: 'about:blank', title, status, error: code }));
+}
+
+/** Loggable summary of an error: name, code and message, never the cause's body or headers. */
+export function describeError(err: unknown): { name: string; code?: string; message: string } {
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    return { name: err.name, ...(typeof code === 'string' ? { code } : {}), message: err.message };
+  }
+  return { name: typeof err, message: 'non-error thrown' };
+}

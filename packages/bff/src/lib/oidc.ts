@@ -1,0 +1,131 @@
+// OpenID provider metadata and the openid-client Configuration: discovered lazily on first use,
+// cached, and retried after a failure (a provider that is down at start-up must not brick the BFF).
+import { type CryptoKey, importJWK, type JWK } from 'jose';
+import * as client from 'openid-client';
+import type { FetchLike, ResolvedBffConfig } from './config.js';
+import type { Logger } from './context.js';
+import { BffError, describeError } from './errors.js';
+
+const isJwk = (key: CryptoKey | JWK): key is JWK => typeof (key as JWK).kty === 'string';
+
+/** How long a failed discovery is remembered before the next attempt (seconds). */
+const FAILURE_COOLDOWN = 2;
+
+/** Returns a function that yields the cached Configuration, discovering it on first call. */
+export function createOidcConfiguration(
+  config: ResolvedBffConfig,
+  fetchImpl: FetchLike | undefined,
+  logger: Logger,
+  clock: () => number,
+): () => Promise<client.Configuration> {
+  let cached: Promise<client.Configuration> | undefined;
+  let failedAt = 0;
+
+  const discover = async (): Promise<client.Configuration> => {
+    let auth: client.ClientAuth;
+    if (config.clientAuth.method === 'private_key_jwt') {
+      const key = config.clientAuth.key;
+      if (isJwk(key)) {
+        const imported = await importJWK(key, key.alg);
+        if (imported instanceof Uint8Array) {
+          throw new BffError('ERR_BFF_CONFIGURATION', 'clientPrivateKey must be an asymmetric private key');
+        }
+        auth = client.PrivateKeyJwt(key.kid ? { key: imported, kid: key.kid } : imported);
+      } else {
+        auth = client.PrivateKeyJwt(key);
+      }
+    } else {
+      auth = client.ClientSecretBasic(config.clientAuth.secret);
+    }
+
+    const issuerUrl = new URL(config.issuer);
+    const execute: ((c: client.Configuration) => void)[] = [client.enableNonRepudiationChecks];
+    if (issuerUrl.protocol === 'http:') execute.push(client.allowInsecureRequests);
+
+    let configuration: client.Configuration;
+    try {
+      configuration = await client.discovery(issuerUrl, config.clientId, undefined, auth, {
+        execute,
+        timeout: config.httpTimeout,
+        ...(fetchImpl ? { [client.customFetch]: fetchImpl as client.CustomFetch } : {}),
+      });
+    } catch (err) {
+      if (err instanceof client.ClientError && err.code === 'OAUTH_JSON_ATTRIBUTE_COMPARISON') {
+        throw new BffError(
+          'ERR_BFF_CONFIGURATION',
+          'discovered issuer does not match the configured issuer',
+          {
+            cause: err,
+          },
+        );
+      }
+      throw new BffError('ERR_BFF_IDP_UNAVAILABLE', 'OpenID provider discovery failed', { cause: err });
+    }
+
+    const metadata = configuration.serverMetadata();
+    // L11: exact match, no normalization (openid-client compares normalized URLs and knows vendor quirks).
+    if (metadata.issuer !== config.issuer) {
+      throw new BffError('ERR_BFF_CONFIGURATION', 'discovered issuer does not match the configured issuer');
+    }
+    // L2: PKCE S256 only. A provider advertising methods without S256 is refused.
+    const pkce = metadata.code_challenge_methods_supported;
+    if (Array.isArray(pkce) && !pkce.includes('S256')) {
+      throw new BffError('ERR_BFF_CONFIGURATION', 'the provider does not support PKCE S256');
+    }
+    const responseTypes = metadata.response_types_supported;
+    if (Array.isArray(responseTypes) && !responseTypes.includes('code')) {
+      throw new BffError('ERR_BFF_CONFIGURATION', 'the provider does not support response_type=code');
+    }
+    return configuration;
+  };
+
+  return () => {
+    if (cached) return cached;
+    if (failedAt && clock() - failedAt < FAILURE_COOLDOWN * 1000) {
+      return Promise.reject(
+        new BffError('ERR_BFF_IDP_UNAVAILABLE', 'OpenID provider discovery failed recently'),
+      );
+    }
+    const attempt = discover();
+    cached = attempt;
+    attempt.catch((err: unknown) => {
+      logger.error({ err: describeError(err) }, 'bff: OpenID provider discovery failed');
+      failedAt = clock();
+      if (cached === attempt) cached = undefined;
+    });
+    return attempt;
+  };
+}
+
+/** Maps an openid-client failure during a token request to a BffError. */
+export function classifyTokenError(err: unknown): 'invalid_grant' | 'transient' | 'response' | 'validation' {
+  if (err instanceof client.ResponseBodyError) {
+    if (err.status >= 500) return 'transient';
+    if (err.error === 'invalid_grant') return 'invalid_grant';
+    return 'response';
+  }
+  if (err instanceof client.ClientError) {
+    switch (err.code) {
+      case 'OAUTH_RESPONSE_IS_NOT_CONFORM': {
+        const cause = (err as { cause?: unknown }).cause;
+        return cause instanceof Response && cause.status >= 500 ? 'transient' : 'response';
+      }
+      case 'OAUTH_RESPONSE_IS_NOT_JSON':
+      case 'OAUTH_PARSE_ERROR':
+      case 'OAUTH_INVALID_RESPONSE':
+      case 'OAUTH_UNSUPPORTED_OPERATION':
+        return 'response';
+      default:
+        return 'validation';
+    }
+  }
+  if (err instanceof BffError) return err.status >= 500 ? 'transient' : 'validation';
+  // fetch failures (TypeError), aborts and timeouts (DOMException) are network trouble.
+  if (
+    err instanceof TypeError ||
+    (err instanceof Error && (err.name === 'AbortError' || err.name === 'TimeoutError'))
+  ) {
+    return 'transient';
+  }
+  return 'validation';
+}

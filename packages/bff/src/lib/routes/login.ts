@@ -1,0 +1,256 @@
+// GET /bff/login, /bff/silent-login, /bff/callback and /bff/silent-login-callback: the authorization
+// code flow with PKCE S256, state, nonce and RFC 9207 `iss`. The transaction lives in the store under
+// hash(state, binding); the binding is in a `__Host-` SameSite=Lax cookie named after the state, so
+// several tabs can log in at once and a callback without that browser's cookie finds nothing (L3, L4).
+import { randomBytes } from 'node:crypto';
+import type { Request, RequestHandler, Response } from 'express';
+import * as client from 'openid-client';
+import { isLocalPath } from '../config.js';
+import { appendSetCookie, type Core, hostCookie, readCookie } from '../core.js';
+import { randomId, sha256 } from '../crypto.js';
+import { BffError, describeError, sendProblem } from '../errors.js';
+import { escapeHtml, sendPage } from '../html.js';
+import { classifyTokenError } from '../oidc.js';
+import type { BffSessionData } from '../session.js';
+
+/** Login transactions expire after this many seconds (L3: Max-Age ≤ 600). */
+export const TRANSACTION_TTL = 600;
+const SILENT_CALLBACK = '/bff/silent-login-callback';
+const prompts = new Set(['none', 'login', 'consent', 'select_account', 'create']);
+/** Claims that describe the token, not the user; /bff/user does not show them. */
+const protocolClaims = new Set([
+  'nonce',
+  'at_hash',
+  'c_hash',
+  's_hash',
+  'exp',
+  'iat',
+  'nbf',
+  'jti',
+  'aud',
+  'azp',
+]);
+
+interface LoginTransaction {
+  readonly verifier: string;
+  readonly nonce: string;
+  readonly returnUrl: string;
+  readonly silent: boolean;
+}
+
+const txCookieName = (state: string) => `__Host-bff-tx-${sha256(state).slice(0, 16)}`;
+const txKey = (state: string, binding: string) => `tx:${sha256(`${state}.${binding}`)}`;
+
+function firstQuery(req: Request, name: string): string | undefined | null {
+  const value = req.query[name];
+  if (value === undefined) return undefined;
+  return typeof value === 'string' ? value : null; // arrays / objects are invalid
+}
+
+/** GET /bff/login and /bff/silent-login. */
+export function loginHandler(core: Core, silent: boolean): RequestHandler {
+  const { config, store } = core;
+  return async (req, res) => {
+    res.setHeader('Cache-Control', 'no-store');
+    let returnUrl = '/';
+    let prompt: string | undefined;
+    if (silent) {
+      returnUrl = SILENT_CALLBACK;
+      prompt = 'none';
+    } else {
+      const rawReturn = firstQuery(req, 'returnUrl');
+      if (rawReturn === null || (rawReturn !== undefined && !isLocalPath(rawReturn))) {
+        return sendProblem(res, 400, 'ERR_BFF_BAD_REQUEST', 'returnUrl must be a local path');
+      }
+      returnUrl = rawReturn ?? '/';
+      const rawPrompt = firstQuery(req, 'prompt');
+      if (rawPrompt === null || (rawPrompt !== undefined && !prompts.has(rawPrompt))) {
+        return sendProblem(res, 400, 'ERR_BFF_BAD_REQUEST', 'prompt is not a supported value');
+      }
+      prompt = rawPrompt;
+    }
+
+    const configuration = await core.getOidcConfiguration();
+    // L2/L3: fresh verifier (32 random octets → 43 chars), state and nonce (256 bits each) per login.
+    const verifier = client.randomPKCECodeVerifier();
+    const state = randomId(32);
+    const nonce = randomId(32);
+    const binding = randomBytes(32).toString('base64url');
+    const tx: LoginTransaction = { verifier, nonce, returnUrl, silent };
+    try {
+      await store.putTransaction(txKey(state, binding), JSON.stringify(tx), TRANSACTION_TTL);
+    } catch (err) {
+      throw new BffError('ERR_BFF_STORE_UNAVAILABLE', 'session store unavailable', { cause: err });
+    }
+
+    const params: Record<string, string> = {
+      redirect_uri: config.redirectUri,
+      response_type: 'code',
+      scope: config.scope,
+      state,
+      nonce,
+      code_challenge: await client.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+    };
+    if (prompt) params.prompt = prompt;
+    const url = client.buildAuthorizationUrl(configuration, params);
+    for (const resource of config.resource) url.searchParams.append('resource', resource);
+
+    appendSetCookie(res, hostCookie(txCookieName(state), binding, TRANSACTION_TTL, 'Lax'));
+    res.redirect(302, url.href);
+  };
+}
+
+/** Where a failed login ends: the host's error path, the silent callback, or a neutral page (L6, L7). */
+function loginFailed(core: Core, res: Response, code: string, silent: boolean, status = 400): void {
+  if (res.headersSent) return;
+  if (silent) {
+    res.redirect(302, SILENT_CALLBACK);
+    return;
+  }
+  if (core.config.errorPath) {
+    res.redirect(302, `${core.config.errorPath}?error=${encodeURIComponent(code)}`);
+    return;
+  }
+  sendPage(
+    res,
+    status,
+    'Sign-in failed',
+    `<h1>Sign-in failed</h1><p>Error: <code>${escapeHtml(code)}</code></p><p><a href="/bff/login">Try again</a></p>`,
+  );
+}
+
+function userClaims(idClaims: Record<string, unknown>, userinfo: Record<string, unknown> | undefined) {
+  const claims: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(userinfo ?? {})) claims[k] = v;
+  for (const [k, v] of Object.entries(idClaims)) if (!protocolClaims.has(k)) claims[k] = v;
+  return claims;
+}
+
+/** GET /bff/callback. */
+export function callbackHandler(core: Core): RequestHandler {
+  const { config, store, sessions, tokens, logger } = core;
+  return async (req, res) => {
+    // L15 on every outcome.
+    res.setHeader('Cache-Control', 'no-store');
+    res.setHeader('Referrer-Policy', 'no-referrer');
+
+    const state = firstQuery(req, 'state');
+    if (typeof state !== 'string' || state.length === 0 || state.length > 512) {
+      return loginFailed(core, res, 'invalid_request', false);
+    }
+    const cookieName = txCookieName(state);
+    const binding = readCookie(req.headers.cookie, cookieName);
+    if (!binding || !/^[A-Za-z0-9_-]{16,128}$/.test(binding)) {
+      // L3: no transaction cookie from this browser: no token request, nothing consumed.
+      return loginFailed(core, res, 'invalid_request', false);
+    }
+    appendSetCookie(res, hostCookie(cookieName, '', 0, 'Lax'));
+    let raw: string | undefined;
+    try {
+      raw = await store.takeTransaction(txKey(state, binding));
+    } catch (err) {
+      throw new BffError('ERR_BFF_STORE_UNAVAILABLE', 'session store unavailable', { cause: err });
+    }
+    if (!raw) return loginFailed(core, res, 'invalid_request', false); // L4: replayed, expired or forged
+    const tx = JSON.parse(raw) as LoginTransaction;
+
+    const configuration = await core.getOidcConfiguration();
+    // The current URL is rebuilt from configuration, never from Host headers.
+    const currentUrl = new URL(config.redirectUri);
+    const query = req.originalUrl.indexOf('?');
+    if (query >= 0) currentUrl.search = req.originalUrl.slice(query);
+
+    let response: Awaited<ReturnType<typeof client.authorizationCodeGrant>>;
+    let userinfo: Record<string, unknown> | undefined;
+    try {
+      response = await client.authorizationCodeGrant(
+        configuration,
+        currentUrl,
+        {
+          pkceCodeVerifier: tx.verifier,
+          expectedState: state,
+          expectedNonce: tx.nonce,
+          idTokenExpected: true,
+        },
+        config.resource.length > 0
+          ? new URLSearchParams(config.resource.map((r): [string, string] => ['resource', r]))
+          : undefined,
+      );
+      const idClaims = response.claims();
+      if (!idClaims) throw new BffError('ERR_BFF_LOGIN_FAILED', 'no ID token');
+      // L12: UserInfo `sub` must equal the ID token's (openid-client checks it). Only after the ID token passed (L9).
+      if (config.fetchUserInfo && configuration.serverMetadata().userinfo_endpoint) {
+        userinfo = { ...(await client.fetchUserInfo(configuration, response.access_token, idClaims.sub)) };
+      }
+    } catch (err) {
+      if (err instanceof client.AuthorizationResponseError) {
+        // L6: the IdP's error code only, when it is a plain token; never its description.
+        const code = /^[a-z_]{1,64}$/.test(err.error) ? err.error : 'login_failed';
+        logger.info({ error: code }, 'bff: authorization error response');
+        return loginFailed(core, res, code, tx.silent);
+      }
+      const kind = err instanceof BffError ? 'validation' : classifyTokenError(err);
+      logger.warn({ err: describeError(err), kind }, 'bff: login callback failed');
+      if (kind === 'transient') return loginFailed(core, res, 'temporarily_unavailable', tx.silent, 503);
+      if (kind === 'response') return loginFailed(core, res, 'invalid_response', tx.silent, 502);
+      return loginFailed(core, res, 'login_failed', tx.silent);
+    }
+
+    const idClaims = response.claims();
+    if (!idClaims) return loginFailed(core, res, 'login_failed', tx.silent);
+    const now = sessions.nowSeconds();
+    const sid = typeof idClaims.sid === 'string' ? idClaims.sid : undefined;
+    const sessionState = typeof response.session_state === 'string' ? response.session_state : undefined;
+    const data: BffSessionData = {
+      v: 1,
+      iss: idClaims.iss,
+      sub: idClaims.sub,
+      ...(sid !== undefined ? { sid } : {}),
+      logoutId: sid ?? randomId(16),
+      claims: userClaims(idClaims, userinfo),
+      ...(sessionState ? { sessionState } : {}),
+      createdAt: now,
+      lastSeenAt: now,
+      expiresAt: now + config.absoluteTimeout,
+    };
+    // L13: always a brand-new session id; any previous (possibly attacker-planted) id is destroyed.
+    const previousId = typeof req.sessionID === 'string' ? req.sessionID : undefined;
+    try {
+      const record = tokens.fromResponse(response);
+      const sessionId = await sessions.create(req, data, (id) => tokens.seal(id, record));
+      if (previousId && previousId !== sessionId) tokens.forget(previousId);
+    } catch (err) {
+      throw new BffError('ERR_BFF_STORE_UNAVAILABLE', 'session store unavailable', { cause: err });
+    }
+    if (!req.secure && !('encrypted' in req.socket)) {
+      logger.warn(
+        {},
+        "bff: request not seen as https; the Secure session cookie is not set (set Express 'trust proxy')",
+      );
+    }
+    logger.info({ silent: tx.silent }, 'bff: login completed');
+    res.redirect(302, tx.returnUrl);
+  };
+}
+
+/** GET /bff/silent-login-callback: tells the parent frame whether a session exists. */
+export function silentCallbackHandler(core: Core): RequestHandler {
+  return async (req, res) => {
+    const loaded = await core.sessions.current(req);
+    const nonce = randomId(16);
+    const message = JSON.stringify({ source: 'bff-silent-login', isLoggedIn: loaded !== undefined });
+    const target = JSON.stringify(core.config.origin);
+    res.status(200);
+    res.setHeader('Content-Type', 'text/html; charset=utf-8');
+    res.setHeader('Cache-Control', 'no-store');
+    res.setHeader(
+      'Content-Security-Policy',
+      `default-src 'none'; script-src 'nonce-${nonce}'; frame-ancestors ${core.config.origin}`,
+    );
+    res.end(
+      `<!doctype html><html><head><meta charset="utf-8"><title>silent login</title></head><body>` +
+        `<script nonce="${nonce}">window.parent.postMessage(${message}, ${target});</script></body></html>`,
+    );
+  };
+}

@@ -1,0 +1,63 @@
+// GET /bff/user (Duende's session endpoint) and GET /bff/diagnostics (development only).
+import type { RequestHandler } from 'express';
+import type { Core } from '../core.js';
+import { hasCsrfHeader } from '../csrf.js';
+import { BffError, sendJsonError } from '../errors.js';
+
+/** One `{ type, value }` entry per claim value; arrays become several entries, objects JSON. */
+function toClaimList(claims: Record<string, unknown>): { type: string; value: unknown }[] {
+  const list: { type: string; value: unknown }[] = [];
+  for (const [type, value] of Object.entries(claims)) {
+    if (value === undefined || value === null) continue;
+    if (Array.isArray(value)) for (const v of value) list.push({ type, value: v });
+    else list.push({ type, value });
+  }
+  return list;
+}
+
+/** GET /bff/user: claims of the session plus bff:* entries; 401 when anonymous or without `X-CSRF: 1`. */
+export function userHandler(core: Core): RequestHandler {
+  return async (req, res) => {
+    res.setHeader('Cache-Control', 'no-store');
+    if (!hasCsrfHeader(req))
+      return sendJsonError(res, new BffError('ERR_BFF_CSRF', 'X-CSRF header required'));
+    const loaded = await core.sessions.current(req);
+    if (!loaded) return sendJsonError(res, new BffError('ERR_BFF_NO_SESSION', 'no session'));
+    if (req.query.slide !== 'false') core.sessions.slide(req);
+    const data = loaded.data;
+    const claims = toClaimList(data.claims);
+    claims.push({ type: 'bff:logout_url', value: `/bff/logout?sid=${encodeURIComponent(data.logoutId)}` });
+    claims.push({ type: 'bff:session_expires_in', value: core.sessions.expiresIn(data) });
+    if (data.sessionState) claims.push({ type: 'bff:session_state', value: data.sessionState });
+    res.status(200).json(claims);
+  };
+}
+
+/** GET /bff/diagnostics: what the session holds, never the tokens themselves. 404 unless enabled. */
+export function diagnosticsHandler(core: Core): RequestHandler {
+  return async (req, res) => {
+    res.setHeader('Cache-Control', 'no-store');
+    if (!core.config.diagnostics) return sendJsonError(res, new BffError('ERR_BFF_NOT_FOUND', 'not found'));
+    const loaded = await core.sessions.current(req);
+    if (!loaded) return sendJsonError(res, new BffError('ERR_BFF_NO_SESSION', 'no session'));
+    const record = core.tokens.open(loaded.id, loaded.tokens);
+    const now = core.sessions.nowSeconds();
+    res.status(200).json({
+      user: { iss: loaded.data.iss, sub: loaded.data.sub, sid: loaded.data.sid ?? null },
+      claims: loaded.data.claims,
+      session: {
+        createdAt: new Date(loaded.data.createdAt * 1000).toISOString(),
+        expiresIn: core.sessions.expiresIn(loaded.data),
+      },
+      tokens: {
+        accessTokenExpiresIn: record ? record.exp - now : null,
+        hasRefreshToken: Boolean(record?.rt),
+        hasIdToken: Boolean(record?.idt),
+        resources: Object.keys(record?.res ?? {}),
+      },
+      store: core.store.kind,
+      issuer: core.config.issuer,
+      scope: core.config.scope,
+    });
+  };
+}

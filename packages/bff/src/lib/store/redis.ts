@@ -1,0 +1,187 @@
+// Redis session store for several BFF instances. Layout under `prefix`:
+//   s:<id>   hash { d: session data, t: encrypted tokens, i: JSON list of index keys }  (PEXPIRE = TTL)
+//   u:<h>    set of session ids of one (iss, sub);  x:<h> set of ids of one (iss, sid)
+//   o:<key>  replay marks (SET NX EX)   t:<key> login transactions (GETDEL)   l:<key> locks (SET NX PX)
+// Multi-key updates run as Lua scripts, so a write never leaves a session half-indexed and a token
+// write never resurrects a destroyed session.
+import { randomBytes } from 'node:crypto';
+import { sha256 } from '../crypto.js';
+import type { SessionMatch, SessionStore, StoredSession, StoreLock } from './types.js';
+
+/** The part of a node-redis v5 client the store uses (`createClient()` satisfies it). */
+export interface RedisClientLike {
+  readonly isReady: boolean;
+  sendCommand(args: readonly string[], options?: { timeout?: number }): Promise<unknown>;
+}
+
+/** Options of {@link createRedisStore}. */
+export interface RedisStoreOptions {
+  /** A connected node-redis client. The store never closes it. */
+  client: RedisClientLike;
+  /** Key prefix. Default `gatehouse:bff:`. */
+  prefix?: string;
+  /** Per-command timeout in seconds; a slower answer counts as "Redis unavailable". Default 2. */
+  commandTimeout?: number;
+}
+
+/** Thrown when Redis is not connected or does not answer in time; the BFF answers 503. */
+export class StoreUnavailableError extends Error {
+  override readonly name = 'StoreUnavailableError';
+}
+
+const SET_SESSION = `
+redis.call('HSET', KEYS[1], 'd', ARGV[1], 'i', ARGV[2])
+if ARGV[5] == '1' then redis.call('HSET', KEYS[1], 't', ARGV[6]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+local ttl = tonumber(ARGV[3])
+for i = 2, #KEYS do
+  redis.call('SADD', KEYS[i], ARGV[4])
+  if redis.call('PTTL', KEYS[i]) < ttl then redis.call('PEXPIRE', KEYS[i], ttl) end
+end
+return 1`;
+
+const SET_TOKENS = `
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('HSET', KEYS[1], 't', ARGV[1])
+  return 1
+end
+return 0`;
+
+const DESTROY = `
+local idx = redis.call('HGET', KEYS[1], 'i')
+redis.call('DEL', KEYS[1])
+if idx then
+  for _, key in ipairs(cjson.decode(idx)) do redis.call('SREM', key, ARGV[1]) end
+end
+return 1`;
+
+const FIND = `
+local ids
+if #KEYS == 2 then ids = redis.call('SINTER', KEYS[1], KEYS[2]) else ids = redis.call('SMEMBERS', KEYS[1]) end
+local out = {}
+for _, id in ipairs(ids) do
+  if redis.call('EXISTS', ARGV[1] .. id) == 1 then
+    table.insert(out, id)
+  else
+    for i = 1, #KEYS do redis.call('SREM', KEYS[i], id) end
+  end
+end
+return out`;
+
+const RELEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`;
+
+/** Creates a Redis-backed session store on a node-redis v5 client the host connects and closes. */
+export function createRedisStore(options: RedisStoreOptions): SessionStore {
+  const client = options?.client;
+  if (!client || typeof client.sendCommand !== 'function') {
+    throw new TypeError(
+      'createRedisStore: `client` must be a node-redis client (createClient({ url }) then connect())',
+    );
+  }
+  const prefix = options.prefix ?? 'gatehouse:bff:';
+  if (typeof prefix !== 'string') throw new TypeError('createRedisStore: `prefix` must be a string');
+  const timeout = Math.round((options.commandTimeout ?? 2) * 1000);
+
+  // Fail fast instead of queueing commands while disconnected: a queued request would hang the browser.
+  const cmd = async (args: string[]): Promise<unknown> => {
+    if (!client.isReady) throw new StoreUnavailableError('Redis is not connected');
+    try {
+      return await client.sendCommand(args, { timeout });
+    } catch (err) {
+      throw new StoreUnavailableError('Redis command failed', { cause: err });
+    }
+  };
+  const evalScript = (script: string, keys: string[], args: string[]) =>
+    cmd(['EVAL', script, String(keys.length), ...keys, ...args]);
+
+  const sessionKey = (id: string) => `${prefix}s:${id}`;
+  const subIndexKey = (iss: string, sub: string) => `${prefix}u:${sha256(`${iss}\u0000${sub}`)}`;
+  const sidIndexKey = (iss: string, sid: string) => `${prefix}x:${sha256(`${iss}\u0000${sid}`)}`;
+
+  return {
+    kind: 'shared',
+    async get(id): Promise<StoredSession | undefined> {
+      const reply = (await cmd(['HMGET', sessionKey(id), 'd', 't'])) as (string | null)[];
+      const [data, tokens] = reply;
+      if (typeof data !== 'string') return undefined;
+      return { data, tokens: typeof tokens === 'string' ? tokens : undefined };
+    },
+    async set(id, value, ttlSeconds) {
+      const indexKeys: string[] = [];
+      if (value.index) {
+        indexKeys.push(subIndexKey(value.index.iss, value.index.sub));
+        if (value.index.sid !== undefined) indexKeys.push(sidIndexKey(value.index.iss, value.index.sid));
+      }
+      await evalScript(
+        SET_SESSION,
+        [sessionKey(id), ...indexKeys],
+        [
+          value.data,
+          JSON.stringify(indexKeys),
+          String(Math.max(1, Math.ceil(ttlSeconds * 1000))),
+          id,
+          value.tokens === undefined ? '0' : '1',
+          value.tokens ?? '',
+        ],
+      );
+    },
+    async setTokens(id, tokens) {
+      return (await evalScript(SET_TOKENS, [sessionKey(id)], [tokens])) === 1;
+    },
+    async destroy(id) {
+      await evalScript(DESTROY, [sessionKey(id)], [id]);
+    },
+    async find(match: SessionMatch) {
+      const keys: string[] = [];
+      if (match.sid !== undefined) {
+        keys.push(sidIndexKey(match.iss, match.sid));
+        if (match.sub !== undefined) keys.push(subIndexKey(match.iss, match.sub));
+      } else if (match.sub !== undefined) {
+        keys.push(subIndexKey(match.iss, match.sub));
+      } else {
+        return [];
+      }
+      const ids = (await evalScript(FIND, keys, [`${prefix}s:`])) as string[];
+      return [...ids];
+    },
+    async claimOnce(key, ttlSeconds) {
+      const reply = await cmd([
+        'SET',
+        `${prefix}o:${key}`,
+        '1',
+        'NX',
+        'EX',
+        String(Math.max(1, Math.ceil(ttlSeconds))),
+      ]);
+      return reply === 'OK';
+    },
+    async putTransaction(key, value, ttlSeconds) {
+      await cmd(['SET', `${prefix}t:${key}`, value, 'EX', String(Math.max(1, Math.ceil(ttlSeconds)))]);
+    },
+    async takeTransaction(key) {
+      const reply = await cmd(['GETDEL', `${prefix}t:${key}`]);
+      return typeof reply === 'string' ? reply : undefined;
+    },
+    async lock(key, ttlSeconds): Promise<StoreLock | undefined> {
+      const token = randomBytes(16).toString('base64url');
+      const lockKey = `${prefix}l:${key}`;
+      const reply = await cmd([
+        'SET',
+        lockKey,
+        token,
+        'NX',
+        'PX',
+        String(Math.max(1, Math.ceil(ttlSeconds * 1000))),
+      ]);
+      if (reply !== 'OK') return undefined;
+      return {
+        async release() {
+          // Compare-and-delete: never release a lock that expired and was taken by someone else.
+          await evalScript(RELEASE, [lockKey], [token]);
+        },
+      };
+    },
+  };
+}

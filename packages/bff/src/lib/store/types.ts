@@ -1,0 +1,64 @@
+// The session store contract. Small and Promise-based so memory and Redis (and anything else) can
+// implement it and pass one conformance suite. Values are opaque strings: the BFF serializes and
+// encrypts; a store never sees a plaintext token.
+
+/** Who a session belongs to; the store indexes sessions by (iss, sub) and (iss, sid). */
+export interface SessionIndex {
+  readonly iss: string;
+  readonly sub: string;
+  readonly sid?: string | undefined;
+}
+
+/** A stored session: `data` is the serialized session, `tokens` the encrypted token record. */
+export interface StoredSession {
+  readonly data: string;
+  readonly tokens?: string | undefined;
+}
+
+/** A held lock; release it exactly once. */
+export interface StoreLock {
+  release(): Promise<void>;
+}
+
+/** Match for index look-ups: `sid` (optionally narrowed by `sub`) or `sub`. */
+export interface SessionMatch {
+  readonly iss: string;
+  readonly sub?: string | undefined;
+  readonly sid?: string | undefined;
+}
+
+/**
+ * Where the BFF keeps sessions, login transactions, replay marks and refresh locks.
+ * Every method rejects with an Error when the backend is unavailable; the BFF answers 503 then.
+ */
+export interface SessionStore {
+  /** `memory` stores only serve one process; `shared` stores serve every BFF instance. */
+  readonly kind: 'memory' | 'shared';
+  /** The session `id`, or undefined when unknown or expired. */
+  get(id: string): Promise<StoredSession | undefined>;
+  /**
+   * Writes the session `data` (and its index) with a TTL. Leaves the stored `tokens` untouched unless
+   * `tokens` is given, so a session write never rolls back a concurrent token refresh.
+   */
+  set(
+    id: string,
+    value: { data: string; index?: SessionIndex | undefined; tokens?: string | undefined },
+    ttlSeconds: number,
+  ): Promise<void>;
+  /** Replaces the token record of an existing session atomically; false when the session is gone. */
+  setTokens(id: string, tokens: string): Promise<boolean>;
+  /** Deletes the session and its index entries. */
+  destroy(id: string): Promise<void>;
+  /** Ids of the live sessions matching (iss, sid[, sub]) or (iss, sub). */
+  find(match: SessionMatch): Promise<string[]>;
+  /** Records `key` for `ttlSeconds` unless already recorded; true the first time (replay cache). */
+  claimOnce(key: string, ttlSeconds: number): Promise<boolean>;
+  /** Stores a short-lived login transaction. */
+  putTransaction(key: string, value: string, ttlSeconds: number): Promise<void>;
+  /** Reads and deletes a login transaction atomically (single use). */
+  takeTransaction(key: string): Promise<string | undefined>;
+  /** Takes the lock `key` for at most `ttlSeconds`; undefined when someone else holds it. */
+  lock(key: string, ttlSeconds: number): Promise<StoreLock | undefined>;
+  /** Stops timers; does not close connections the host passed in. */
+  close?(): Promise<void>;
+}
