@@ -74,6 +74,8 @@ export function App() {
     setAuth({ status: 'signed-out', sessionEnded: true, silent: 'done' });
   }, []);
 
+  const recheck = useCallback(() => void loadUser(false), [loadUser]);
+
   const claims = auth.status === 'signed-in' ? auth.claims : undefined;
   const name = claims ? (claimValue(claims, 'name') ?? claimValue(claims, 'sub')) : undefined;
   const logoutUrl = claims ? claimValue(claims, 'bff:logout_url') : undefined;
@@ -92,7 +94,7 @@ export function App() {
             <section className="card card-error" role="alert" data-testid="app-error">
               <h2>The BFF did not answer</h2>
               <p>{auth.message}</p>
-              <button type="button" className="button" onClick={() => void loadUser(false)}>
+              <button type="button" className="button" onClick={() => void loadUser(true)}>
                 Try again
               </button>
             </section>
@@ -106,11 +108,7 @@ export function App() {
           )}
           {auth.status === 'signed-in' && (
             <>
-              <Profile
-                claims={auth.claims}
-                fetchedAt={auth.fetchedAt}
-                onRecheck={() => void loadUser(false)}
-              />
+              <Profile claims={auth.claims} fetchedAt={auth.fetchedAt} onRecheck={recheck} />
               <TodoList onSessionEnded={onSessionEnded} />
               <ClaimsTable claims={auth.claims} />
             </>

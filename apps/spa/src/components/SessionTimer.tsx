@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'react';
+import { useEffect, useRef, useState } from 'react';
 
 interface SessionTimerProps {
   /** `bff:session_expires_in` as reported at `fetchedAt`. */
@@ -29,9 +29,14 @@ export function SessionTimer({ expiresIn, fetchedAt, onExpired }: SessionTimerPr
   const remaining = expiresIn === undefined ? undefined : expiresIn - (now - fetchedAt) / 1000;
   const expired = remaining !== undefined && remaining <= 0;
 
+  // Ask once per reading: the countdown keeps ticking while the re-check is on its way.
+  const askedFor = useRef<number | null>(null);
   useEffect(() => {
-    if (expired) onExpired();
-  }, [expired, onExpired]);
+    if (expired && askedFor.current !== fetchedAt) {
+      askedFor.current = fetchedAt;
+      onExpired();
+    }
+  }, [expired, fetchedAt, onExpired]);
 
   if (remaining === undefined) {
     return (
