@@ -20,6 +20,7 @@ import Provider, {
 } from 'oidc-provider';
 import { checkPassword, findUser } from './lib/accounts.js';
 import { IdpStore } from './lib/adapter.js';
+import { createDemoPages, DEMO_CLIENT_ID } from './lib/demo.js';
 import { autoSubmitPage, loginPage, messagePage } from './lib/html.js';
 import {
   generateSigningJwk,
@@ -42,7 +43,13 @@ export const USER_API_SCOPE = 'api';
 export const CLIENT_API_SCOPE = 'api.reports';
 
 /** Client ids registered by default. */
-export const DEFAULT_CLIENT_IDS = Object.freeze(['bff', 'worker', 'worker-jwt', 'api'] as const);
+export const DEFAULT_CLIENT_IDS = Object.freeze([
+  'bff',
+  'worker',
+  'worker-jwt',
+  'api',
+  DEMO_CLIENT_ID,
+] as const);
 
 /** Dev-only default client secrets (override with env `BFF_CLIENT_SECRET` etc. in server.ts). */
 export const DEV_CLIENT_SECRETS = Object.freeze({
@@ -351,6 +358,17 @@ export function defaultClients(config: ResolvedIdpConfig): ClientMetadata[] {
       redirect_uris: [],
     },
   ];
+  clients.push({
+    // Public client behind the IdP's own start page ("Try signing in").
+    client_id: DEMO_CLIENT_ID,
+    client_name: 'Sample IdP start page',
+    token_endpoint_auth_method: 'none',
+    grant_types: ['authorization_code'],
+    response_types: ['code'],
+    redirect_uris: [`${config.issuer}/demo/callback`],
+    post_logout_redirect_uris: [`${config.issuer}/`],
+    scope: 'openid profile email',
+  });
   if (config.workerJwks) {
     clients.push({
       client_id: 'worker-jwt',
@@ -783,8 +801,11 @@ export async function createIdp(options: IdpOptions): Promise<Idp> {
     );
   }
 
+  const demo = createDemoPages(config.issuer, sendHtml);
+
   const handler: RequestListener = (req, res) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
+    if (demo.handle(req, res, path)) return;
     if (path === '/health' && (req.method === 'GET' || req.method === 'HEAD')) {
       res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
       res.end(JSON.stringify({ status: 'ok' }));

@@ -161,3 +161,23 @@ describe('authorization code flow with PKCE (bff client)', () => {
     expect(done.text).toContain('redirect_uri');
   });
 });
+
+describe('the IdP’s own start page', () => {
+  it('GET / links to a sign-in that ends on a page with the user’s claims, and sign-out works', async () => {
+    const browser = new TestBrowser();
+    const home = await browser.follow(`${idp.url}/`);
+    expect(home.status).toBe(200);
+    expect(home.text).toContain('Try signing in');
+    const done = await browser.login(`${idp.url}/demo/start`, { username: 'bob', password: 'bob' });
+    expect(done.status).toBe(200);
+    expect(done.url.startsWith(`${idp.url}/demo/callback?`)).toBe(true);
+    expect(done.text).toContain('Signed in as Bob Builder');
+    expect(done.text).toContain('bob@example.com');
+    const out = await browser.follow(`${idp.url}/session/end?client_id=idp-demo`);
+    expect(out.status).toBe(200);
+    expect(out.text).toContain('You are signed out');
+    // Replaying the callback (state used once) is refused.
+    const replay = await browser.follow(done.url);
+    expect(replay.status).toBe(400);
+  });
+});
