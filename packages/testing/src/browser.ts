@@ -2,7 +2,7 @@
 // expiry, __Host- prefixes), manual redirects with a hop log, form parsing and submission, and the
 // sample IdP's login dance. Built on tough-cookie and the global fetch (`redirect: 'manual'`).
 import { isIP } from 'node:net';
-import { type Cookie, CookieJar, getPublicSuffix } from 'tough-cookie';
+import { Cookie, CookieJar, getPublicSuffix } from 'tough-cookie';
 
 /** How the request relates to the page that makes it, for SameSite and `Sec-Fetch-Site`. */
 export type RequestSite = 'same-origin' | 'same-site' | 'cross-site';
@@ -90,6 +90,11 @@ export interface TestBrowserOptions {
   fetch?: typeof fetch;
   /** Headers sent with every request (e.g. a user agent). */
   headers?: Record<string, string>;
+  /**
+   * Chromium rules: a cookie without a valid SameSite attribute is treated as Lax, and
+   * `SameSite=None` without `Secure` is refused. Default true (the e2e tests drive Chromium).
+   */
+  chromiumSameSite?: boolean;
 }
 
 const ENTITIES: Record<string, string> = {
@@ -205,6 +210,7 @@ export class TestBrowser {
   readonly jar: CookieJar;
   readonly #fetch: typeof fetch;
   readonly #headers: Record<string, string>;
+  readonly #chromiumSameSite: boolean;
 
   constructor(options: TestBrowserOptions = {}) {
     this.jar = new CookieJar(undefined, {
@@ -215,6 +221,7 @@ export class TestBrowser {
     });
     this.#fetch = options.fetch ?? globalThis.fetch;
     this.#headers = { ...options.headers };
+    this.#chromiumSameSite = options.chromiumSameSite ?? true;
   }
 
   /**
@@ -388,7 +395,13 @@ export class TestBrowser {
     const rejectedCookies: Hop['rejectedCookies'] = [];
     for (const raw of setCookie) {
       try {
-        const stored = await this.jar.setCookie(raw, target.href, { sameSiteContext });
+        const parsed = Cookie.parse(raw);
+        if (!parsed) throw new Error('unparsable Set-Cookie');
+        if (this.#chromiumSameSite) {
+          if (parsed.sameSite === 'none' && !parsed.secure) throw new Error('SameSite=None requires Secure');
+          parsed.sameSite ??= 'lax';
+        }
+        const stored = await this.jar.setCookie(parsed, target.href, { sameSiteContext });
         if (!stored) rejectedCookies.push({ cookie: cookieName(raw), reason: 'not stored' });
       } catch (error) {
         rejectedCookies.push({ cookie: cookieName(raw), reason: (error as Error).message });
