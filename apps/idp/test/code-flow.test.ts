@@ -1,4 +1,4 @@
-import { type RunningIdp, startIdp, TestBrowser } from '@gatehouse/testing';
+import { parseForms, type RunningIdp, startIdp, TestBrowser } from '@gatehouse/testing';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -110,6 +110,44 @@ describe('authorization code flow with PKCE (bff client)', () => {
     // The form stays usable: the right password now completes the flow.
     const retry = await browser.submitLogin(done, { username: 'alice', password: 'alice' });
     expect(new URL(retry.url).searchParams.get('code')).toBeTruthy();
+  });
+
+  it('L6: Cancel on the login page returns error=access_denied to the client, with iss', async () => {
+    const browser = new TestBrowser();
+    const url = oidc.buildAuthorizationUrl(config, {
+      redirect_uri: `${rp.url}/bff/callback`,
+      scope: 'openid',
+      state: 's1',
+      code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()),
+      code_challenge_method: 'S256',
+    });
+    const page = await browser.follow(url);
+    const cancel = parseForms(page.text, page.url).find((f) => f.action.endsWith('/abort'))!;
+    const done = await browser.follow(cancel.action, {
+      method: 'POST',
+      form: cancel.fields,
+      initiator: page.url,
+    });
+    const back = new URL(done.url);
+    expect(back.pathname).toBe('/bff/callback');
+    expect(back.searchParams.get('error')).toBe('access_denied');
+    expect(back.searchParams.get('state')).toBe('s1');
+    expect(back.searchParams.get('iss')).toBe(idp.issuer);
+    expect(back.searchParams.has('code')).toBe(false);
+  });
+
+  it('a login form posted from another browser (no interaction cookie) is refused, no code', async () => {
+    const url = oidc.buildAuthorizationUrl(config, {
+      redirect_uri: `${rp.url}/bff/callback`,
+      scope: 'openid',
+      code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()),
+      code_challenge_method: 'S256',
+    });
+    const page = await new TestBrowser().follow(url);
+    const done = await new TestBrowser().submitLogin(page, { username: 'alice', password: 'alice' });
+    expect(done.status).toBe(400);
+    expect(done.text).toContain('expired or was opened in another browser');
+    expect(done.hops.some((h) => h.location?.includes('code='))).toBe(false);
   });
 
   it('a second authorization reuses the IdP session (no login page) and skips consent', async () => {
