@@ -156,6 +156,13 @@ export interface Idp {
    * grants, deletes the sessions.
    */
   endSessions(accountId: string): Promise<EndSessionsResult>;
+  /**
+   * Points the `bff` client at another origin (redirect, post-logout and back-channel URIs), for
+   * tests that learn the BFF's port only after the IdP started. Sessions and tokens survive.
+   */
+  setBffBaseUrl(url: string): void;
+  /** Registers one more (first-party) client on the running IdP. */
+  addClient(metadata: ClientMetadata): void;
   /** Stops the background sweep of expired records. */
   close(): void;
 }
@@ -468,7 +475,8 @@ interface ClientWithBackchannel {
  * @see https://github.com/panva/node-oidc-provider
  */
 export async function createIdp(options: IdpOptions): Promise<Idp> {
-  const config = resolveIdpOptions(options);
+  // `let`: setBffBaseUrl/addClient re-resolve it; every closure below reads the current value.
+  let config = resolveIdpOptions(options);
   const { logger } = config;
   let jwks: PrivateJwks = config.signingKeys
     ? structuredClone(config.signingKeys)
@@ -481,7 +489,8 @@ export async function createIdp(options: IdpOptions): Promise<Idp> {
   const sweeper = setInterval(() => store.sweep(), 60_000);
   sweeper.unref();
   const cookieKeys = [randomBytes(32).toString('base64url')];
-  const clients = [...defaultClients(config), ...config.extraClients];
+  const addedClients: ClientMetadata[] = [];
+  let clients = [...defaultClients(config), ...config.extraClients];
   const tokenCounts = new Map<string, number>();
   const internalListeners = new WeakSet<(...args: unknown[]) => void>();
 
@@ -842,6 +851,39 @@ export async function createIdp(options: IdpOptions): Promise<Idp> {
     logger.info({ kid: fresh.kid }, 'signing key rotated');
   };
 
+  const reconfigure = (next: ResolvedIdpConfig): void => {
+    const nextClients = [...defaultClients(next), ...next.extraClients, ...addedClients];
+    const previous = { config, clients };
+    config = next;
+    clients = nextClients;
+    try {
+      current = build(jwks, current.provider);
+    } catch (error) {
+      ({ config, clients } = previous);
+      throw error;
+    }
+  };
+
+  const setBffBaseUrl = (url: string): void => {
+    reconfigure(resolveIdpOptions({ ...options, issuer: config.issuer, bffBaseUrl: url }));
+  };
+
+  const addClient = (metadata: ClientMetadata): void => {
+    if (typeof metadata?.client_id !== 'string' || metadata.client_id === '') {
+      throw new TypeError('addClient: the client metadata needs a client_id');
+    }
+    if (clients.some((c) => c.client_id === metadata.client_id)) {
+      throw new TypeError(`addClient: client_id "${metadata.client_id}" is taken; pick another id`);
+    }
+    addedClients.push(metadata);
+    try {
+      reconfigure(config);
+    } catch (error) {
+      addedClients.pop();
+      throw error;
+    }
+  };
+
   const sign = async (payload: JWTPayload, header: Partial<JWSHeaderParameters> = {}): Promise<string> => {
     const key = jwks.keys.find((k) => k.kid === header.kid) ?? jwks.keys[0]!;
     const alg = key.alg ?? 'RS256';
@@ -883,7 +925,9 @@ export async function createIdp(options: IdpOptions): Promise<Idp> {
 
   return {
     issuer: config.issuer,
-    config,
+    get config() {
+      return config;
+    },
     get provider() {
       return current.provider;
     },
@@ -899,6 +943,8 @@ export async function createIdp(options: IdpOptions): Promise<Idp> {
       reset: () => tokenCounts.clear(),
     },
     endSessions,
+    setBffBaseUrl,
+    addClient,
     close: () => clearInterval(sweeper),
   };
 }

@@ -158,6 +158,29 @@ describe('authorization code flow with PKCE (bff client)', () => {
     expect(again.done.hops.every((h) => !h.url.includes('/interaction/'))).toBe(true);
   });
 
+  it('prompt=none (silent login): a code with an IdP session, error=login_required without one', async () => {
+    const silent = async (browser: TestBrowser) =>
+      new URL(
+        (
+          await browser.follow(
+            oidc.buildAuthorizationUrl(config, {
+              redirect_uri: `${rp.url}/bff/callback`,
+              scope: 'openid profile',
+              prompt: 'none',
+              code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()),
+              code_challenge_method: 'S256',
+            }),
+          )
+        ).url,
+      );
+    const anonymous = await silent(new TestBrowser());
+    expect(anonymous.searchParams.get('error')).toBe('login_required');
+    const browser = new TestBrowser();
+    await authorize(browser);
+    const signedIn = await silent(browser);
+    expect(signedIn.searchParams.get('code')).toBeTruthy();
+  });
+
   it('L2: a request without PKCE is rejected', async () => {
     const browser = new TestBrowser();
     const url = oidc.buildAuthorizationUrl(config, {
