@@ -181,7 +181,18 @@ export function callbackHandler(core: Core): RequestHandler {
       if (!idClaims) throw new BffError('ERR_BFF_LOGIN_FAILED', 'no ID token');
       // L12: UserInfo `sub` must equal the ID token's (openid-client checks it). Only after the ID token passed (L9).
       if (config.fetchUserInfo && configuration.serverMetadata().userinfo_endpoint) {
-        userinfo = { ...(await client.fetchUserInfo(configuration, response.access_token, idClaims.sub)) };
+        try {
+          userinfo = { ...(await client.fetchUserInfo(configuration, response.access_token, idClaims.sub)) };
+        } catch (err) {
+          // A sub mismatch is fatal (L12). An AT the UserInfo endpoint refuses (e.g. audience-restricted
+          // to an API by a resource indicator) only means no extra claims: the ID token stands.
+          if (err instanceof client.ClientError && err.code === 'OAUTH_JSON_ATTRIBUTE_COMPARISON') throw err;
+          if (classifyTokenError(err) === 'transient') throw err;
+          logger.info(
+            { err: describeError(err) },
+            'bff: UserInfo unavailable for this access token; using ID token claims',
+          );
+        }
       }
     } catch (err) {
       if (err instanceof client.AuthorizationResponseError) {
