@@ -5,6 +5,7 @@ import {
   getFreePort,
   type RunningBff,
   type RunningIdp,
+  type StartBffOptions,
   startBff,
   startIdp,
   TestBrowser,
