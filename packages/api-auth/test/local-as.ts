@@ -27,6 +27,10 @@ export interface LocalAs {
   ): Promise<string>;
   /** Adds a new current key (the old one stays published) and returns its kid. */
   rotate(): Promise<string>;
+  /** Stops publishing the key with this kid (a withdrawn key). */
+  retire(kid: string): void;
+  /** The kid of the current signing key. */
+  currentKid(): string;
   close(): Promise<void>;
 }
 
@@ -89,6 +93,11 @@ export async function startLocalAs(options: { audience?: string } = {}): Promise
       keys.push(key);
       return key.kid;
     },
+    retire(kid) {
+      const index = keys.findIndex((key) => key.kid === kid);
+      if (index !== -1) keys.splice(index, 1);
+    },
+    currentKid: () => keys[keys.length - 1]!.kid,
     close: () =>
       new Promise((resolve) => {
         for (const res of hanging) res.destroy();

@@ -357,6 +357,20 @@ describe('A8: JWKS cache, refetch and failure', () => {
     expect(fetches).toBe(2);
   });
 
+  it('A8: a key the issuer withdraws stops working once the cached set expires (jwksCacheMaxAge)', async () => {
+    const v = make({ jwksCacheMaxAge: 1 });
+    const oldKid = as.currentKid();
+    const old = await as.sign();
+    await expect(v.validate(old)).resolves.toBeDefined();
+    await as.rotate();
+    as.retire(oldKid);
+    // Still inside the cache lifetime: the cached set (and the hot-path memo) still has the key.
+    await expect(v.validate(old)).resolves.toBeDefined();
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    await expectInvalid(old, /no signing key/, v);
+    await expect(v.validate(await as.sign())).resolves.toBeDefined();
+  });
+
   it('A8: JWKS endpoint down → 503 keys unavailable, never a pass', async () => {
     const cold = make();
     as.jwksUp = false;

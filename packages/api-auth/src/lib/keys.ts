@@ -1,10 +1,13 @@
 import {
   createRemoteJWKSet,
   customFetch,
+  type ExportedJWKSCache,
   errors,
   type FlattenedJWSInput,
+  type JWKSCacheInput,
   type JWSHeaderParameters,
   type JWTVerifyGetKey,
+  jwksCache,
 } from 'jose';
 import type { ResolvedConfig } from './config.js';
 import { AccessTokenError } from './errors.js';
@@ -33,6 +36,12 @@ export interface KeySource {
  */
 export function createKeySource(config: ResolvedConfig, metadata: () => Promise<IssuerMetadata>): KeySource {
   let remote: ReturnType<typeof createRemoteJWKSet> | undefined;
+  // jose updates this record whenever it (re)loads the key set; `uat` tells us the set changed.
+  const snapshot: JWKSCacheInput = {};
+  const loadedAt = () => (snapshot as Partial<ExportedJWKSCache>).uat;
+  // Hot-path memo of keys jose already selected, by "alg kid"; valid only for one loaded key set.
+  let resolved = new Map<string, KeyResult>();
+  let resolvedFor: number | undefined;
   let pending: Promise<ReturnType<typeof createRemoteJWKSet>> | undefined;
 
   let blockedUntil = 0;
@@ -61,6 +70,7 @@ export function createKeySource(config: ResolvedConfig, metadata: () => Promise<
       cacheMaxAge: config.jwksCacheMaxAge * 1000,
       timeoutDuration: Math.ceil(config.timeout * 1000),
       [customFetch]: jwksFetch,
+      [jwksCache]: snapshot,
     });
     return remote;
   };
@@ -71,7 +81,15 @@ export function createKeySource(config: ResolvedConfig, metadata: () => Promise<
     token: FlattenedJWSInput,
   ): Promise<KeyResult> => {
     try {
-      return await jwks(header, token);
+      const key = await jwks(header, token);
+      if (typeof header.kid === 'string' && typeof header.alg === 'string') {
+        if (resolvedFor !== loadedAt()) {
+          resolved = new Map();
+          resolvedFor = loadedAt();
+        }
+        resolved.set(`${header.alg} ${header.kid}`, key);
+      }
+      return key;
     } catch (cause) {
       // "No such key" and "several keys fit" are verdicts on the token; anything else means the
       // key set could not be obtained or parsed.
@@ -104,8 +122,17 @@ export function createKeySource(config: ResolvedConfig, metadata: () => Promise<
     return pending;
   };
 
-  const getKey: JWTVerifyGetKey = (header, token) =>
-    remote ? resolve(remote, header, token) : ensureRemote().then((jwks) => resolve(jwks, header, token));
+  const getKey: JWTVerifyGetKey = (header, token) => {
+    if (!remote) return ensureRemote().then((jwks) => resolve(jwks, header, token));
+    // Fast path: the same kid and alg in the same, still fresh key set yield the same key. A stale
+    // set (past jwksCacheMaxAge) or a reloaded one (new uat) goes through jose again, so a key the
+    // issuer withdrew stops working exactly as without the memo.
+    if (resolvedFor === loadedAt() && remote.fresh) {
+      const hit = resolved.get(`${header.alg} ${header.kid}`);
+      if (hit !== undefined) return hit;
+    }
+    return resolve(remote, header, token);
+  };
 
   return {
     getKey,
