@@ -1,0 +1,253 @@
+// Authenticated proxied `GET /api/data` through @gatehouse/bff, side by side in one run with
+//  - the upstream called directly (no proxy at all),
+//  - a bare express + http-proxy-middleware proxy with a keep-alive agent and a fixed token: the floor
+//    for this stack and the ratio baseline,
+//  - express-openid-connect + http-proxy-middleware attaching the session's access token: the Node peer
+//    (its encrypted `appSession` cookie is decrypted on every request), logged in via the real IdP,
+//  - the BFF with its memory store and with the Redis store (skipped with a note when Redis is down),
+//    each logged in via the real sample IdP (TestBrowser), called with the session cookie and X-CSRF.
+// The upstream is a tiny node:http JSON endpoint so the figures are the proxies' own cost.
+// Goal: BFF ≥ 0.8× the bare proxy, ≥ 3× the peer, p99 added latency (vs direct) < 2 ms at 10 connections.
+//
+// Standalone: node --conditions=@gatehouse/source --import tsx test/bench/proxy.ts (BENCH_SECONDS=3)
+import { createServer, Agent as HttpAgent, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { pathToFileURL } from 'node:url';
+import {
+  connectTestRedis,
+  deleteRedisPrefix,
+  getFreePort,
+  isRedisAvailable,
+  type RunningIdp,
+  startIdp,
+  TestBrowser,
+  uniqueRedisPrefix,
+} from '@gatehouse/testing';
+import express from 'express';
+import { auth } from 'express-openid-connect';
+import { createProxyMiddleware } from 'http-proxy-middleware';
+// Relative: the root package.json (not ours) lists only @gatehouse/testing among workspace packages.
+import { createBff } from '../../packages/bff/src/lib/bff.js';
+import { createRedisStore } from '../../packages/bff/src/lib/store/redis.js';
+import { type BenchRow, measureHttp, printTable } from './harness.js';
+
+const PATH = '/api/data';
+const PEER_SECRET = 'peer-client-secret-for-the-proxy-benchmark';
+
+interface Listening {
+  url: string;
+  close(): Promise<void>;
+}
+
+async function listen(server: Server, port = 0): Promise<Listening> {
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** The upstream: a small JSON answer, like a typical API read. */
+function startUpstream(): Promise<Listening> {
+  const body = JSON.stringify({ items: [{ id: 1, title: 'bench' }], authorized: true });
+  return listen(
+    createServer((req, res) => {
+      res.writeHead(req.headers.authorization ? 200 : 401, {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(body),
+      });
+      res.end(body);
+    }),
+  );
+}
+
+/** The floor: express + http-proxy-middleware, keep-alive agent, a fixed token, nothing else. */
+function startBareProxy(upstream: string): Promise<Listening> {
+  const app = express();
+  const proxy = createProxyMiddleware({
+    target: upstream,
+    changeOrigin: true,
+    agent: new HttpAgent({ keepAlive: true }),
+    pathRewrite: (path) => `/api${path}`,
+    on: {
+      proxyReq: (proxyReq) => {
+        proxyReq.removeHeader('cookie');
+        proxyReq.setHeader('authorization', 'Bearer fixed-token');
+      },
+    },
+  });
+  app.use('/api', proxy);
+  return listen(createServer(app));
+}
+
+/** The peer: express-openid-connect (code flow, session cookie) + http-proxy-middleware. */
+async function startPeer(idp: RunningIdp, port: number): Promise<Listening> {
+  const baseURL = `http://127.0.0.1:${port}`;
+  const app = express();
+  app.use(
+    auth({
+      issuerBaseURL: idp.issuer,
+      baseURL,
+      clientID: 'peer',
+      clientSecret: PEER_SECRET,
+      secret: 'peer-cookie-secret-0123456789abcdefghijklmnop',
+      authRequired: false,
+      idpLogout: false,
+      authorizationParams: { response_type: 'code', scope: 'openid profile api' },
+    }),
+  );
+  const upstreamProxy = (upstream: string) =>
+    createProxyMiddleware({
+      target: upstream,
+      changeOrigin: true,
+      agent: new HttpAgent({ keepAlive: true }),
+      pathRewrite: (path) => `/api${path}`,
+      on: { proxyReq: (proxyReq) => proxyReq.removeHeader('cookie') },
+    });
+  return {
+    ...(await listen(createServer(app), port)),
+    mount(upstream: string) {
+      const handler = upstreamProxy(upstream);
+      app.use('/api', (req, res, next) => {
+        const token = req.oidc.accessToken?.access_token;
+        if (!token) {
+          res.status(401).json({ error: 'no session' });
+          return;
+        }
+        req.headers.authorization = `Bearer ${token}`;
+        void handler(req, res, next);
+      });
+    },
+  } as Listening & { mount(upstream: string): void };
+}
+
+export async function main(): Promise<void> {
+  const upstream = await startUpstream();
+  const bffPort = await getFreePort();
+  const bffRedisPort = await getFreePort();
+  const peerPort = await getFreePort();
+  const idp = await startIdp({
+    bffBaseUrl: `http://127.0.0.1:${bffPort}`,
+    extraClients: [
+      {
+        client_id: 'bff-redis',
+        client_secret: 'bff-secret',
+        token_endpoint_auth_method: 'client_secret_basic',
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        redirect_uris: [`http://127.0.0.1:${bffRedisPort}/bff/callback`],
+        scope: 'openid profile offline_access api',
+      },
+      {
+        client_id: 'peer',
+        client_secret: PEER_SECRET,
+        token_endpoint_auth_method: 'client_secret_basic',
+        grant_types: ['authorization_code'],
+        response_types: ['code'],
+        redirect_uris: [`http://127.0.0.1:${peerPort}/callback`],
+        scope: 'openid profile api',
+      },
+    ],
+  });
+  const closers: Array<() => Promise<void>> = [upstream.close, () => idp.close()];
+  try {
+    const rows: BenchRow[] = [];
+    const direct = await measureHttp({
+      url: `${upstream.url}${PATH}`,
+      headers: { authorization: 'Bearer x' },
+    });
+    rows.push({ name: 'upstream direct', ...direct });
+
+    const bare = await startBareProxy(upstream.url);
+    closers.push(bare.close);
+    rows.push({ name: 'bare express + HPM', ...(await measureHttp({ url: `${bare.url}${PATH}` })) });
+
+    const peer = (await startPeer(idp, peerPort)) as Listening & { mount(upstream: string): void };
+    closers.push(peer.close);
+    peer.mount(upstream.url);
+    const peerBrowser = new TestBrowser();
+    const peerLogin = await peerBrowser.login(`${peer.url}/login`, { username: 'alice', password: 'alice' });
+    if (!peerLogin.url.startsWith(peer.url))
+      throw new Error(`peer login ended at ${peerLogin.status} ${peerLogin.url}`);
+    const peerCookie = await peerBrowser.jar.getCookieString(`${peer.url}${PATH}`);
+    rows.push({
+      name: 'express-openid-connect + HPM',
+      ...(await measureHttp({ url: `${peer.url}${PATH}`, headers: { cookie: peerCookie } })),
+    });
+
+    const bffRow = async (
+      name: string,
+      port: number,
+      clientId: string,
+      store?: ReturnType<typeof createRedisStore>,
+    ) => {
+      const baseUrl = `http://127.0.0.1:${port}`;
+      const bff = createBff({
+        issuer: idp.issuer,
+        clientId,
+        clientSecret: 'bff-secret',
+        baseUrl,
+        sessionSecret: 'proxy-bench-session-secret-0123456789abcdef',
+        apiScopes: ['api'],
+        fetchUserInfo: false,
+        ...(store ? { store } : {}),
+        remoteApis: [{ prefix: '/api', upstream: `${upstream.url}/api` }],
+      });
+      const app = express();
+      app.use(bff.router);
+      const server = await listen(createServer(app), port);
+      closers.push(async () => {
+        await server.close();
+        await bff.close();
+      });
+      const browser = new TestBrowser();
+      const login = await browser.login(`${baseUrl}/bff/login`, { username: 'alice', password: 'alice' });
+      if (!login.url.startsWith(baseUrl))
+        throw new Error(`${name}: login ended at ${login.status} ${login.url}`);
+      const cookie = await browser.jar.getCookieString(`${baseUrl}${PATH}`);
+      const row = await measureHttp({ url: `${baseUrl}${PATH}`, headers: { cookie, 'x-csrf': '1' } });
+      rows.push({
+        name,
+        ...row,
+        note: `p99 +${((row.p99Ms ?? 0) - (direct.p99Ms ?? 0)).toFixed(2)} ms vs direct`,
+      });
+    };
+
+    await bffRow('@gatehouse/bff (memory store)', bffPort, 'bff');
+    if (await isRedisAvailable()) {
+      const client = await connectTestRedis();
+      const prefix = uniqueRedisPrefix('bench-proxy');
+      closers.push(async () => {
+        await deleteRedisPrefix(client, prefix);
+        await client.close();
+      });
+      await bffRow(
+        '@gatehouse/bff (Redis store)',
+        bffRedisPort,
+        'bff-redis',
+        createRedisStore({ client, prefix }),
+      );
+    } else {
+      rows.push({ name: '@gatehouse/bff (Redis store)', opsPerSec: Number.NaN, note: 'skipped: no Redis' });
+    }
+
+    printTable('Proxied authenticated GET /api/data (10 connections)', rows, 'bare express + HPM');
+    const rate = (name: string) => rows.find((row) => row.name === name)?.opsPerSec ?? Number.NaN;
+    for (const name of ['@gatehouse/bff (memory store)', '@gatehouse/bff (Redis store)']) {
+      console.log(
+        `${name}: ${(rate(name) / rate('bare express + HPM')).toFixed(2)}× bare proxy (goal ≥ 0.80), ` +
+          `${(rate(name) / rate('express-openid-connect + HPM')).toFixed(2)}× express-openid-connect (goal ≥ 3)`,
+      );
+    }
+  } finally {
+    for (const close of closers.reverse()) await close().catch(() => {});
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  await main();
+}
