@@ -106,11 +106,13 @@ export function createApp(config: ApiConfig): Express {
   if (log) {
     app.use((req, res, next) => {
       const start = performance.now();
+      // Captured now: routers rewrite req.url while they run; the query is dropped on purpose.
+      const path = req.originalUrl.split('?', 1)[0];
       res.on('finish', () => {
         log.info(
           {
             method: req.method,
-            path: req.path,
+            path,
             status: res.statusCode,
             ms: Math.round((performance.now() - start) * 10) / 10,
             kind: req.auth?.kind,

@@ -243,6 +243,7 @@ describe('logs and lazy discovery', () => {
     await call(`/api/todos?access_token=${bob}`, bob);
     const all = logLines.join('');
     expect(all).toContain('"path":"/api/whoami"');
+    expect(all).toContain('"path":"/api/todos","status":400');
     expect(all).toContain('"sub":"alice"');
     for (const token of [alice, bob, worker]) {
       expect(all).not.toContain(token);
