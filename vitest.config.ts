@@ -1,8 +1,10 @@
 import { defineConfig } from 'vitest/config';
 
 // Workspace packages export their TypeScript sources under this condition, so tests run
-// against `src/` without a build step.
-const conditions = ['@gatehouse/source', 'node', 'import', 'default'];
+// against `src/` without a build step. The rest are Vite's defaults for server code; 'import' must
+// not be listed: vitest hands these to Node for external packages, and `require()` inside a CommonJS
+// dependency (Express's router) would then load ESM files.
+const conditions = ['@gatehouse/source', 'module', 'node', 'development|production'];
 
 export default defineConfig({
   resolve: { conditions },
