@@ -83,11 +83,15 @@ class ExpressStoreAdapter extends session.Store {
   override set(sid: string, sess: session.SessionData, callback?: (err?: unknown) => void): void {
     const bff = sess.bff;
     const index: SessionIndex | undefined = bff ? { iss: bff.iss, sub: bff.sub, sid: bff.sid } : undefined;
+    // Sessions are created only at the callback (with their tokens); every other save is an update
+    // and must not bring back a session that was ended while this request ran.
     const tokens = pendingTokens.get(sess);
-    this.store.set(sid, { data: JSON.stringify(sess), index, tokens }, this.ttlFor(bff)).then(() => {
-      pendingTokens.delete(sess);
-      callback?.();
-    }, callback);
+    this.store
+      .set(sid, { data: JSON.stringify(sess), index, tokens, update: tokens === undefined }, this.ttlFor(bff))
+      .then(() => {
+        pendingTokens.delete(sess);
+        callback?.();
+      }, callback);
   }
 
   override destroy(sid: string, callback?: (err?: unknown) => void): void {

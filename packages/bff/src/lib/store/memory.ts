@@ -122,7 +122,8 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): SessionStor
       return { data: entry.data, tokens: entry.tokens };
     },
     async set(id, value, ttlSeconds) {
-      const previous = sessions.get(id);
+      const previous = live(id);
+      if (value.update && !previous) return false;
       if (previous) {
         sessions.delete(id);
         unindex(id, previous.index);
@@ -141,6 +142,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): SessionStor
         addIndex(bySub, subKey(value.index.iss, value.index.sub), id);
         if (value.index.sid !== undefined) addIndex(bySid, subKey(value.index.iss, value.index.sid), id);
       }
+      return true;
     },
     async setTokens(id, tokens) {
       const entry = live(id);

@@ -30,6 +30,7 @@ export class StoreUnavailableError extends Error {
 }
 
 const SET_SESSION = `
+if ARGV[7] == '1' and redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'd', ARGV[1], 'i', ARGV[2])
 if ARGV[5] == '1' then redis.call('HSET', KEYS[1], 't', ARGV[6]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
@@ -114,7 +115,7 @@ export function createRedisStore(options: RedisStoreOptions): SessionStore {
         indexKeys.push(subIndexKey(value.index.iss, value.index.sub));
         if (value.index.sid !== undefined) indexKeys.push(sidIndexKey(value.index.iss, value.index.sid));
       }
-      await evalScript(
+      const written = await evalScript(
         SET_SESSION,
         [sessionKey(id), ...indexKeys],
         [
@@ -124,8 +125,10 @@ export function createRedisStore(options: RedisStoreOptions): SessionStore {
           id,
           value.tokens === undefined ? '0' : '1',
           value.tokens ?? '',
+          value.update ? '1' : '0',
         ],
       );
+      return written === 1;
     },
     async setTokens(id, tokens) {
       return (await evalScript(SET_TOKENS, [sessionKey(id)], [tokens])) === 1;

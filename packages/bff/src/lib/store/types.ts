@@ -38,13 +38,16 @@ export interface SessionStore {
   get(id: string): Promise<StoredSession | undefined>;
   /**
    * Writes the session `data` (and its index) with a TTL. Leaves the stored `tokens` untouched unless
-   * `tokens` is given, so a session write never rolls back a concurrent token refresh.
+   * `tokens` is given, so a session write never rolls back a concurrent token refresh. With
+   * `update: true` the write happens only if the session still exists (a request that loaded a session
+   * must not resurrect it after a logout or back-channel logout ended it meanwhile); returns whether
+   * it was written.
    */
   set(
     id: string,
-    value: { data: string; index?: SessionIndex | undefined; tokens?: string | undefined },
+    value: { data: string; index?: SessionIndex | undefined; tokens?: string | undefined; update?: boolean },
     ttlSeconds: number,
-  ): Promise<void>;
+  ): Promise<boolean>;
   /** Replaces the token record of an existing session atomically; false when the session is gone. */
   setTokens(id: string, tokens: string): Promise<boolean>;
   /** Deletes the session and its index entries. */
