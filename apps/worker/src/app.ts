@@ -1,0 +1,188 @@
+// The sample worker: every `interval` seconds it calls the sample API's /api/reports with a
+// client-credentials token from @gatehouse/token-manager, and logs one line per call. `server.ts`
+// reads the environment and runs it; tests run it in-process.
+import {
+  createTokenFetch,
+  createTokenManager,
+  type PrivateJwk,
+  type SharedCacheRedisClient,
+  type TokenManager,
+  TokenManagerError,
+} from '@gatehouse/token-manager';
+import type { Logger } from 'pino';
+
+/** Configuration of {@link createWorker}. Durations are in seconds. */
+export interface WorkerConfig {
+  /** Issuer of the sample IdP, e.g. `http://127.0.0.1:4000`. */
+  issuer: string;
+  /** Origin of the sample API, e.g. `http://127.0.0.1:4001`. */
+  apiUrl: string;
+  /** `client_id` at the IdP: `worker` (secret) or `worker-jwt` (private_key_jwt). */
+  clientId: string;
+  /** Secret of a `client_secret_basic` client. */
+  clientSecret?: string;
+  /** Private JWK of a `private_key_jwt` client (instead of a secret). */
+  privateKey?: PrivateJwk;
+  /** Scope to ask for. Default `api.reports`. */
+  scope?: string;
+  /** Seconds between two calls. Default 5. */
+  interval?: number;
+  /** Seconds before expiry at which the token is renewed. Default: the token manager's (60). */
+  renewalMargin?: number;
+  /** A connected node-redis client: share tokens with every worker using the same Redis. */
+  redis?: SharedCacheRedisClient;
+  /** Secret (32+ characters) the shared-cache encryption key is derived from. Required with `redis`. */
+  cacheSecret?: string;
+  /** Key prefix in Redis. Default `gatehouse:worker:`. */
+  cacheKeyPrefix?: string;
+  /** pino logger for the per-call lines. */
+  logger: Logger;
+  /** `fetch` for the IdP and the API (tests). Default: global fetch. */
+  fetch?: typeof fetch;
+}
+
+/** What one call to the API gave. */
+export interface CallResult {
+  /** HTTP status of the API, or 0 when no request could be sent (no token, network error). */
+  status: number;
+  /** Where the token came from: `cache` (this process), `shared` (Redis), `renewed` (token request). */
+  token: 'cache' | 'shared' | 'renewed' | 'none';
+  /** Error code when the call failed before reaching the API. */
+  error?: string;
+}
+
+/** A created worker. `start()` schedules calls; `stop()` ends them and waits for the one in flight. */
+export interface Worker {
+  readonly tokens: TokenManager;
+  start(): void;
+  /** Makes one call now (what every tick does). */
+  runOnce(): Promise<CallResult>;
+  stop(): Promise<void>;
+}
+
+const CLIENT = 'sample-api';
+
+/** Creates the sample worker (not started). */
+export function createWorker(config: WorkerConfig): Worker {
+  const interval = config.interval ?? 5;
+  if (!(interval > 0)) throw new TypeError('createWorker: interval must be a positive number of seconds');
+  if (config.redis && !config.cacheSecret) {
+    throw new TypeError(
+      'createWorker: cacheSecret (32+ characters) is required with redis: tokens are encrypted in Redis',
+    );
+  }
+  const log = config.logger;
+  const tokens = createTokenManager({
+    clients: {
+      [CLIENT]: {
+        issuer: config.issuer,
+        clientId: config.clientId,
+        ...(config.privateKey ? { privateKey: config.privateKey } : { clientSecret: config.clientSecret }),
+        scope: config.scope ?? 'api.reports',
+      },
+    },
+    ...(config.renewalMargin === undefined ? {} : { renewalMargin: config.renewalMargin }),
+    ...(config.redis
+      ? {
+          sharedCache: {
+            redis: config.redis,
+            encryptionSecret: config.cacheSecret!,
+            keyPrefix: config.cacheKeyPrefix ?? 'gatehouse:worker:',
+          },
+        }
+      : {}),
+    ...(config.fetch ? { fetch: config.fetch } : {}),
+    logger: log.child({ component: 'token-manager' }),
+  });
+
+  // The token fetch hides where its token came from; the manager's events tell us. Calls never
+  // overlap (the next is scheduled when the previous ends), so "the last event" is this call's.
+  let source: CallResult['token'] = 'none';
+  let expiresIn: number | undefined;
+  tokens.on('token.cache-hit', (event) => {
+    source = event.source === 'memory' ? 'cache' : 'shared';
+    expiresIn = Math.round(event.expiresIn);
+  });
+  tokens.on('token.renewed', (event) => {
+    source = 'renewed';
+    expiresIn = Math.round(event.expiresIn);
+  });
+
+  const apiFetch = createTokenFetch(tokens, CLIENT, config.fetch ? { fetch: config.fetch } : {});
+  const url = new URL('/api/reports', config.apiUrl).href;
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<CallResult> | undefined;
+  let stopped = false;
+  const abort = new AbortController();
+
+  async function runOnce(): Promise<CallResult> {
+    source = 'none';
+    expiresIn = undefined;
+    const started = performance.now();
+    let result: CallResult;
+    try {
+      const response = await apiFetch(url, { signal: abort.signal, headers: { accept: 'application/json' } });
+      const body = (await response.json().catch(() => undefined)) as
+        | { todos?: number; users?: number }
+        | undefined;
+      result = { status: response.status, token: source };
+      const line = {
+        status: result.status,
+        token: result.token,
+        expiresIn,
+        ms: Math.round(performance.now() - started),
+      };
+      if (response.ok) log.info({ ...line, users: body?.users, todos: body?.todos }, 'GET /api/reports');
+      else log.warn(line, 'GET /api/reports');
+    } catch (error) {
+      const code =
+        error instanceof TokenManagerError ? error.code : abort.signal.aborted ? 'aborted' : 'network_error';
+      result = { status: 0, token: source, error: code };
+      log.error(
+        { status: 0, token: source, error: code, ms: Math.round(performance.now() - started) },
+        'GET /api/reports failed',
+      );
+    }
+    return result;
+  }
+
+  function schedule(delayMs: number): void {
+    if (stopped) return;
+    timer = setTimeout(() => {
+      running = runOnce();
+      void running.finally(() => {
+        running = undefined;
+        schedule(interval * 1000);
+      });
+    }, delayMs);
+  }
+
+  return {
+    tokens,
+    runOnce,
+    start() {
+      if (stopped) throw new Error('createWorker: a stopped worker cannot be started again');
+      if (timer || running) return;
+      log.info(
+        {
+          api: url,
+          issuer: config.issuer,
+          clientId: config.clientId,
+          interval,
+          sharedCache: Boolean(config.redis),
+        },
+        'worker started',
+      );
+      schedule(0);
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      clearTimeout(timer);
+      timer = undefined;
+      abort.abort();
+      await running?.catch(() => {});
+      log.info('worker stopped');
+    },
+  };
+}

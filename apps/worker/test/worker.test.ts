@@ -1,0 +1,143 @@
+// The sample worker in-process against the real sample IdP and sample API (and real Redis).
+import { Writable } from 'node:stream';
+import {
+  connectTestRedis,
+  deleteRedisPrefix,
+  type RunningApi,
+  type RunningIdp,
+  requireRedis,
+  startApi,
+  startIdp,
+  uniqueRedisPrefix,
+} from '@gatehouse/testing';
+import { pino } from 'pino';
+import type { RedisClientType } from 'redis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createWorker, type WorkerConfig } from '../src/app.js';
+
+let idp: RunningIdp;
+let api: RunningApi;
+
+beforeAll(async () => {
+  idp = await startIdp({ accessTokenTtl: 120 });
+  api = await startApi({ issuer: idp.issuer });
+});
+afterAll(async () => {
+  await api?.close();
+  await idp?.close();
+});
+
+/** A pino logger whose lines the test can read. */
+function captured(): {
+  logger: WorkerConfig['logger'];
+  lines: () => Array<Record<string, unknown>>;
+  raw: string[];
+} {
+  const raw: string[] = [];
+  const stream = new Writable({
+    write(chunk, _encoding, done) {
+      raw.push(String(chunk));
+      done();
+    },
+  });
+  return {
+    logger: pino({ level: 'debug' }, stream),
+    raw,
+    lines: () => raw.map((l) => JSON.parse(l) as Record<string, unknown>),
+  };
+}
+
+function config(extra: Partial<WorkerConfig> = {}): WorkerConfig & { capture: ReturnType<typeof captured> } {
+  const capture = captured();
+  return {
+    issuer: idp.issuer,
+    apiUrl: api.url,
+    clientId: 'worker',
+    clientSecret: 'worker-secret',
+    interval: 0.05,
+    logger: capture.logger,
+    capture,
+    ...extra,
+  };
+}
+
+describe('sample worker', () => {
+  it('calls /api/reports with a client token: 200, renewed then from cache, one line per call', async () => {
+    const cfg = config();
+    const worker = createWorker(cfg);
+    await expect(worker.runOnce()).resolves.toEqual({ status: 200, token: 'renewed' });
+    await expect(worker.runOnce()).resolves.toEqual({ status: 200, token: 'cache' });
+    const calls = cfg.capture.lines().filter((l) => l.msg === 'GET /api/reports');
+    expect(calls).toHaveLength(2);
+    expect(calls[0]).toMatchObject({ level: 30, status: 200, token: 'renewed' });
+    expect(calls[1]).toMatchObject({ status: 200, token: 'cache' });
+    await worker.stop();
+  });
+
+  it('T1: runs on its interval and stops cleanly: no call after stop(), no token or secret in any line', async () => {
+    let apiCalls = 0;
+    const counting: typeof fetch = (input, init) => {
+      if (String(input).includes('/api/reports')) apiCalls++;
+      return fetch(input, init);
+    };
+    const cfg = config({ fetch: counting });
+    const worker = createWorker(cfg);
+    const { accessToken } = await worker.tokens.getAccessToken('sample-api');
+    worker.start();
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    await worker.stop();
+    const afterStop = apiCalls;
+    expect(afterStop).toBeGreaterThanOrEqual(2);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(apiCalls).toBe(afterStop);
+    expect(cfg.capture.lines().at(-1)).toMatchObject({ msg: 'worker stopped' });
+    const all = cfg.capture.raw.join('');
+    expect(all).toContain('"status":200');
+    expect(all).not.toContain(accessToken);
+    expect(all).not.toContain('worker-secret');
+  });
+
+  it('a wrong secret gives an error line with the code, not a crash', async () => {
+    const cfg = config({ clientSecret: 'wrong-secret' });
+    const worker = createWorker(cfg);
+    await expect(worker.runOnce()).resolves.toEqual({
+      status: 0,
+      token: 'none',
+      error: 'ERR_TOKEN_INVALID_CLIENT',
+    });
+    expect(cfg.capture.raw.join('')).not.toContain('wrong-secret');
+    await worker.stop();
+  });
+
+  it('private_key_jwt (client worker-jwt) works too', async () => {
+    const worker = createWorker(
+      config({ clientId: 'worker-jwt', clientSecret: undefined, privateKey: idp.workerPrivateJwk as never }),
+    );
+    await expect(worker.runOnce()).resolves.toEqual({ status: 200, token: 'renewed' });
+    await worker.stop();
+  });
+});
+
+const redisReady = await requireRedis('sample worker shared cache');
+describe.skipIf(!redisReady)('two workers on one Redis', () => {
+  const prefix = uniqueRedisPrefix('worker');
+  let redis: RedisClientType;
+  beforeAll(async () => {
+    redis = await connectTestRedis();
+  });
+  afterAll(async () => {
+    await deleteRedisPrefix(redis, prefix);
+    await redis?.close();
+  });
+
+  it("T5: the second worker uses the first one's token from Redis", async () => {
+    const shared = { redis, cacheSecret: 'a-test-secret-of-at-least-32-characters!', cacheKeyPrefix: prefix };
+    const first = createWorker(config(shared));
+    const second = createWorker(config(shared));
+    const before = idp.counters.token();
+    await expect(first.runOnce()).resolves.toMatchObject({ status: 200, token: 'renewed' });
+    await expect(second.runOnce()).resolves.toMatchObject({ status: 200, token: 'shared' });
+    expect(idp.counters.token() - before).toBe(1);
+    await Promise.all([first.stop(), second.stop()]);
+  });
+});
