@@ -23,6 +23,11 @@ beforeAll(async () => {
         { prefix: '/api/reports', upstream: `${api.url}/api/reports`, token: 'client', scope: 'api.reports' },
         { prefix: '/api/me', upstream: `${api.url}/api/whoami` },
         {
+          prefix: '/api/me-for-api',
+          upstream: `${api.url}/api/whoami`,
+          resource: 'urn:gatehouse:sample-api',
+        },
+        {
           prefix: '/api/anyone',
           upstream: `${api.url}/api/whoami`,
           token: 'user-or-client',
@@ -67,6 +72,15 @@ describe('token types reach the sample API with the right token', () => {
     const list = await spaFetch(browser, baseUrl, '/api/todos');
     expect(list.status).toBe(200);
     expect(JSON.stringify(await list.json())).toContain('proxied');
+  });
+
+  it('P4 resource: a route with a resource indicator gets a token whose aud is that API', async () => {
+    const browser = await signIn(baseUrl);
+    const res = await spaFetch(browser, baseUrl, '/api/me-for-api');
+    expect(res.status).toBe(200);
+    const caller = (await res.json()) as Caller & { aud: string | string[] };
+    expect(caller.sub).toBe('alice');
+    expect([caller.aud].flat()).toContain('urn:gatehouse:sample-api');
   });
 
   it('P5 user route without a session → 401 JSON, never a redirect', async () => {

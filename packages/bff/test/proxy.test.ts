@@ -38,6 +38,14 @@ beforeAll(async () => {
         allowSimpleContentTypes: ['application/x-www-form-urlencoded'],
       },
       { prefix: '/api/getonly', upstream: `${upstream.origin}/g`, methods: ['GET'] },
+      { prefix: '/api/aud-a', upstream: `${upstream.origin}/a`, resource: 'urn:api-a' },
+      { prefix: '/api/aud-b', upstream: `${upstream.origin}/b`, resource: 'urn:api-b' },
+      {
+        prefix: '/api/aud-b-client',
+        upstream: `${upstream.origin}/bc`,
+        token: 'client',
+        resource: 'urn:api-b',
+      },
     ],
     tokens,
   );
@@ -230,6 +238,15 @@ describe('P4/P5 tokens per route type', () => {
     expect(res.headers.location).toBeUndefined();
     expect(res.json).toEqual({ error: 'ERR_BFF_NO_SESSION' });
     expect(upstream.seen).toHaveLength(0);
+  });
+
+  it('P4: each upstream gets a token for its own resource, never another API’s', async () => {
+    const a = upstreamHeaders(await getJson('/api/aud-a/echo'));
+    const b = upstreamHeaders(await getJson('/api/aud-b/echo'));
+    const bClient = upstreamHeaders(await getJson('/api/aud-b-client/echo'));
+    expect(a.authorization).toBe(`Bearer ${tokens.current}@urn:api-a`);
+    expect(b.authorization).toBe(`Bearer ${tokens.current}@urn:api-b`);
+    expect(bClient.authorization).toBe('Bearer client-token@urn:api-b');
   });
 
   it('P4: client route sends the client token, with or without a session', async () => {

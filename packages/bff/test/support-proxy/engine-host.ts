@@ -26,18 +26,19 @@ export class FakeTokens {
     /\bsession=alice\b/.test(req.headers.cookie ?? '');
   getUserAccessToken = async (
     req: { headers: { cookie?: string } },
-    options: { forceRefresh?: boolean } = {},
+    options: { forceRefresh?: boolean; resource?: string } = {},
   ): Promise<string> => {
     if (!(await this.hasUser(req))) throw new BffError('ERR_BFF_NO_SESSION', 'no session');
     if (options.forceRefresh) {
       if (this.failRefresh) throw new BffError('ERR_BFF_SESSION_ENDED', 'refresh rejected');
       this.refreshes += 1;
     }
-    return this.current;
+    // A token "for" the resource, so a test can see which audience each upstream got.
+    return options.resource ? `${this.current}@${options.resource}` : this.current;
   };
-  getClientAccessToken = async (): Promise<string> => {
+  getClientAccessToken = async (options: { resource?: string; scope?: string } = {}): Promise<string> => {
     this.clientCalls += 1;
-    return 'client-token';
+    return options.resource ? `client-token@${options.resource}` : 'client-token';
   };
 }
 
