@@ -164,7 +164,7 @@ export function assertNoSecrets(haystack: string, secrets: Iterable<string>) {
 }
 
 /** A token response body as JSON. */
-export function jsonResponse(body: unknown, status = 200, headers: Record<string, string> = {}) {
+export function jsonResponse(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
   return new Response(JSON.stringify(body), {
     status,
     headers: { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers },

@@ -1,0 +1,127 @@
+// One conformance suite for every SessionStore implementation (memory, Redis).
+import type { SessionStore } from '@gatehouse/bff';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const ISS = 'https://idp.example';
+
+/** Registers the conformance tests for the store `create()` returns (a fresh, empty store). */
+export function storeConformance(
+  name: string,
+  create: () => Promise<SessionStore>,
+  dispose?: () => Promise<void>,
+) {
+  describe(`SessionStore conformance: ${name}`, () => {
+    let store: SessionStore;
+    beforeAll(async () => {
+      store = await create();
+    });
+    afterAll(async () => {
+      await store?.close?.();
+      await dispose?.();
+    });
+
+    it('S5: unknown ids read as undefined', async () => {
+      expect(await store.get('nope')).toBeUndefined();
+      expect(await store.find({ iss: ISS, sub: 'nobody' })).toEqual([]);
+    });
+
+    it('set/get round trip; a later data write keeps the tokens; setTokens replaces them atomically', async () => {
+      expect(
+        await store.set(
+          'a1',
+          { data: '{"n":1}', index: { iss: ISS, sub: 'alice', sid: 's1' }, tokens: 'T1' },
+          60,
+        ),
+      ).toBe(true);
+      expect(await store.get('a1')).toEqual({ data: '{"n":1}', tokens: 'T1' });
+      expect(
+        await store.set(
+          'a1',
+          { data: '{"n":2}', index: { iss: ISS, sub: 'alice', sid: 's1' }, update: true },
+          60,
+        ),
+      ).toBe(true);
+      expect(await store.get('a1')).toEqual({ data: '{"n":2}', tokens: 'T1' });
+      expect(await store.setTokens('a1', 'T2')).toBe(true);
+      expect(await store.get('a1')).toEqual({ data: '{"n":2}', tokens: 'T2' });
+    });
+
+    it('update writes and token writes never resurrect a destroyed session', async () => {
+      await store.set('gone', { data: '{}', index: { iss: ISS, sub: 'ghost' } }, 60);
+      await store.destroy('gone');
+      expect(
+        await store.set('gone', { data: '{}', index: { iss: ISS, sub: 'ghost' }, update: true }, 60),
+      ).toBe(false);
+      expect(await store.setTokens('gone', 'T')).toBe(false);
+      expect(await store.get('gone')).toBeUndefined();
+      expect(await store.find({ iss: ISS, sub: 'ghost' })).toEqual([]);
+    });
+
+    it('B4 index: find by (iss, sub), (iss, sid), (iss, sid, sub); other issuers never match', async () => {
+      await store.set('b1', { data: '{}', index: { iss: ISS, sub: 'bob', sid: 'sid-1' } }, 60);
+      await store.set('b2', { data: '{}', index: { iss: ISS, sub: 'bob', sid: 'sid-2' } }, 60);
+      await store.set(
+        'b3',
+        { data: '{}', index: { iss: 'https://other.example', sub: 'bob', sid: 'sid-1' } },
+        60,
+      );
+      expect((await store.find({ iss: ISS, sub: 'bob' })).sort()).toEqual(['b1', 'b2']);
+      expect(await store.find({ iss: ISS, sid: 'sid-1' })).toEqual(['b1']);
+      expect(await store.find({ iss: ISS, sid: 'sid-1', sub: 'bob' })).toEqual(['b1']);
+      expect(await store.find({ iss: ISS, sid: 'sid-1', sub: 'carol' })).toEqual([]);
+      expect(await store.find({ iss: ISS })).toEqual([]);
+      await store.destroy('b1');
+      expect(await store.find({ iss: ISS, sub: 'bob' })).toEqual(['b2']);
+      expect(await store.find({ iss: ISS, sid: 'sid-1' })).toEqual([]);
+    });
+
+    it('S4: sessions expire after their TTL (and leave the index)', async () => {
+      await store.set('short', { data: '{}', index: { iss: ISS, sub: 'dave' } }, 1);
+      expect(await store.get('short')).toBeDefined();
+      await sleep(1100);
+      expect(await store.get('short')).toBeUndefined();
+      expect(await store.find({ iss: ISS, sub: 'dave' })).toEqual([]);
+    });
+
+    it('L4: a login transaction can be taken once', async () => {
+      await store.putTransaction('tx1', 'payload', 60);
+      expect(await store.takeTransaction('tx1')).toBe('payload');
+      expect(await store.takeTransaction('tx1')).toBeUndefined();
+      expect(await store.takeTransaction('never')).toBeUndefined();
+      const results = await Promise.all(
+        Array.from({ length: 10 }, async () => {
+          await store.putTransaction('tx2', 'p', 60);
+          return undefined;
+        }),
+      );
+      expect(results).toHaveLength(10);
+      const takes = await Promise.all(Array.from({ length: 10 }, () => store.takeTransaction('tx2')));
+      expect(takes.filter((t) => t === 'p')).toHaveLength(1);
+    });
+
+    it('claimOnce is true exactly once per key until it expires', async () => {
+      const claims = await Promise.all(Array.from({ length: 10 }, () => store.claimOnce('jti-1', 1)));
+      expect(claims.filter(Boolean)).toHaveLength(1);
+      expect(await store.claimOnce('jti-2', 1)).toBe(true);
+      await sleep(1100);
+      expect(await store.claimOnce('jti-1', 1)).toBe(true);
+    });
+
+    it('R2: a lock has one holder; release frees it; a stale holder cannot release a newer lock', async () => {
+      const locks = await Promise.all(Array.from({ length: 10 }, () => store.lock('l1', 1)));
+      const held = locks.filter((l) => l !== undefined);
+      expect(held).toHaveLength(1);
+      await held[0]!.release();
+      const second = await store.lock('l1', 1);
+      expect(second).toBeDefined();
+      await sleep(1100); // second expires
+      const third = await store.lock('l1', 30);
+      expect(third).toBeDefined();
+      await second!.release(); // stale: must not free third's lock
+      expect(await store.lock('l1', 30)).toBeUndefined();
+      await third!.release();
+      expect(await store.lock('l1', 30)).toBeDefined();
+    });
+  });
+}
