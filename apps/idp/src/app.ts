@@ -455,6 +455,29 @@ async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
   return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
 }
 
+const SESSION_COOKIE = /^_session(\.sig)?=/;
+
+/**
+ * Silent login (prompt=none) loads the IdP in an iframe of the BFF's page, a cross-site request,
+ * so the IdP session cookie must be `SameSite=None; Secure` to be sent. Koa refuses to set a Secure
+ * cookie on a plain-http request, and on a loopback issuer the samples run on http (which browsers
+ * and TestBrowser treat as a secure context, so they keep Secure cookies from it). So the session
+ * cookie is set as Lax and rewritten here on its way out. Only used for https or loopback issuers.
+ */
+function crossSiteSessionCookie(res: ServerResponse): void {
+  const setHeader = res.setHeader.bind(res);
+  res.setHeader = (name: string, value: number | string | readonly string[]) => {
+    if (name.toLowerCase() === 'set-cookie') {
+      const rewrite = (cookie: string) =>
+        SESSION_COOKIE.test(cookie)
+          ? `${cookie.replace(/;\s*samesite=\w+/i, '')}; samesite=none; secure`
+          : cookie;
+      value = Array.isArray(value) ? value.map(rewrite) : typeof value === 'string' ? rewrite(value) : value;
+    }
+    return setHeader(name, value);
+  };
+}
+
 function audienceIncludes(aud: unknown, wanted: string): boolean {
   return aud === wanted || (Array.isArray(aud) && aud.includes(wanted));
 }
@@ -484,6 +507,9 @@ export async function createIdp(options: IdpOptions): Promise<Idp> {
       ? await loadOrCreateSigningKeys(config.keysDir)
       : { keys: [await generateSigningJwk()] };
   for (const key of jwks.keys) key.alg ??= 'RS256';
+
+  const issuerUrl = new URL(config.issuer);
+  const crossSiteSession = issuerUrl.protocol === 'https:' || isLoopbackHost(issuerUrl.hostname);
 
   const store = new IdpStore();
   const sweeper = setInterval(() => store.sweep(), 60_000);
@@ -539,7 +565,12 @@ export async function createIdp(options: IdpOptions): Promise<Idp> {
     adapter: store.factory,
     clients,
     jwks: structuredClone(keys) as Configuration['jwks'],
-    cookies: { keys: cookieKeys },
+    // `long` covers the IdP session cookie; see crossSiteSessionCookie for its SameSite.
+    cookies: {
+      keys: cookieKeys,
+      long: { httpOnly: true, sameSite: 'lax' },
+      short: { httpOnly: true, sameSite: 'lax' },
+    },
     findAccount: async (_ctx, sub): Promise<Account | undefined> => {
       const user = findUser(sub);
       if (!user) return undefined;
@@ -820,6 +851,7 @@ export async function createIdp(options: IdpOptions): Promise<Idp> {
       res.end(JSON.stringify({ status: 'ok' }));
       return;
     }
+    if (crossSiteSession) crossSiteSessionCookie(res);
     const match = interactionRoute.exec(path);
     if (match) {
       interaction(req, res, match[1]!, match[2]).catch((error: unknown) => {

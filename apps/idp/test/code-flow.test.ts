@@ -181,6 +181,32 @@ describe('authorization code flow with PKCE (bff client)', () => {
     expect(signedIn.searchParams.get('code')).toBeTruthy();
   });
 
+  it('silent login from a cross-site iframe: the IdP session cookie is SameSite=None; Secure', async () => {
+    const frameLogin = async (browser: TestBrowser) => {
+      await authorize(browser);
+      // The BFF's page (localhost) loads the IdP (127.0.0.1, another site) in an iframe.
+      const frame = await browser.follow(
+        oidc.buildAuthorizationUrl(config, {
+          redirect_uri: `${rp.url}/bff/callback`,
+          scope: 'openid',
+          prompt: 'none',
+          code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()),
+          code_challenge_method: 'S256',
+        }),
+        { initiator: `${rp.url}/`, navigation: false },
+      );
+      expect(frame.hops[0]!.url.startsWith(idp.url)).toBe(true);
+      return new URL(frame.url).searchParams;
+    };
+    // A browser that allows third-party cookies sends the IdP session: a code.
+    const permissive = new TestBrowser({ thirdPartyCookies: true });
+    expect((await frameLogin(permissive)).get('code')).toBeTruthy();
+    const session = (await permissive.cookies(`${idp.url}/`)).find((c) => c.key === '_session');
+    expect(session).toMatchObject({ sameSite: 'none', secure: true, httpOnly: true });
+    // Today's browsers (and TestBrowser's default) block third-party cookies: login_required.
+    expect((await frameLogin(new TestBrowser())).get('error')).toBe('login_required');
+  });
+
   it('L2: a request without PKCE is rejected', async () => {
     const browser = new TestBrowser();
     const url = oidc.buildAuthorizationUrl(config, {

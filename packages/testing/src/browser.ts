@@ -25,7 +25,9 @@ export interface BrowserRequestInit extends Omit<RequestInit, 'body' | 'redirect
   /**
    * A top-level navigation (link, form, redirect). Cross-site navigations with GET still carry
    * SameSite=Lax cookies; cross-site subresource/fetch requests carry only SameSite=None ones.
-   * Default: false for {@link TestBrowser.fetch}, true for {@link TestBrowser.follow}.
+   * Default: false for {@link TestBrowser.fetch}, true for {@link TestBrowser.follow}. Pass
+   * `false` to `follow` to load a URL in an iframe (e.g. silent login): it stays non-top-level
+   * through its redirects.
    */
   navigation?: boolean;
 }
@@ -95,6 +97,12 @@ export interface TestBrowserOptions {
    * `SameSite=None` without `Secure` is refused. Default true (the e2e tests drive Chromium).
    */
   chromiumSameSite?: boolean;
+  /**
+   * Send and store cookies in third-party contexts (a cross-site iframe or fetch). Default false:
+   * the Chromium the e2e tests use (156) blocks them, as Safari and Firefox (partitioning) do, so
+   * e.g. a cross-site silent-login iframe reaches the IdP without its session cookie.
+   */
+  thirdPartyCookies?: boolean;
 }
 
 const ENTITIES: Record<string, string> = {
@@ -211,6 +219,7 @@ export class TestBrowser {
   readonly #fetch: typeof fetch;
   readonly #headers: Record<string, string>;
   readonly #chromiumSameSite: boolean;
+  readonly #thirdPartyCookies: boolean;
 
   constructor(options: TestBrowserOptions = {}) {
     this.jar = new CookieJar(undefined, {
@@ -222,6 +231,7 @@ export class TestBrowser {
     this.#fetch = options.fetch ?? globalThis.fetch;
     this.#headers = { ...options.headers };
     this.#chromiumSameSite = options.chromiumSameSite ?? true;
+    this.#thirdPartyCookies = options.thirdPartyCookies ?? false;
   }
 
   /**
@@ -243,6 +253,8 @@ export class TestBrowser {
     const chain: URL[] = [];
     let target = new URL(url);
     let request: BrowserRequestInit = { navigation: true, ...init };
+    // An iframe (navigation: false) stays a non-top-level load through its redirects.
+    const navigation = request.navigation ?? true;
     for (;;) {
       if (hops.length >= maxHops) {
         throw new Error(
@@ -263,7 +275,7 @@ export class TestBrowser {
         request = keepMethod
           ? { ...request, initiator: request.initiator, site: undefined }
           : {
-              navigation: true,
+              navigation,
               method: method === 'HEAD' ? 'HEAD' : 'GET',
               headers,
               initiator: request.initiator,
@@ -282,8 +294,8 @@ export class TestBrowser {
       if (form) {
         request =
           form.method === 'POST'
-            ? { navigation: true, method: 'POST', form: form.fields, initiator: target }
-            : { navigation: true, method: 'GET', initiator: target };
+            ? { navigation, method: 'POST', form: form.fields, initiator: target }
+            : { navigation, method: 'GET', initiator: target };
         target = form.method === 'POST' ? new URL(form.action) : withQuery(form.action, form.fields);
         continue;
       }
@@ -364,7 +376,13 @@ export class TestBrowser {
     const safe = method === 'GET' || method === 'HEAD';
     const sameSiteContext = rel === 'cross-site' ? (navigation && safe ? 'lax' : 'none') : 'strict';
 
-    const cookieHeader = await this.jar.getCookieString(target.href, { sameSiteContext });
+    // Third-party context: not a top-level navigation, and the embedding page is on another site.
+    const thirdParty =
+      !navigation && (site === 'cross-site' || (from !== undefined && siteOf(from) !== siteOf(target)));
+    const cookiesAllowed = this.#thirdPartyCookies || !thirdParty;
+    const cookieHeader = cookiesAllowed
+      ? await this.jar.getCookieString(target.href, { sameSiteContext })
+      : '';
     if (cookieHeader && !headers.has('cookie')) headers.set('cookie', cookieHeader);
     if (!headers.has('sec-fetch-site')) headers.set('sec-fetch-site', rel);
     if (!headers.has('sec-fetch-mode')) headers.set('sec-fetch-mode', navigation ? 'navigate' : 'cors');
@@ -394,6 +412,10 @@ export class TestBrowser {
     const setCookie = response.headers.getSetCookie();
     const rejectedCookies: Hop['rejectedCookies'] = [];
     for (const raw of setCookie) {
+      if (!cookiesAllowed) {
+        rejectedCookies.push({ cookie: cookieName(raw), reason: 'third-party cookies are blocked' });
+        continue;
+      }
       try {
         const parsed = Cookie.parse(raw);
         if (!parsed) throw new Error('unparsable Set-Cookie');

@@ -229,6 +229,22 @@ describe('TestBrowser SameSite', () => {
     expect(echoed.body).toBe('x=1');
   });
 
+  it('blocks third-party cookies (cross-site iframe/fetch) unless thirdPartyCookies is set', async () => {
+    for (const [thirdPartyCookies, expected] of [
+      [false, ''],
+      [true, 'open=o1'],
+    ] as const) {
+      const browser = new TestBrowser({ thirdPartyCookies });
+      await browser.fetch(`${A}/set`);
+      const framed = await browser.follow(`${A}/cb/echo`, { initiator: `${B}/`, navigation: false });
+      expect((JSON.parse(framed.text) as { cookie: string }).cookie).toBe(expected);
+      const set = await browser.follow(`${A}/set`, { initiator: `${B}/`, navigation: false });
+      expect(set.hops[0]!.rejectedCookies.some((r) => r.reason === 'third-party cookies are blocked')).toBe(
+        !thirdPartyCookies,
+      );
+    }
+  });
+
   it('a redirect chain that passes through another site withholds Strict cookies at the end', async () => {
     const browser = new TestBrowser();
     await browser.fetch(`${A}/set`);
