@@ -88,18 +88,23 @@ export class BrowserRecorder {
   }
 }
 
+/** A token the browser saw and where: `label` says which kind (e.g. `id_token (token endpoint)`). */
+export interface Leak {
+  token: string;
+  label: string;
+  exhibit: Exhibit;
+}
+
 /**
  * Every place an issued token shows up in what the browser saw. A token is also looked for in its
  * URL-encoded form (a redirect URL would carry it that way).
  */
-export function findLeaks(tokens: IssuedTokens, exhibits: readonly Exhibit[]): string[] {
-  const leaks: string[] = [];
+export function findLeaks(tokens: IssuedTokens, exhibits: readonly Exhibit[]): Leak[] {
+  const leaks: Leak[] = [];
   for (const [token, label] of tokens.values) {
-    const needles = new Set([token, encodeURIComponent(token)]);
+    const needles = [...new Set([token, encodeURIComponent(token)])];
     for (const exhibit of exhibits) {
-      for (const needle of needles) {
-        if (exhibit.text.includes(needle)) leaks.push(`${label} found in ${exhibit.where}`);
-      }
+      if (needles.some((needle) => exhibit.text.includes(needle))) leaks.push({ token, label, exhibit });
     }
   }
   return leaks;
