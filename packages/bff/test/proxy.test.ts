@@ -7,6 +7,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type EngineHost, FakeTokens, startEngineHost } from './support-proxy/engine-host.js';
 import {
   rawRequest,
+  sseAborted,
   startBehaviourUpstream,
   startRecordingServer,
   type TestUpstream,
@@ -492,6 +493,48 @@ describe('streaming both ways', () => {
     expect(firstByteAfter.total).toBe(SIZE);
     // The first bytes arrive long before the whole body could have been collected.
     expect(firstByteAfter.firstChunkAt).toBeLessThan(firstByteAfter.endAt / 2);
+  });
+
+  it('a browser leaving an SSE stream closes the upstream stream too (nothing left running)', async () => {
+    const before = sseAborted.count;
+    await new Promise<void>((resolve, reject) => {
+      const req = request(
+        { host: '127.0.0.1', port: host.port, path: '/api/b/sse?n=100&gap=50', headers: SESSION },
+        (res) => {
+          res.once('data', () => {
+            req.destroy();
+            resolve();
+          });
+        },
+      );
+      req.on('error', () => {});
+      req.on('close', () => resolve());
+      req.once('error', reject);
+      req.end();
+    });
+    for (let i = 0; i < 40 && sseAborted.count === before; i++) await new Promise((r) => setTimeout(r, 25));
+    expect(sseAborted.count).toBe(before + 1);
+  });
+
+  it('an upstream reset mid-body reaches the browser as an aborted response, not a short success', async () => {
+    const outcome = await new Promise<string>((resolve) => {
+      setTimeout(() => resolve('hung'), 3000);
+      const req = request(
+        { host: '127.0.0.1', port: host.port, path: '/api/b/reset-mid-body', headers: SESSION },
+        (res) => {
+          let received = 0;
+          res.on('data', (chunk: Buffer) => {
+            received += chunk.length;
+          });
+          res.on('end', () => resolve(res.complete ? `complete ${received}` : `incomplete ${received}`));
+          res.on('error', () => resolve('error'));
+          res.on('aborted', () => resolve('aborted'));
+        },
+      );
+      req.on('error', () => resolve('error'));
+      req.end();
+    });
+    expect(['aborted', 'error']).toContain(outcome.split(' ')[0]);
   });
 
   it('server-sent events arrive as they are sent (timestamps), not at the end', async () => {

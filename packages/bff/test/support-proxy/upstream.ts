@@ -52,6 +52,9 @@ async function listen(server: Server, seen: SeenRequest[]): Promise<TestUpstream
   };
 }
 
+/** SSE streams the upstream saw closed by the other side before they finished. */
+export const sseAborted = { count: 0 };
+
 /**
  * The behaviour upstream. Paths (under any base path):
  * `/echo` JSON of what arrived (method, url, headers, body length); `/redirect?to=` 307 to `to`;
@@ -153,9 +156,17 @@ export function startBehaviourUpstream(): Promise<TestUpstream> {
             res.end();
           }
         }, gap);
-        res.on('close', () => clearInterval(timer));
+        res.on('close', () => {
+          clearInterval(timer);
+          if (i < n) sseAborted.count += 1;
+        });
         return;
       }
+      case 'reset-mid-body':
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': '1000000' });
+        res.write(Buffer.alloc(1000));
+        setTimeout(() => req.socket.destroy(), 20);
+        return;
       default:
         res.writeHead(404);
         res.end();

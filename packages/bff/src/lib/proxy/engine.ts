@@ -227,9 +227,13 @@ export function createProxyEngine(options: ProxyEngineOptions): ProxyEngine {
       return;
     }
     res.writeHead(status, filterResponseHeaders(proxyRes.headers));
-    // Stop reading from the upstream when the browser goes away (long downloads, SSE).
+    // Stop reading from the upstream when the browser goes away (long downloads, SSE), and cut the
+    // browser's response when the upstream's breaks off: a truncated body must not look complete.
     res.once('close', () => {
       if (!proxyRes.complete) proxyRes.destroy();
+    });
+    proxyRes.once('close', () => {
+      if (!proxyRes.complete) res.destroy();
     });
     proxyRes.pipe(res);
   }
