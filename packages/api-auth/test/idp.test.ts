@@ -205,6 +205,31 @@ describe('crafted tokens with the IdP key (idp.sign)', () => {
 });
 
 describe('A8: key rotation at the IdP', () => {
+  it('A8: 1000 tokens with random kids → no JWKS refetch within the cooldown, all 401', async () => {
+    let fetches = 0;
+    const v = createAccessTokenValidator({
+      issuer: fx.idp.issuer,
+      audience: SAMPLE_API_AUDIENCE,
+      fetch: (input, init) => {
+        if (String(input).endsWith('/jwks')) fetches++;
+        return fetch(input, init);
+      },
+    });
+    await v.validate(worker);
+    expect(fetches).toBe(1);
+    const [, payload, signature] = (await forge()).split('.');
+    const results = await Promise.allSettled(
+      Array.from({ length: 1000 }, () => {
+        const header = base64url.encode(JSON.stringify({ alg: 'RS256', typ: 'at+jwt', kid: randomUUID() }));
+        return v.validate(`${header}.${payload}.${signature}`);
+      }),
+    );
+    expect(
+      results.filter((r) => r.status === 'rejected' && (r.reason as AccessTokenError).status === 401),
+    ).toHaveLength(1000);
+    expect(fetches).toBe(1);
+  });
+
   it('A8: after rotation, new tokens are accepted after exactly one JWKS refetch', async () => {
     await validator.validate(alice.access_token);
     const before = jwksFetches;
