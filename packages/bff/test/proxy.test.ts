@@ -222,10 +222,13 @@ describe('P3 upstream responses', () => {
     expect(upstream.seen).toHaveLength(1);
   });
 
-  it('P3: upstream Set-Cookie is not relayed; other headers are', async () => {
+  it('P3/X2: upstream Set-Cookie and Access-Control-* are not relayed; other headers are', async () => {
     const res = await rawRequest(host.port, { path: '/api/b/set-cookie', headers: SESSION });
     expect(res.status).toBe(200);
     expect(res.headers['set-cookie']).toBeUndefined();
+    // X2: an upstream cannot grant CORS access to the BFF's origin.
+    expect(res.headers['access-control-allow-origin']).toBeUndefined();
+    expect(res.headers['access-control-allow-credentials']).toBeUndefined();
     expect(res.headers['x-upstream']).toBe('yes');
     expect(res.body).toBe('cookie');
   });

@@ -85,7 +85,12 @@ export function startBehaviourUpstream(): Promise<TestUpstream> {
         res.end();
         return;
       case 'set-cookie':
-        res.writeHead(200, { 'set-cookie': ['upstream=1; Path=/', 'other=2'], 'x-upstream': 'yes' });
+        res.writeHead(200, {
+          'set-cookie': ['upstream=1; Path=/', 'other=2'],
+          'x-upstream': 'yes',
+          'access-control-allow-origin': 'https://evil.example',
+          'access-control-allow-credentials': 'true',
+        });
         res.end('cookie');
         return;
       case 'always-401':

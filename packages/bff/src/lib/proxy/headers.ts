@@ -31,7 +31,7 @@ const DROPPED_REQUEST_HEADERS: readonly string[] = [
 /** Extra headers a WebSocket handshake needs to keep (they are hop-by-hop for plain requests). */
 const UPGRADE_HEADERS = new Set(['connection', 'upgrade']);
 
-/** Response headers never relayed: hop-by-hop ones (Node frames the response) and `Set-Cookie`. */
+/** Response headers never relayed: hop-by-hop ones (Node frames the response), `Set-Cookie` (and `Access-Control-*`, below). */
 const DROPPED_RESPONSE_HEADERS = new Set([
   'set-cookie',
   'connection',
@@ -90,6 +90,8 @@ export function filterResponseHeaders(headers: IncomingHttpHeaders): OutgoingHtt
       : undefined;
   for (const name in headers) {
     if (DROPPED_RESPONSE_HEADERS.has(name) || named?.has(name)) continue;
+    // The BFF's origin has no CORS policy (SECURITY X2); an upstream must not grant one on its behalf.
+    if (name.startsWith('access-control-')) continue;
     const value = headers[name];
     if (value !== undefined) out[name] = value;
   }
