@@ -67,6 +67,11 @@ export class Emitter {
     };
   }
 
+  /** Whether anyone listens (lets hot paths skip building a payload nobody reads). */
+  has(event: TokenManagerEventName): boolean {
+    return (this.#listeners.get(event)?.size ?? 0) > 0;
+  }
+
   emit<E extends TokenManagerEventName>(event: E, payload: TokenManagerEvents[E]): void {
     const set = this.#listeners.get(event);
     if (!set) return;

@@ -77,7 +77,26 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   /** Remembered failures (T6): no request for this key until `until`. */
   const blocked = new Map<string, { until: number; error: TokenManagerError }>();
 
+  // Contexts are memoised: the hot path (a cache hit) should cost a Map lookup, not a parse and a
+  // SHA-256. Keyed by the call's raw scope/resource values; bounded so odd callers cannot grow it.
+  const contexts = new Map<string, CallContext>();
+  const defaultContexts = new Map<string, CallContext>();
+  const MAX_CONTEXTS = 1000;
+
   function context(name: string, options: TokenScopeOptions | undefined): CallContext {
+    const scope = options?.scope;
+    const resource = options?.resource;
+    if (scope === undefined && resource === undefined) {
+      const defaults = defaultContexts.get(name);
+      if (defaults) return defaults;
+    }
+    const memoKey =
+      (scope === undefined || typeof scope === 'string') &&
+      (resource === undefined || typeof resource === 'string')
+        ? `${name}\u0000${scope ?? '\u0001'}\u0000${resource ?? '\u0001'}`
+        : undefined;
+    const memo = memoKey === undefined ? undefined : contexts.get(memoKey);
+    if (memo) return memo;
     const endpoint = endpoints.get(name);
     if (!endpoint) {
       throw new TypeError(
@@ -85,14 +104,31 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       );
     }
     const client = endpoint.client;
-    const scopes = options?.scope === undefined ? client.scopes : normalizeScopes(options.scope);
-    const resources =
-      options?.resource === undefined ? client.resources : normalizeResources(options.resource);
+    const scopes = scope === undefined ? client.scopes : normalizeScopes(scope);
+    const resources = resource === undefined ? client.resources : normalizeResources(resource);
     // T4: the key is (server, client, resources, sorted scopes); hashed to keep Redis keys short.
     const hash = createHash('sha256')
       .update(JSON.stringify([client.serverId, client.clientId, resources, scopes]))
       .digest('base64url');
-    return { endpoint, name, scopes, resources, hash };
+    const ctx: CallContext = { endpoint, name, scopes, resources, hash };
+    if (scope === undefined && resource === undefined) defaultContexts.set(name, ctx);
+    else if (memoKey !== undefined) {
+      if (contexts.size >= MAX_CONTEXTS) contexts.clear();
+      contexts.set(memoKey, ctx);
+    }
+    return ctx;
+  }
+
+  /** Cache hits share one frozen result per entry: no allocation on the hot path. */
+  const hitResults = new WeakMap<CacheEntry, AccessToken>();
+
+  function memoryHit(entry: CacheEntry): AccessToken {
+    let hit = hitResults.get(entry);
+    if (!hit) {
+      hit = Object.freeze(result({ entry, source: 'memory', stale: false }));
+      hitResults.set(entry, hit);
+    }
+    return hit;
   }
 
   function result(outcome: Outcome): AccessToken {
@@ -376,12 +412,14 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
           events.emit('token.evicted', { client: name, reason: 'forced' });
         }
       } else if (cached && clock() < cached.renewAt) {
-        events.emit('token.cache-hit', {
-          client: name,
-          source: 'memory',
-          expiresIn: (cached.expiresAt - clock()) / 1000,
-        });
-        return result({ entry: cached, source: 'memory', stale: false });
+        if (events.has('token.cache-hit')) {
+          events.emit('token.cache-hit', {
+            client: name,
+            source: 'memory',
+            expiresIn: (cached.expiresAt - clock()) / 1000,
+          });
+        }
+        return memoryHit(cached);
       }
       return flight(ctx, rejected);
     },
