@@ -50,7 +50,7 @@ export function createOidcConfiguration(
         ...(fetchImpl ? { [client.customFetch]: fetchImpl as client.CustomFetch } : {}),
       });
     } catch (err) {
-      if (err instanceof client.ClientError && err.code === 'OAUTH_JSON_ATTRIBUTE_COMPARISON') {
+      if (err instanceof client.ClientError && err.code === 'OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED') {
         throw new BffError(
           'ERR_BFF_CONFIGURATION',
           'discovered issuer does not match the configured issuer',
@@ -95,6 +95,21 @@ export function createOidcConfiguration(
     });
     return attempt;
   };
+}
+
+/**
+ * Sorts a login-callback failure: the IdP or network misbehaving (`transient`), a token response the
+ * BFF cannot use (`response`: wrong token_type, missing tokens, not JSON — L8), or a response that
+ * failed validation (`validation`: ID token signature/claims, state, iss — L5, L9).
+ */
+export function classifyCallbackError(err: unknown): 'transient' | 'response' | 'validation' {
+  const kind = classifyTokenError(err);
+  if (kind === 'transient') return 'transient';
+  if (kind !== 'response' || !(err instanceof client.ClientError)) return 'validation';
+  if (err.code !== 'OAUTH_INVALID_RESPONSE' && err.code !== 'OAUTH_UNSUPPORTED_OPERATION') return 'response';
+  const cause = (err as { cause?: unknown }).cause;
+  const text = `${err.message} ${cause instanceof Error ? cause.message : ''}`;
+  return /token_type|"(?:id|access)_token" property/.test(text) ? 'response' : 'validation';
 }
 
 /** Maps an openid-client failure during a token request to a BffError. */

@@ -10,7 +10,7 @@ import { appendSetCookie, type Core, hostCookie, readCookie } from '../core.js';
 import { randomId, sha256 } from '../crypto.js';
 import { BffError, describeError, sendProblem } from '../errors.js';
 import { escapeHtml, sendPage } from '../html.js';
-import { classifyTokenError } from '../oidc.js';
+import { classifyCallbackError, classifyTokenError } from '../oidc.js';
 import type { BffSessionData } from '../session.js';
 
 /** Login transactions expire after this many seconds (L3: Max-Age ≤ 600). */
@@ -156,6 +156,14 @@ export function callbackHandler(core: Core): RequestHandler {
     const tx = JSON.parse(raw) as LoginTransaction;
 
     const configuration = await core.getOidcConfiguration();
+    // L5 (RFC 9207): checked here explicitly, before anything else looks at the response.
+    const iss = firstQuery(req, 'iss');
+    const issRequired =
+      configuration.serverMetadata().authorization_response_iss_parameter_supported === true;
+    if (iss === null || (iss === undefined && issRequired) || (iss !== undefined && iss !== config.issuer)) {
+      logger.warn({}, 'bff: authorization response iss missing or not the configured issuer');
+      return loginFailed(core, res, 'invalid_request', tx.silent);
+    }
     // The current URL is rebuilt from configuration, never from Host headers.
     const currentUrl = new URL(config.redirectUri);
     const query = req.originalUrl.indexOf('?');
@@ -186,7 +194,8 @@ export function callbackHandler(core: Core): RequestHandler {
         } catch (err) {
           // A sub mismatch is fatal (L12). An AT the UserInfo endpoint refuses (e.g. audience-restricted
           // to an API by a resource indicator) only means no extra claims: the ID token stands.
-          if (err instanceof client.ClientError && err.code === 'OAUTH_JSON_ATTRIBUTE_COMPARISON') throw err;
+          if (err instanceof client.ClientError && err.code === 'OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED')
+            throw err;
           if (classifyTokenError(err) === 'transient') throw err;
           logger.info(
             { err: describeError(err) },
@@ -201,7 +210,7 @@ export function callbackHandler(core: Core): RequestHandler {
         logger.info({ error: code }, 'bff: authorization error response');
         return loginFailed(core, res, code, tx.silent);
       }
-      const kind = err instanceof BffError ? 'validation' : classifyTokenError(err);
+      const kind = err instanceof BffError ? 'validation' : classifyCallbackError(err);
       logger.warn({ err: describeError(err), kind }, 'bff: login callback failed');
       if (kind === 'transient') return loginFailed(core, res, 'temporarily_unavailable', tx.silent, 503);
       if (kind === 'response') return loginFailed(core, res, 'invalid_response', tx.silent, 502);
