@@ -94,6 +94,6 @@ export function deriveEnv(env: Env, apps: readonly LaunchApp[] = APPS): Env {
   if (bffPort !== undefined) out.BFF_BASE_URL ??= `http://localhost:${bffPort}`;
   const api = byName.get('api');
   const apiPort = api ? portOf(api, env) : undefined;
-  if (apiPort !== undefined) out.API_BASE_URL ??= `http://127.0.0.1:${apiPort}`;
+  if (apiPort !== undefined) out.API_URL ??= `http://127.0.0.1:${apiPort}`;
   return out;
 }

@@ -72,7 +72,7 @@ describe('launcher: environment and output', () => {
     expect(deriveEnv({ IDP_PORT: '4100', BFF_PORT: '3100' })).toMatchObject({
       ISSUER: 'http://127.0.0.1:4100',
       BFF_BASE_URL: 'http://localhost:3100',
-      API_BASE_URL: 'http://127.0.0.1:4001',
+      API_URL: 'http://127.0.0.1:4001',
     });
     expect(deriveEnv({ IDP_PORT: '4100', ISSUER: 'http://idp.test' }).ISSUER).toBe('http://idp.test');
   });

@@ -703,19 +703,29 @@ export async function createIdp(options: IdpOptions): Promise<Idp> {
     addInternal(p, 'server_error', (_ctx: unknown, err: Error) =>
       logger.error({ err: err.message }, 'idp server error'),
     );
+    // Expected outcomes of silent login (prompt=none) are not warnings.
+    const routine = new Set(['login_required', 'interaction_required', 'consent_required']);
     for (const event of ['grant.error', 'authorization.error', 'introspection.error', 'revocation.error']) {
-      addInternal(p, event, (ctx: KoaContextWithOIDC, err: errors.OIDCProviderError) =>
-        logger.warn(
-          {
-            event,
-            error: err.error,
-            error_description: err.error_description,
-            client_id: ctx.oidc?.client?.clientId,
-          },
-          event,
-        ),
-      );
+      addInternal(p, event, (ctx: KoaContextWithOIDC, err: errors.OIDCProviderError) => {
+        const fields = {
+          error: err.error,
+          error_description: err.error_description,
+          client_id: ctx.oidc?.client?.clientId,
+        };
+        if (routine.has(err.error)) logger.info(fields, event);
+        else logger.warn(fields, event);
+      });
     }
+    addInternal(p, 'grant.success', (ctx: KoaContextWithOIDC) => {
+      const params = ctx.oidc.params as { grant_type?: unknown } | undefined;
+      logger.info({ grant_type: params?.grant_type, client_id: ctx.oidc.client?.clientId }, 'token issued');
+    });
+    addInternal(p, 'authorization.success', (ctx: KoaContextWithOIDC) =>
+      logger.info(
+        { client_id: ctx.oidc.client?.clientId, sub: ctx.oidc.session?.accountId },
+        'authorization granted',
+      ),
+    );
     addInternal(p, 'backchannel.success', (_ctx: unknown, client: { clientId: string }) =>
       logger.info({ client_id: client.clientId }, 'back-channel logout delivered'),
     );
