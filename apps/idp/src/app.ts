@@ -491,7 +491,7 @@ interface ClientWithBackchannel {
 
 /**
  * Creates the sample OpenID provider: oidc-provider 9 configured for the Gatehouse samples (clients
- * `bff`, `worker`, `worker-jwt`, `api`; users alice/bob; RFC 9068 JWT access tokens for
+ * `bff`, `worker`, `worker-jwt`, `api`, `idp-demo`; users alice/bob; RFC 9068 JWT access tokens for
  * {@link SAMPLE_API_AUDIENCE}; refresh-token rotation; revocation; introspection; RP-initiated and
  * back-channel logout) plus its own login page.
  *
@@ -543,7 +543,7 @@ export async function createIdp(options: IdpOptions): Promise<Idp> {
     let grant = grantId ? await ctx.oidc.provider.Grant.find(grantId) : undefined;
     if (grant && grant.accountId !== accountId) grant = undefined;
     // Every client of this IdP is first-party: grant what it asks for instead of showing a
-    // consent page (this is what keeps `offline_access` working without prompt=consent).
+    // consent page (including offline_access, when OFFLINE_PARAM says it was requested).
     grant ??= new ctx.oidc.provider.Grant({ clientId: client.clientId, accountId });
     const requested = String((ctx.oidc.params as { scope?: unknown } | undefined)?.scope ?? '')
       .split(' ')
