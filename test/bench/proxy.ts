@@ -155,16 +155,18 @@ export async function main(): Promise<void> {
   });
   const closers: Array<() => Promise<void>> = [upstream.close, () => idp.close()];
   try {
-    const rows: BenchRow[] = [];
-    const direct = await measureHttp({
+    // Set everything up first, then measure the cases interleaved in rounds and keep each case's best
+    // round: on a shared machine this keeps background noise from landing on one case only.
+    const cases: Array<{ name: string; url: string; headers?: Record<string, string>; note?: string }> = [];
+    cases.push({
+      name: 'upstream direct',
       url: `${upstream.url}${PATH}`,
       headers: { authorization: 'Bearer x' },
     });
-    rows.push({ name: 'upstream direct', ...direct });
 
     const bare = await startBareProxy(upstream.url);
     closers.push(bare.close);
-    rows.push({ name: 'bare express + HPM', ...(await measureHttp({ url: `${bare.url}${PATH}` })) });
+    cases.push({ name: 'bare express + HPM', url: `${bare.url}${PATH}` });
 
     const peer = (await startPeer(idp, peerPort)) as Listening & { mount(upstream: string): void };
     closers.push(peer.close);
@@ -174,12 +176,13 @@ export async function main(): Promise<void> {
     if (!peerLogin.url.startsWith(peer.url))
       throw new Error(`peer login ended at ${peerLogin.status} ${peerLogin.url}`);
     const peerCookie = await peerBrowser.jar.getCookieString(`${peer.url}${PATH}`);
-    rows.push({
+    cases.push({
       name: 'express-openid-connect + HPM',
-      ...(await measureHttp({ url: `${peer.url}${PATH}`, headers: { cookie: peerCookie } })),
+      url: `${peer.url}${PATH}`,
+      headers: { cookie: peerCookie },
     });
 
-    const bffRow = async (
+    const addBff = async (
       name: string,
       port: number,
       clientId: string,
@@ -209,15 +212,11 @@ export async function main(): Promise<void> {
       if (!login.url.startsWith(baseUrl))
         throw new Error(`${name}: login ended at ${login.status} ${login.url}`);
       const cookie = await browser.jar.getCookieString(`${baseUrl}${PATH}`);
-      const row = await measureHttp({ url: `${baseUrl}${PATH}`, headers: { cookie, 'x-csrf': '1' } });
-      rows.push({
-        name,
-        ...row,
-        note: `p99 +${((row.p99Ms ?? 0) - (direct.p99Ms ?? 0)).toFixed(2)} ms vs direct`,
-      });
+      cases.push({ name, url: `${baseUrl}${PATH}`, headers: { cookie, 'x-csrf': '1' } });
     };
 
-    await bffRow('@gatehouse/bff (memory store)', bffPort, 'bff');
+    await addBff('@gatehouse/bff (memory store)', bffPort, 'bff');
+    let redisNote: BenchRow | undefined;
     if (await isRedisAvailable()) {
       const client = await connectTestRedis();
       const prefix = uniqueRedisPrefix('bench-proxy');
@@ -225,17 +224,42 @@ export async function main(): Promise<void> {
         await deleteRedisPrefix(client, prefix);
         await client.close();
       });
-      await bffRow(
+      await addBff(
         '@gatehouse/bff (Redis store)',
         bffRedisPort,
         'bff-redis',
         createRedisStore({ client, prefix }),
       );
     } else {
-      rows.push({ name: '@gatehouse/bff (Redis store)', opsPerSec: Number.NaN, note: 'skipped: no Redis' });
+      redisNote = { name: '@gatehouse/bff (Redis store)', opsPerSec: Number.NaN, note: 'skipped: no Redis' };
     }
 
-    printTable('Proxied authenticated GET /api/data (10 connections)', rows, 'bare express + HPM');
+    const best = new Map<string, Omit<BenchRow, 'name'>>();
+    const rounds = Number(process.env.BENCH_ROUNDS ?? 2);
+    for (let round = 0; round < rounds; round++) {
+      for (const c of cases) {
+        const row = await measureHttp({ url: c.url, headers: c.headers });
+        const previous = best.get(c.name);
+        if (!previous || row.opsPerSec > previous.opsPerSec) best.set(c.name, row);
+      }
+    }
+    const direct = best.get('upstream direct');
+    const rows: BenchRow[] = cases.map((c) => {
+      const row = best.get(c.name) as Omit<BenchRow, 'name'>;
+      const added = c.name.startsWith('upstream') ? undefined : (row.p99Ms ?? 0) - (direct?.p99Ms ?? 0);
+      return {
+        name: c.name,
+        ...row,
+        note: added === undefined ? '' : `p99 +${added.toFixed(2)} ms vs direct`,
+      };
+    });
+    if (redisNote) rows.push(redisNote);
+
+    printTable(
+      `Proxied authenticated GET /api/data (10 connections, best of ${rounds} interleaved rounds)`,
+      rows,
+      'bare express + HPM',
+    );
     const rate = (name: string) => rows.find((row) => row.name === name)?.opsPerSec ?? Number.NaN;
     for (const name of ['@gatehouse/bff (memory store)', '@gatehouse/bff (Redis store)']) {
       console.log(
