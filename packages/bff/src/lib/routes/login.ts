@@ -105,7 +105,7 @@ export function loginHandler(core: Core, silent: boolean): RequestHandler {
 function loginFailed(core: Core, res: Response, code: string, silent: boolean, status = 400): void {
   if (res.headersSent) return;
   if (silent) {
-    res.redirect(302, SILENT_CALLBACK);
+    sendSilentResult(core, res, false);
     return;
   }
   if (core.config.errorPath) {
@@ -250,27 +250,36 @@ export function callbackHandler(core: Core): RequestHandler {
       );
     }
     logger.info({ silent: tx.silent }, 'bff: login completed');
+    // The silent result is rendered right here: a redirect would still belong to the cross-site chain
+    // that started at the IdP, so the new SameSite=Strict cookie would not come along.
+    if (tx.silent) return sendSilentResult(core, res, true);
     res.redirect(302, tx.returnUrl);
   };
 }
 
-/** GET /bff/silent-login-callback: tells the parent frame whether a session exists. */
+/** The page that tells the parent frame (our own origin only) whether a session exists. */
+function sendSilentResult(core: Core, res: Response, isLoggedIn: boolean): void {
+  if (res.headersSent) return;
+  const nonce = randomId(16);
+  const message = JSON.stringify({ source: 'bff-silent-login', isLoggedIn });
+  const target = JSON.stringify(core.config.origin);
+  res.status(200);
+  res.setHeader('Content-Type', 'text/html; charset=utf-8');
+  res.setHeader('Cache-Control', 'no-store');
+  res.setHeader(
+    'Content-Security-Policy',
+    `default-src 'none'; script-src 'nonce-${nonce}'; frame-ancestors ${core.config.origin}`,
+  );
+  res.end(
+    '<!doctype html><html><head><meta charset="utf-8"><title>silent login</title></head><body>' +
+      `<script nonce="${nonce}">window.parent.postMessage(${message}, ${target});</script></body></html>`,
+  );
+}
+
+/** GET /bff/silent-login-callback: tells the parent frame whether a session exists (Duende's route). */
 export function silentCallbackHandler(core: Core): RequestHandler {
   return async (req, res) => {
     const loaded = await core.sessions.current(req);
-    const nonce = randomId(16);
-    const message = JSON.stringify({ source: 'bff-silent-login', isLoggedIn: loaded !== undefined });
-    const target = JSON.stringify(core.config.origin);
-    res.status(200);
-    res.setHeader('Content-Type', 'text/html; charset=utf-8');
-    res.setHeader('Cache-Control', 'no-store');
-    res.setHeader(
-      'Content-Security-Policy',
-      `default-src 'none'; script-src 'nonce-${nonce}'; frame-ancestors ${core.config.origin}`,
-    );
-    res.end(
-      `<!doctype html><html><head><meta charset="utf-8"><title>silent login</title></head><body>` +
-        `<script nonce="${nonce}">window.parent.postMessage(${message}, ${target});</script></body></html>`,
-    );
+    sendSilentResult(core, res, loaded !== undefined);
   };
 }
