@@ -30,6 +30,10 @@ step('install dependencies (pnpm, frozen lockfile)', ...pnpm('install', '--froze
 
 if (task === 'start') {
   step('build the sample SPA', ...pnpm('--filter', '@gatehouse/sample-spa', 'build'));
+  // Ctrl-C reaches the launcher too (same process group); it stops the apps and exits itself, so this
+  // process waits for it instead of returning the prompt before the apps have stopped.
+  process.on('SIGINT', () => {});
+  process.on('SIGTERM', () => {});
   const status = run('node', ['--conditions=@gatehouse/source', '--import', 'tsx', 'scripts/launcher/main.ts']);
   process.exit(status);
 } else if (task === 'test') {
