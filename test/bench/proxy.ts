@@ -5,7 +5,9 @@
 //  - express-openid-connect + http-proxy-middleware attaching the session's access token: the Node peer
 //    (its encrypted `appSession` cookie is decrypted on every request), logged in via the real IdP,
 //  - the BFF with its memory store and with the Redis store (skipped with a note when Redis is down),
-//    each logged in via the real sample IdP (TestBrowser), called with the session cookie and X-CSRF.
+//    each logged in via the real sample IdP (TestBrowser), called with the session cookie and X-CSRF,
+//  - the BFF's proxy engine alone with a fixed token (no session layer), to tell the proxy's own cost
+//    from the session layer's.
 // The upstream is a tiny node:http JSON endpoint so the figures are the proxies' own cost.
 // Goal: BFF ≥ 0.8× the bare proxy, ≥ 3× the peer, p99 added latency (vs direct) < 2 ms at 10 connections.
 //
@@ -28,6 +30,7 @@ import { auth } from 'express-openid-connect';
 import { createProxyMiddleware } from 'http-proxy-middleware';
 // Relative: the root package.json (not ours) lists only @gatehouse/testing among workspace packages.
 import { createBff } from '../../packages/bff/src/lib/bff.js';
+import { createProxyEngine, resolveRemoteApis } from '../../packages/bff/src/lib/proxy/index.js';
 import { createRedisStore } from '../../packages/bff/src/lib/store/redis.js';
 import { type BenchRow, measureHttp, printTable } from './harness.js';
 
@@ -81,6 +84,26 @@ function startBareProxy(upstream: string): Promise<Listening> {
     },
   });
   app.use('/api', proxy);
+  return listen(createServer(app));
+}
+
+/**
+ * The BFF's proxy engine alone in express with a fixed token and no session layer: separates the cost
+ * of the proxy (path checks, header hygiene, http-proxy-middleware) from the cost of the sessions.
+ */
+function startEngineOnly(upstream: string): Promise<Listening> {
+  const engine = createProxyEngine({
+    routes: resolveRemoteApis([{ prefix: '/api', upstream: `${upstream}/api` }]),
+    publicOrigin: 'http://127.0.0.1',
+    logger: { debug() {}, info() {}, warn() {}, error() {} },
+    tokens: {
+      hasUser: async () => true,
+      getUserAccessToken: async () => 'fixed-token',
+      getClientAccessToken: async () => 'fixed-token',
+    },
+  });
+  const app = express();
+  app.use((req, res, next) => engine.handle(req, res, next));
   return listen(createServer(app));
 }
 
@@ -167,6 +190,14 @@ export async function main(): Promise<void> {
     const bare = await startBareProxy(upstream.url);
     closers.push(bare.close);
     cases.push({ name: 'bare express + HPM', url: `${bare.url}${PATH}` });
+
+    const engineOnly = await startEngineOnly(upstream.url);
+    closers.push(engineOnly.close);
+    cases.push({
+      name: 'BFF proxy engine only (no session)',
+      url: `${engineOnly.url}${PATH}`,
+      headers: { 'x-csrf': '1' },
+    });
 
     const peer = (await startPeer(idp, peerPort)) as Listening & { mount(upstream: string): void };
     closers.push(peer.close);
