@@ -227,7 +227,6 @@ export async function main(): Promise<void> {
         baseUrl,
         sessionSecret: 'proxy-bench-session-secret-0123456789abcdef',
         apiScopes: ['api'],
-        fetchUserInfo: false,
         ...(store ? { store } : {}),
         remoteApis: [{ prefix: '/api', upstream: `${upstream.url}/api` }],
       });

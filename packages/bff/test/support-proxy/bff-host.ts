@@ -32,8 +32,6 @@ export async function startBffHost(
     clientSecret: BFF_SECRET,
     sessionSecret: SESSION_SECRET,
     apiScopes: ['api'],
-    // The sample IdP's access tokens are for the API audience; UserInfo is the core suite's concern.
-    fetchUserInfo: false,
     ...options,
   });
   const app = express();
