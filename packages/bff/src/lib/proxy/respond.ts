@@ -52,6 +52,7 @@ export function sendError(
   code: string,
   extraHeaders?: Record<string, string>,
 ): void {
+  if (res.writableEnded) return; // already answered (e.g. 504 before the upstream failed too)
   if (res.headersSent) {
     // Too late for a status: cut the response so the browser sees a failure, not a truncated success.
     res.destroy();
