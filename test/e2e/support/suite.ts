@@ -123,21 +123,20 @@ export async function startSuite(options: SuiteOptions): Promise<RunningSuite> {
     });
     closers.push(() => bff.close());
     const bffHandler: RequestListener = (req, res) => {
-      res.once('finish', () => {
-        const header = (name: string) => {
-          const value = req.headers[name];
-          return Array.isArray(value) ? value.join(',') : value;
-        };
-        bffRequests.push({
-          method: req.method ?? '',
-          path: (req.url ?? '').split('?')[0]!,
-          origin: header('origin'),
-          secFetchSite: header('sec-fetch-site'),
-          hadCookie: Boolean(header('cookie')?.includes('__Host-')),
-          hadCsrfHeader: header('x-csrf') !== undefined,
-          status: res.statusCode,
-        });
-      });
+      // Read the headers now: the proxy strips Cookie from the request before forwarding it (P2).
+      const header = (name: string) => {
+        const value = req.headers[name];
+        return Array.isArray(value) ? value.join(',') : value;
+      };
+      const seen = {
+        method: req.method ?? '',
+        path: (req.url ?? '').split('?')[0]!,
+        origin: header('origin'),
+        secFetchSite: header('sec-fetch-site'),
+        hadCookie: Boolean(header('cookie')?.includes('__Host-')),
+        hadCsrfHeader: header('x-csrf') !== undefined,
+      };
+      res.once('finish', () => bffRequests.push({ ...seen, status: res.statusCode }));
       bff(req, res);
     };
     const bffServers = await listenOnLocalhost('BFF host', bffHandler, 3000);

@@ -99,8 +99,17 @@ export function TodoList({ onSessionEnded }: TodoListProps) {
         : s,
     );
 
+  // Optimistic: the checkbox flips at once and flips back if the API refuses.
   const onToggle = (todo: Todo) =>
-    withBusy(todo.id, async () => replace(await api.update(todo.id, { done: !todo.done })));
+    withBusy(todo.id, async () => {
+      replace({ ...todo, done: !todo.done });
+      try {
+        replace(await api.update(todo.id, { done: !todo.done }));
+      } catch (error) {
+        replace(todo);
+        throw error;
+      }
+    });
 
   const onDelete = (todo: Todo) =>
     withBusy(todo.id, async () => {
