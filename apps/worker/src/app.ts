@@ -138,10 +138,9 @@ export function createWorker(config: WorkerConfig): Worker {
       const code =
         error instanceof TokenManagerError ? error.code : abort.signal.aborted ? 'aborted' : 'network_error';
       result = { status: 0, token: source, error: code };
-      log.error(
-        { status: 0, token: source, error: code, ms: Math.round(performance.now() - started) },
-        'GET /api/reports failed',
-      );
+      const line = { status: 0, token: source, error: code, ms: Math.round(performance.now() - started) };
+      if (code === 'aborted') log.info(line, 'GET /api/reports cancelled by stop');
+      else log.error(line, 'GET /api/reports failed');
     }
     return result;
   }

@@ -1,9 +1,22 @@
 // Faults the real IdP cannot produce on demand, against a fake token endpoint on 127.0.0.1.
 import { generateKeyPairSync } from 'node:crypto';
+import { inspect } from 'node:util';
 import { getFreePort } from '@gatehouse/testing';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createTokenManager, type PrivateJwk, type TokenManagerOptions } from '../src/index.js';
-import { captureLogger, type FakeServer, fakeClock, startFakeServer, tokenResponse } from './helpers.js';
+import {
+  createTokenManager,
+  type PrivateJwk,
+  TokenManagerError,
+  type TokenManagerOptions,
+} from '../src/index.js';
+import {
+  captureLogger,
+  type FakeReply,
+  type FakeServer,
+  fakeClock,
+  startFakeServer,
+  tokenResponse,
+} from './helpers.js';
 
 let as: FakeServer;
 beforeAll(async () => {
@@ -221,6 +234,54 @@ describe('token endpoint faults', () => {
       a.accessToken,
     );
     expect(as.requests).toHaveLength(2);
+  });
+
+  it('T1: no secret or token in any log line, event or error on the failure paths', async () => {
+    const secret = 'Sup3r:secret%+value';
+    const logger = captureLogger();
+    const seen: string[] = [];
+    const failures: FakeReply[] = [
+      { status: 503, text: 'down' },
+      { status: 429, headers: { 'retry-after': '9' }, json: { error: 'slow_down' } },
+      {
+        status: 401,
+        headers: { 'www-authenticate': 'Basic realm="x", error="invalid_client"' },
+        json: { error: 'invalid_client' },
+      },
+      { status: 400, json: { error: 'invalid_scope', error_description: 'scope x not allowed' } },
+      tokenResponse('leaky-token', { token_type: 'mac' }),
+      'reset',
+    ];
+    const haystack: string[] = [];
+    for (const failure of failures) {
+      as.reply = () => failure;
+      const tokens = manager(
+        { logger, failureBackoff: 0, retry: { attempts: 2, baseDelay: 0.01 } },
+        { clientSecret: secret },
+      );
+      for (const name of [
+        'token.requested',
+        'token.failed',
+        'token.renewed',
+        'token.stale-served',
+      ] as const) {
+        tokens.on(name, (payload) => seen.push(JSON.stringify(payload)));
+      }
+      const error = await tokens.getAccessToken('c').catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(TokenManagerError);
+      haystack.push(String(error), inspect(error, { depth: 10 }), JSON.stringify(error));
+    }
+    haystack.push(...logger.lines, ...seen);
+    const all = haystack.join('\n');
+    expect(all).toContain('ERR_TOKEN_INVALID_CLIENT');
+    expect(all).not.toContain(secret);
+    expect(all).not.toContain(encodeURIComponent(secret));
+    expect(all).not.toContain(
+      Buffer.from(`c1:${encodeURIComponent(secret)}`)
+        .toString('base64')
+        .slice(0, 12),
+    );
+    expect(all).not.toContain('leaky-token');
   });
 
   it('L8/T9 seam: a token_type other than Bearer is rejected, not cached', async () => {

@@ -111,18 +111,25 @@ export function classify(error: unknown, client: string, now: number, discovery:
     );
   }
   if (
+    !discovery &&
     error instanceof oidc.ClientError &&
-    (error.code === 'OAUTH_INVALID_RESPONSE' ||
-      error.code === 'OAUTH_RESPONSE_IS_NOT_JSON' ||
-      error.code === 'OAUTH_PARSE_ERROR' ||
-      error.code === 'OAUTH_UNSUPPORTED_OPERATION' ||
-      error.code === 'OAUTH_JSON_ATTRIBUTE_COMPARISON') &&
-    !discovery
+    // No code: openid-client wrapped something unexpected (e.g. a custom fetch's own error).
+    error.code !== undefined &&
+    error.code !== 'OAUTH_TIMEOUT' &&
+    error.code !== 'OAUTH_ABORT' &&
+    error.code !== 'OAUTH_HTTP_REQUEST_FORBIDDEN' &&
+    error.code !== 'OAUTH_REQUEST_PROTOCOL_FORBIDDEN'
   ) {
+    // A 200 that is not a usable token response. The lower-level error carries the parsed body
+    // (`cause.body`), i.e. the access token and any refresh token: keep its message and code only.
+    const sanitized = Object.assign(new Error(error.message), { name: error.name, code: error.code });
     return new TokenManagerError(
       'ERR_TOKEN_INVALID_RESPONSE',
       `invalid token response for client "${client}"`,
-      base,
+      {
+        client,
+        cause: sanitized,
+      },
     );
   }
   // Network errors (fetch's TypeError), timeouts, aborted requests, unexpected discovery documents:
