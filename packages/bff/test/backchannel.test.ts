@@ -11,13 +11,25 @@ let idp: RunningIdp;
 let host: BffHost;
 let strictHost: BffHost;
 let baseUrl: string;
+const logLines: string[] = [];
+const recordingLogger = Object.fromEntries(
+  (['debug', 'info', 'warn', 'error'] as const).map((level) => [
+    level,
+    (obj: object, msg?: string) => logLines.push(`${level} ${msg ?? ''} ${JSON.stringify(obj)}`),
+  ]),
+) as unknown as NonNullable<Parameters<typeof startBffHost>[0]['logger']>;
 
 beforeAll(async () => {
   const port = await getFreePort();
   baseUrl = `http://127.0.0.1:${port}`;
   idp = await startIdp({ bffBaseUrl: baseUrl });
   host = await startBffHost({ issuer: idp.issuer, baseUrl }, port);
-  strictHost = await startBffHost({ issuer: idp.issuer, baseUrl, backchannel: { requireLogoutTyp: true } });
+  strictHost = await startBffHost({
+    issuer: idp.issuer,
+    baseUrl,
+    backchannel: { requireLogoutTyp: true },
+    logger: recordingLogger,
+  });
 });
 
 afterAll(async () => {
@@ -205,6 +217,34 @@ describe('B2/B3 forged or invalid logout tokens → 400, no session touched', ()
     );
     expect((await postLogout(await idp.sign(claims(), { typ: 'logout+jwt' }))).status).toBe(200);
     expect((await postLogout(await idp.sign(claims(), { typ: 'application/logout+jwt' }))).status).toBe(200);
+  });
+});
+
+describe('logging', () => {
+  it('B2/S3: refusals and logouts are logged with a reason, never with the token or its claims', async () => {
+    logLines.length = 0;
+    const jti = randomUUID();
+    const refused = await idp.sign(claims({ jti, sid: 'sid-for-log-test', nonce: 'n' }), {
+      typ: 'logout+jwt',
+    });
+    const accepted = await idp.sign(claims({ jti: randomUUID(), sub: 'sub-for-log-test', sid: undefined }), {
+      typ: 'logout+jwt',
+    });
+    expect((await postLogout(refused, strictHost.url)).status).toBe(400);
+    expect((await postLogout(accepted, strictHost.url)).status).toBe(200);
+    const text = logLines.join('\n');
+    expect(text).toContain('"reason":"nonce"');
+    expect(text).toContain('back-channel logout');
+    for (const secret of [
+      refused,
+      accepted,
+      refused.split('.')[1] ?? '',
+      jti,
+      'sid-for-log-test',
+      'sub-for-log-test',
+    ]) {
+      expect(text).not.toContain(secret);
+    }
   });
 });
 
