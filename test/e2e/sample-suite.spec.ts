@@ -165,6 +165,7 @@ describe.skipIf(!ready)('sample suite in Chromium', () => {
     await item.getByRole('checkbox').check();
     await expect.poll(() => item.getByRole('checkbox').isChecked()).toBe(true);
     await expect.poll(() => page.getByTestId('todo-count').textContent()).toBe('1 open · 2 total');
+    await screenshot(page, 'signed-in-desktop');
 
     // Reload: the list comes from the API through the BFF, not from the page's memory.
     const callsBeforeReload = await loggedCalls(page);
@@ -196,7 +197,6 @@ describe.skipIf(!ready)('sample suite in Chromium', () => {
     expect(apiCalls.every((r) => r.hadCsrfHeader && r.hadCookie)).toBe(true);
 
     await recorder.snapshot(page, 'alice signed in');
-    await screenshot(page, 'signed-in-desktop');
 
     const phone = await freshContext('alice phone', 'phone');
     const phonePage = await phone.newPage();
