@@ -1,5 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getUser, type Stack, sessionCookie, signIn, startStack } from './support-core/stack.js';
+import {
+  assertNoSecrets,
+  getUser,
+  SESSION_SECRET,
+  type Stack,
+  sessionCookie,
+  signIn,
+  startStack,
+} from './support-core/stack.js';
 
 describe('login → /bff/user → logout round trip', () => {
   let stack: Stack;
@@ -91,5 +99,21 @@ describe('login → /bff/user → logout round trip', () => {
     const landing = back.hops.find((h) => h.url.startsWith(`${stack.bff.url}/bff/signed-out`));
     expect(landing?.status).toBe(302);
     expect(landing?.location).toBe(`${stack.bff.url}/`);
+
+    // S3: no access or refresh token, and no secret, in any header of any hop, the user body or a log
+    // line. (The ID token travels only as id_token_hint to the IdP's end-session endpoint, O4.)
+    const idToken = endSession.searchParams.get('id_token_hint')!;
+    const seen = [
+      ...[...hops, ...back.hops].map((h) => JSON.stringify(h)),
+      JSON.stringify(claims),
+      JSON.stringify([...logout.headers]),
+      ...stack.logger.lines,
+    ].join('\n');
+    assertNoSecrets(seen.replaceAll(idToken, '<id_token_hint>'), [
+      ...stack.tap.tokens,
+      SESSION_SECRET,
+      'bff-secret',
+    ]);
+    expect(stack.tap.tokens.size).toBeGreaterThanOrEqual(3);
   });
 });
