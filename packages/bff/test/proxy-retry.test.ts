@@ -15,7 +15,7 @@ let offsetMs = 0;
 beforeAll(async () => {
   const port = await getFreePort();
   baseUrl = `http://127.0.0.1:${port}`;
-  idp = await startIdp({ bffBaseUrl: baseUrl, accessTokenTtl: 1 });
+  idp = await startIdp({ bffBaseUrl: baseUrl, accessTokenTtl: 2 });
   api = await startApi({ issuer: idp.issuer, clockTolerance: 0 });
   host = await startBffHost(
     {
@@ -44,7 +44,7 @@ describe('P6 with the real IdP and API', () => {
   it('GET: upstream 401 invalid_token → exactly one refresh and one retry → 200; POST: never replayed → 401', async () => {
     const browser = await signIn(baseUrl);
     offsetMs = -30_000;
-    await sleep(1500); // the 1 s access token is now expired for the API, not for the BFF
+    await sleep(2300); // the 2 s access token is now expired for the API, not for the BFF
 
     const before = idp.counters.token('refresh_token');
     const get = await spaFetch(browser, baseUrl, '/api/me');
@@ -53,7 +53,7 @@ describe('P6 with the real IdP and API', () => {
     expect(idp.counters.token('refresh_token') - before).toBe(1);
 
     offsetMs = -60_000; // keep the BFF trusting the refreshed token after it expires too
-    await sleep(1500);
+    await sleep(2300);
     const beforePost = idp.counters.token('refresh_token');
     const post = await spaFetch(browser, baseUrl, '/api/todos', {
       method: 'POST',
