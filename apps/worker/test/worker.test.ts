@@ -97,6 +97,27 @@ describe('sample worker', () => {
     expect(all).not.toContain('worker-secret');
   });
 
+  it('T4: with a short ACCESS_TOKEN_TTL the lines show renewal at half the lifetime', async () => {
+    const shortIdp = await startIdp({ accessTokenTtl: 4 });
+    const shortApi = await startApi({ issuer: shortIdp.issuer });
+    try {
+      const worker = createWorker(config({ issuer: shortIdp.issuer, apiUrl: shortApi.url }));
+      const first = await worker.runOnce();
+      const second = await worker.runOnce();
+      await new Promise((resolve) => setTimeout(resolve, 2100));
+      const third = await worker.runOnce();
+      expect([first, second, third]).toEqual([
+        { status: 200, token: 'renewed' },
+        { status: 200, token: 'cache' },
+        { status: 200, token: 'renewed' },
+      ]);
+      await worker.stop();
+    } finally {
+      await shortApi.close();
+      await shortIdp.close();
+    }
+  });
+
   it('a wrong secret gives an error line with the code, not a crash', async () => {
     const cfg = config({ clientSecret: 'wrong-secret' });
     const worker = createWorker(cfg);
