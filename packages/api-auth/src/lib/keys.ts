@@ -21,10 +21,18 @@ type KeyResult = Awaited<ReturnType<JWTVerifyGetKey>>;
  */
 const FAILURE_BACKOFF_MS = 1000;
 
+/** Distinct token headers remembered per key set (an issuer uses a handful). */
+const MEMO_LIMIT = 64;
+
 /** A key resolver for `jwtVerify` plus a warm-up hook. */
 export interface KeySource {
   /** Resolves the verification key from the issuer's JWKS only (never `jku`, `x5u` or `jwk`). */
   readonly getKey: JWTVerifyGetKey;
+  /**
+   * The key jose already chose for a token with exactly this encoded protected header, while the
+   * key set it came from is still loaded and fresh; else undefined (then use {@link getKey}).
+   */
+  cachedKey(encodedHeader: string): KeyResult | undefined;
   /** Discovers the JWKS URL and fetches the keys now. */
   warmUp(): Promise<void>;
 }
@@ -39,7 +47,8 @@ export function createKeySource(config: ResolvedConfig, metadata: () => Promise<
   // jose updates this record whenever it (re)loads the key set; `uat` tells us the set changed.
   const snapshot: JWKSCacheInput = {};
   const loadedAt = () => (snapshot as Partial<ExportedJWKSCache>).uat;
-  // Hot-path memo of keys jose already selected, by "alg kid"; valid only for one loaded key set.
+  // Hot-path memo of keys jose already selected, by encoded protected header (so a hit needs no
+  // decoding); valid only for one loaded key set, and bounded because headers come from callers.
   let resolved = new Map<string, KeyResult>();
   let resolvedFor: number | undefined;
   let pending: Promise<ReturnType<typeof createRemoteJWKSet>> | undefined;
@@ -82,12 +91,12 @@ export function createKeySource(config: ResolvedConfig, metadata: () => Promise<
   ): Promise<KeyResult> => {
     try {
       const key = await jwks(header, token);
-      if (typeof header.kid === 'string' && typeof header.alg === 'string') {
-        if (resolvedFor !== loadedAt()) {
+      if (typeof token.protected === 'string') {
+        if (resolvedFor !== loadedAt() || resolved.size >= MEMO_LIMIT) {
           resolved = new Map();
           resolvedFor = loadedAt();
         }
-        resolved.set(`${header.alg} ${header.kid}`, key);
+        resolved.set(token.protected, key);
       }
       return key;
     } catch (cause) {
@@ -122,20 +131,18 @@ export function createKeySource(config: ResolvedConfig, metadata: () => Promise<
     return pending;
   };
 
-  const getKey: JWTVerifyGetKey = (header, token) => {
-    if (!remote) return ensureRemote().then((jwks) => resolve(jwks, header, token));
-    // Fast path: the same kid and alg in the same, still fresh key set yield the same key. A stale
-    // set (past jwksCacheMaxAge) or a reloaded one (new uat) goes through jose again, so a key the
-    // issuer withdrew stops working exactly as without the memo.
-    if (resolvedFor === loadedAt() && remote.fresh) {
-      const hit = resolved.get(`${header.alg} ${header.kid}`);
-      if (hit !== undefined) return hit;
-    }
-    return resolve(remote, header, token);
-  };
+  const getKey: JWTVerifyGetKey = (header, token) =>
+    remote ? resolve(remote, header, token) : ensureRemote().then((jwks) => resolve(jwks, header, token));
 
   return {
     getKey,
+    // The same header (alg, kid …) in the same, still fresh key set yields the same key. A stale set
+    // (past jwksCacheMaxAge) or a reloaded one (new uat) goes through jose again, so a key the
+    // issuer withdrew stops working exactly as without the memo.
+    cachedKey(encodedHeader) {
+      if (!remote || resolvedFor !== loadedAt() || !remote.fresh) return undefined;
+      return resolved.get(encodedHeader);
+    },
     async warmUp() {
       const jwks = await ensureRemote();
       if (!jwks.fresh) {

@@ -132,20 +132,24 @@ export function createAccessTokenValidator(options: AccessTokenValidatorOptions)
     };
   };
 
-  const validateJwt = async (token: string): Promise<AccessTokenAuth> => {
+  // The slow path: no kid and several keys, or any rejection (mapped to a fixed description).
+  const recover = (token: string, options: JWTVerifyOptions, cause: unknown): Promise<AccessTokenAuth> => {
+    if (!(cause instanceof errors.JWKSMultipleMatchingKeys)) return Promise.reject(fromJose(cause));
+    return verifyEachKey(token, options, cause).then(
+      (result) => checkClaims(result.payload),
+      (inner: unknown) => Promise.reject(fromJose(inner)),
+    );
+  };
+
+  // Plain promise chaining rather than async/try: one verification, one continuation.
+  const validateJwt = (token: string): Promise<AccessTokenAuth> => {
     const options = optionsFor();
-    let result: JWTVerifyResult;
-    try {
-      result = await jwtVerify(token, keys.getKey, options);
-    } catch (cause) {
-      if (!(cause instanceof errors.JWKSMultipleMatchingKeys)) throw fromJose(cause);
-      try {
-        result = await verifyEachKey(token, options, cause);
-      } catch (inner) {
-        throw fromJose(inner);
-      }
-    }
-    return checkClaims(result.payload);
+    // With a memoized key this is exactly the raw `jwtVerify(token, key, options)` call.
+    const key = keys.cachedKey(token.slice(0, token.indexOf('.')));
+    return (key === undefined ? jwtVerify(token, keys.getKey, options) : jwtVerify(token, key, options)).then(
+      (result) => checkClaims(result.payload),
+      (cause: unknown) => recover(token, options, cause),
+    );
   };
 
   const validate = (token: string): Promise<AccessTokenAuth> => {
