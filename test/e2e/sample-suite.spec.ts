@@ -56,11 +56,10 @@ function isEndSessionHint(leak: Leak): boolean {
 }
 
 /** A request made by hand from Node with a captured cookie, as an attacker who stole it would. */
-async function replay(path: string, cookie: string): Promise<number> {
-  const response = await fetch(`${BFF_URL}${path}`, {
-    headers: { cookie, 'x-csrf': '1', accept: 'application/json' },
-    redirect: 'manual',
-  });
+async function replay(path: string, cookie: string, options: { csrf?: boolean } = {}): Promise<number> {
+  const headers: Record<string, string> = { cookie, accept: 'application/json' };
+  if (options.csrf !== false) headers['x-csrf'] = '1';
+  const response = await fetch(`${BFF_URL}${path}`, { headers, redirect: 'manual' });
   await response.arrayBuffer();
   return response.status;
 }
@@ -134,7 +133,7 @@ describe.skipIf(!ready)('sample suite in Chromium', () => {
     }
   });
 
-  test('alice signs in through the IdP page, sees her claims, adds and toggles a todo (L13, S1, X1)', async () => {
+  test('alice signs in through the IdP page, sees her claims, adds and toggles a todo (S1, X1)', async () => {
     const context = await freshContext('alice sign-in');
     const page = await context.newPage();
     await signIn(page, BFF_URL, IDP_URL, 'alice');
@@ -256,12 +255,29 @@ describe.skipIf(!ready)('sample suite in Chromium', () => {
     // The captured cookie works before sign-out, so the 401 afterwards means something.
     expect(await replay('/bff/user', cookie)).toBe(200);
     expect(await replay('/api/todos', cookie)).toBe(200);
+    // X1: the cookie alone, without X-CSRF, opens nothing, and the API is never called.
+    const apiSeen = suite.apiRequests.length;
+    for (const path of ['/bff/user', '/api/todos']) {
+      const status = await replay(path, cookie, { csrf: false });
+      expect(status === 401 || status === 403, `${path} without X-CSRF → ${status}`).toBe(true);
+    }
+    expect(suite.apiRequests.slice(apiSeen)).toEqual([]);
 
+    const endSession: URL[] = [];
+    page.on('request', (request) => {
+      const url = new URL(request.url());
+      if (url.origin === IDP_URL && url.pathname === '/session/end') endSession.push(url);
+    });
     await page.getByTestId('sign-out').click();
     // BFF → IdP end-session → back to the BFF's post-logout page → the SPA.
     await page.waitForURL(`${BFF_URL}/`, { timeout: 20_000 });
     expect(await openApp(page, BFF_URL)).toBe('signed-out');
     await recorder.snapshot(page, 'after sign-out');
+    // O4: RP-initiated logout at the IdP with the client, the registered landing page and a state.
+    expect(endSession.length).toBe(1);
+    expect(endSession[0]!.searchParams.get('client_id')).toBe('bff');
+    expect(endSession[0]!.searchParams.get('post_logout_redirect_uri')).toBe(`${BFF_URL}/bff/signed-out`);
+    expect(endSession[0]!.searchParams.get('state')?.length).toBeGreaterThanOrEqual(16);
 
     expect(await replay('/bff/user', cookie)).toBe(401);
     expect(await replay('/api/todos', cookie)).toBe(401);
@@ -271,6 +287,22 @@ describe.skipIf(!ready)('sample suite in Chromium', () => {
     await page.getByTestId('sign-in').click();
     await page.waitForURL((url) => url.origin === IDP_URL);
     expect(await page.getByLabel('Password').isVisible()).toBe(true);
+  });
+
+  test('cancelling at the IdP signs nobody in and says so (L6)', async () => {
+    const context = await freshContext('cancel');
+    const page = await context.newPage();
+    expect(await openApp(page, BFF_URL)).toBe('signed-out');
+    await page.getByTestId('sign-in').click();
+    await page.waitForURL((url) => url.origin === IDP_URL);
+    await page.getByRole('button', { name: 'Cancel' }).click();
+    await page.waitForURL((url) => url.origin === BFF_URL);
+    // The BFF shows the failure itself, or hands it to the SPA (`errorPath`), which shows a notice.
+    await page.locator('[data-testid="login-error"], h1:has-text("Sign-in failed")').first().waitFor();
+    expect(await page.content()).toContain('access_denied');
+    expect((await context.cookies(BFF_URL)).filter((c) => c.name === '__Host-bff')).toEqual([]);
+    expect(await openApp(page, BFF_URL)).toBe('signed-out');
+    await recorder.snapshot(page, 'after cancel');
   });
 
   test('bob signs in and sees only his own todos', async () => {
@@ -401,7 +433,7 @@ describe.skipIf(!ready)('sample suite in Chromium', () => {
     await recorder.snapshot(evil, 'cross-site page');
   });
 
-  test('the API is down: the SPA shows an error state, the session survives, and it recovers (P5, R5)', async () => {
+  test('the API is down: the SPA shows an error state, the session survives, and it recovers', async () => {
     const context = await freshContext('api down');
     const page = await context.newPage();
     await signIn(page, BFF_URL, IDP_URL, 'alice');
