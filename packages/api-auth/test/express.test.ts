@@ -120,7 +120,23 @@ describe('A1: where the token comes from', () => {
     expect(res.status).toBe(200);
   });
 
-  for (const header of ['Bearer', 'Bearer ', 'Bearer a b', 'Bearer "quoted"', 'Bearer ä']) {
+  it('A1: a token with characters outside base64url → 401 invalid_token (malformed token)', async () => {
+    for (const header of ['Bearer "quoted"', 'Bearer a.b.c"', 'Bearer x\\y']) {
+      const res = await request(app).get('/whoami').set('authorization', header);
+      expect(res.status).toBe(401);
+      expect(res.headers['www-authenticate']).toMatch(challenge('invalid_token'));
+    }
+  });
+
+  it('A1: a scheme that only starts with Bearer is another scheme → bare 401 challenge', async () => {
+    for (const header of ['Bearertoken', 'Bearer\tabc']) {
+      const res = await request(app).get('/whoami').set('authorization', header);
+      expect(res.status).toBe(401);
+      expect(res.headers['www-authenticate']).toBe(challenge());
+    }
+  });
+
+  for (const header of ['Bearer', 'Bearer ', 'Bearer a b', 'Bearer a,b']) {
     it(`A1: malformed header ${JSON.stringify(header)} → 400 invalid_request`, async () => {
       const res = await request(app)
         .get('/whoami')
