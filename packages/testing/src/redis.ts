@@ -12,7 +12,10 @@ let probe: Promise<boolean> | undefined;
 /** Whether a Redis server answers PING at {@link redisUrl} (checked once per process). */
 export function isRedisAvailable(): Promise<boolean> {
   probe ??= (async () => {
-    const client = createClient({ url: redisUrl, socket: { connectTimeout: 1000, reconnectStrategy: false } });
+    const client = createClient({
+      url: redisUrl,
+      socket: { connectTimeout: 1000, reconnectStrategy: false },
+    });
     client.on('error', () => {});
     try {
       await client.connect();
