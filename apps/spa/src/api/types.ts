@@ -25,4 +25,6 @@ export interface CallRecord {
   startedAt: Date;
   /** Short human note, e.g. "signed out" or "upstream unavailable". */
   note?: string;
+  /** `iframe`: a navigation in a hidden frame (silent login), not a fetch; it has no status to show. */
+  via?: 'fetch' | 'iframe';
 }

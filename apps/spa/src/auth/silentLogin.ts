@@ -4,6 +4,8 @@
 // to this window. Browsers that block third-party cookies make the IdP answer `login_required`,
 // so this is a convenience, never something the app depends on.
 
+import { callLog } from '../api/callLog';
+
 const TIMEOUT_MS = 5000;
 
 interface SilentLoginMessage {
@@ -31,9 +33,20 @@ export function trySilentLogin(timeoutMs = TIMEOUT_MS): Promise<boolean> {
     iframe.dataset.testid = 'silent-login-frame';
 
     let settled = false;
-    const finish = (isLoggedIn: boolean) => {
+    const startedAt = new Date();
+    const t0 = performance.now();
+    const finish = (isLoggedIn: boolean, note: string) => {
       if (settled) return;
       settled = true;
+      callLog.add({
+        method: 'GET',
+        path: '/bff/silent-login',
+        status: null,
+        via: 'iframe',
+        durationMs: Math.round(performance.now() - t0),
+        startedAt,
+        note,
+      });
       window.removeEventListener('message', onMessage);
       window.clearTimeout(timer);
       iframe.remove();
@@ -42,9 +55,12 @@ export function trySilentLogin(timeoutMs = TIMEOUT_MS): Promise<boolean> {
     const onMessage = (event: MessageEvent) => {
       // Only our own origin's callback page may tell us the outcome.
       if (event.origin !== window.location.origin || event.source !== iframe.contentWindow) return;
-      if (isSilentLoginMessage(event.data)) finish(event.data.isLoggedIn);
+      if (isSilentLoginMessage(event.data)) {
+        const { isLoggedIn } = event.data;
+        finish(isLoggedIn, isLoggedIn ? 'silent login: signed in' : 'silent login: no IdP session');
+      }
     };
-    const timer = window.setTimeout(() => finish(false), timeoutMs);
+    const timer = window.setTimeout(() => finish(false, 'silent login: no answer (timed out)'), timeoutMs);
 
     window.addEventListener('message', onMessage);
     iframe.src = '/bff/silent-login';

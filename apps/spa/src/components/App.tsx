@@ -114,7 +114,7 @@ export function App() {
             </>
           )}
         </main>
-        <CallLogPanel />
+        <CallLogPanel signedIn={auth.status === 'signed-in'} />
       </div>
       <footer className="footer">
         <p>

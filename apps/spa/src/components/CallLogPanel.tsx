@@ -6,6 +6,7 @@ import type { CallRecord } from '../api/types';
 const BURST = 5;
 
 function statusClass(record: CallRecord): string {
+  if (record.via === 'iframe') return 'status status-frame';
   if (record.status === null) return 'status status-bad';
   if (record.status < 300) return 'status status-ok';
   if (record.status === 401) return 'status status-warn';
@@ -21,7 +22,12 @@ function time(date: Date): string {
   });
 }
 
-export function CallLogPanel() {
+interface CallLogPanelProps {
+  /** The burst button only makes sense with a session. */
+  signedIn: boolean;
+}
+
+export function CallLogPanel({ signedIn }: CallLogPanelProps) {
   const records = useSyncExternalStore(callLog.subscribe, callLog.getSnapshot);
   const [bursting, setBursting] = useState(false);
 
@@ -38,16 +44,18 @@ export function CallLogPanel() {
       <div className="card-head">
         <h2 id="log-title">What just happened</h2>
         <div className="card-head-actions">
-          <button
-            type="button"
-            className="button button-ghost button-small"
-            onClick={() => void burst()}
-            disabled={bursting}
-            data-testid="burst"
-            title={`Send ${BURST} GET /api/todos calls at the same time`}
-          >
-            {bursting ? 'Sending…' : `${BURST} calls at once`}
-          </button>
+          {signedIn && (
+            <button
+              type="button"
+              className="button button-ghost button-small"
+              onClick={() => void burst()}
+              disabled={bursting}
+              data-testid="burst"
+              title={`Send ${BURST} GET /api/todos calls at the same time`}
+            >
+              {bursting ? 'Sending…' : `${BURST} calls at once`}
+            </button>
+          )}
           <button
             type="button"
             className="button button-ghost button-small"
@@ -74,7 +82,7 @@ export function CallLogPanel() {
               data-testid="call-log-entry"
               data-method={record.method}
               data-path={record.path}
-              data-status={record.status ?? 'network-error'}
+              data-status={record.via === 'iframe' ? 'iframe' : (record.status ?? 'network-error')}
             >
               <time className="log-time" dateTime={record.startedAt.toISOString()}>
                 {time(record.startedAt)}
@@ -83,7 +91,9 @@ export function CallLogPanel() {
               <code className="log-path" title={record.path}>
                 {record.path}
               </code>
-              <span className={statusClass(record)}>{record.status ?? 'ERR'}</span>
+              <span className={statusClass(record)}>
+                {record.via === 'iframe' ? 'frame' : (record.status ?? 'ERR')}
+              </span>
               <span className="log-duration">{record.durationMs} ms</span>
               {record.note && <span className="log-note">{record.note}</span>}
             </li>
