@@ -126,6 +126,8 @@ describe.skipIf(!ready)('sample suite in Chromium', () => {
       await expect
         .poll(() => page.getByTestId('silent-status').textContent(), { timeout: 10_000 })
         .toContain('alice');
+      await waitForCalls(page, 'GET', '/bff/silent-login', 1);
+      expect(await page.getByText('silent login: no IdP session').count()).toBe(1);
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       expect(overflow).toBeLessThanOrEqual(0);
       await recorder.snapshot(page, `signed-out ${viewport}`);
