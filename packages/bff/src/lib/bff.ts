@@ -188,7 +188,8 @@ export function createBff(options: BffOptions): Bff {
     return ids.length;
   };
 
-  const clientTokens = options.getClientAccessToken ?? createClientTokenSource(getOidcConfiguration, clock);
+  const clientTokens =
+    options.getClientAccessToken ?? createClientTokenSource(config, options.fetch, clock, logger);
 
   const context: BffContext = {
     config,

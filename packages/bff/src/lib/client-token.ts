@@ -1,48 +1,55 @@
-// Client-credentials tokens for the BFF's own client (remote APIs with token type `client`). A small
-// built-in adapter: cached per (resource, scope) until `expires_in` minus a margin, single-flight.
-// Hosts can plug in @gatehouse/token-manager instead through the `getClientAccessToken` option.
-import * as client from 'openid-client';
+// Client-credentials tokens for the BFF's own client (remote APIs with token type `client`), through
+// @gatehouse/token-manager: cached per (scope, resource) until `expires_in` minus a margin,
+// single-flight, backed off on failures. Hosts can replace it with the `getClientAccessToken` option.
+import { createTokenManager, type PrivateJwk, type TokenClientOptions } from '@gatehouse/token-manager';
+import type { CryptoKey } from 'jose';
+import type { FetchLike, ResolvedBffConfig } from './config.js';
+import type { Logger } from './context.js';
 import { BffError } from './errors.js';
-import { classifyTokenError } from './oidc.js';
 
-const MARGIN = 60;
-const DEFAULT_EXPIRES_IN = 300;
-
-/** Returns a getClientAccessToken function bound to the BFF's client configuration. */
+/** Returns a getClientAccessToken function for the BFF's client. */
 export function createClientTokenSource(
-  getOidcConfiguration: () => Promise<client.Configuration>,
+  config: ResolvedBffConfig,
+  fetchImpl: FetchLike | undefined,
   clock: () => number,
+  logger: Logger,
 ): (options?: { resource?: string; scope?: string }) => Promise<string> {
-  const cache = new Map<string, { token: string; exp: number }>();
-  const flights = new Map<string, Promise<string>>();
-
-  return (options = {}) => {
-    const key = `${options.resource ?? ''}\u0000${options.scope ?? ''}`;
-    const hit = cache.get(key);
-    if (hit && hit.exp - MARGIN > clock() / 1000) return Promise.resolve(hit.token);
-    let flight = flights.get(key);
-    if (!flight) {
-      flight = (async () => {
-        const configuration = await getOidcConfiguration();
-        const params: Record<string, string> = {};
-        if (options.resource) params.resource = options.resource;
-        if (options.scope) params.scope = options.scope;
-        try {
-          const response = await client.clientCredentialsGrant(configuration, params);
-          const exp = clock() / 1000 + (response.expires_in ?? DEFAULT_EXPIRES_IN);
-          cache.set(key, { token: response.access_token, exp });
-          return response.access_token;
-        } catch (err) {
-          const kind = classifyTokenError(err);
-          throw new BffError(
-            kind === 'transient' ? 'ERR_BFF_IDP_UNAVAILABLE' : 'ERR_BFF_IDP_RESPONSE',
-            'client credentials request failed',
-            { cause: err },
-          );
+  const auth: Partial<TokenClientOptions> =
+    config.clientAuth.method === 'private_key_jwt'
+      ? {
+          clientAuthentication: 'private_key_jwt',
+          privateKey: config.clientAuth.key as CryptoKey | PrivateJwk,
         }
-      })().finally(() => flights.delete(key));
-      flights.set(key, flight);
+      : { clientAuthentication: 'client_secret_basic', clientSecret: config.clientAuth.secret };
+  const manager = createTokenManager({
+    clients: {
+      bff: {
+        issuer: config.issuer,
+        clientId: config.clientId,
+        ...auth,
+        ...(config.allowInsecureIssuer ? { dangerouslyAllowInsecureHttp: true } : {}),
+      },
+    },
+    timeout: config.httpTimeout,
+    clock,
+    logger,
+    ...(fetchImpl ? { fetch: fetchImpl as typeof fetch } : {}),
+  });
+
+  return async (options = {}) => {
+    try {
+      const token = await manager.getAccessToken('bff', {
+        ...(options.scope ? { scope: options.scope } : {}),
+        ...(options.resource ? { resource: options.resource } : {}),
+      });
+      return token.accessToken;
+    } catch (err) {
+      const status = (err as { status?: unknown }).status;
+      throw new BffError(
+        status === 503 ? 'ERR_BFF_IDP_UNAVAILABLE' : 'ERR_BFF_IDP_RESPONSE',
+        'client credentials request failed',
+        { cause: err },
+      );
     }
-    return flight;
   };
 }
