@@ -17,26 +17,32 @@ import { type BenchRow, measureCalls, printTable } from './harness.js';
 const AUDIENCE = 'urn:gatehouse:sample-api';
 type Middleware = (req: Request, res: Response, next: NextFunction) => unknown;
 
-/** Calls a middleware with a fresh minimal request object and resolves when it calls next() without an error. */
+/**
+ * Calls a middleware with a minimal request object and resolves when it calls next() without an
+ * error. The request is built once and reused (only `auth` is reset), so the harness allocates
+ * nothing per call and both middlewares pay the same, negligible harness cost.
+ */
 function runner(middleware: Middleware, token: string): () => Promise<Request> {
   const res = {} as Response;
-  // Built once, like the header string Node hands over (a flat string, not a fresh concatenation).
-  const headers: Record<string, string> = { authorization: `Bearer ${token}`, host: '127.0.0.1:4001' };
-  headers.authorization = headers.authorization!.split('').join('');
+  // A flat string, as Node hands it over (not a fresh concatenation per call).
+  const authorization = `Bearer ${token}`.split('').join('');
+  const headers: Record<string, string> = { authorization, host: '127.0.0.1:4001' };
+  const req = {
+    headers,
+    method: 'GET',
+    url: '/api/whoami',
+    originalUrl: '/api/whoami',
+    protocol: 'http',
+    query: {},
+    body: undefined,
+    auth: undefined,
+    socket: { remoteAddress: '127.0.0.1' },
+    get: (name: string) => headers[name.toLowerCase()],
+    is: () => false,
+  } as unknown as Request;
   return () =>
     new Promise<Request>((resolve, reject) => {
-      const req = {
-        headers,
-        method: 'GET',
-        url: '/api/whoami',
-        originalUrl: '/api/whoami',
-        protocol: 'http',
-        query: {},
-        body: undefined,
-        socket: { remoteAddress: '127.0.0.1' },
-        get: (name: string) => headers[name.toLowerCase()],
-        is: () => false,
-      } as unknown as Request;
+      req.auth = undefined;
       middleware(req, res, (error?: unknown) => (error ? reject(error) : resolve(req)));
     });
 }
