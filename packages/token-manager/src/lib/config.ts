@@ -276,6 +276,7 @@ function resolveClient(name: string, raw: TokenClientOptions): ResolvedClient {
 function resolveSharedCache(
   raw: TokenManagerOptions['sharedCache'],
   requestBudgetMs: number,
+  timeoutSeconds: number,
 ): ResolvedSharedCache | undefined {
   if (raw === undefined) return undefined;
   if (typeof raw !== 'object' || raw === null) fail('sharedCache must be an object');
@@ -312,7 +313,10 @@ function resolveSharedCache(
     keyPrefix,
     commandTimeoutMs: seconds(raw.commandTimeout, 'sharedCache.commandTimeout', 0.5, 0.001) * 1000,
     lockTimeoutMs: lockTimeout * 1000,
-    waitTimeoutMs: seconds(raw.waitTimeout, 'sharedCache.waitTimeout', lockTimeout) * 1000,
+    // Long enough for one token request by the lock holder; a holder that takes longer (retrying
+    // through an outage, or an orphaned lock) then costs waiters one request each, not a stall.
+    waitTimeoutMs:
+      seconds(raw.waitTimeout, 'sharedCache.waitTimeout', Math.min(lockTimeout, timeoutSeconds + 1)) * 1000,
   });
 }
 
@@ -365,7 +369,7 @@ export function resolveConfig(options: TokenManagerOptions): ResolvedConfig {
     failureBackoffMs: seconds(options.failureBackoff, 'failureBackoff', 10) * 1000,
     timeoutSeconds,
     retry,
-    sharedCache: resolveSharedCache(options.sharedCache, requestBudgetMs),
+    sharedCache: resolveSharedCache(options.sharedCache, requestBudgetMs, timeoutSeconds),
     fetch: options.fetch ?? defaultFetch,
     clock: options.clock ?? Date.now,
     logger,

@@ -153,7 +153,14 @@ export class SharedCache {
         expiration: { type: 'PX', value: this.#config.lockTimeoutMs },
       }),
     );
-    if (result === UNAVAILABLE) return UNAVAILABLE;
+    if (result === UNAVAILABLE) {
+      // The SET may have been applied with its reply lost: clean up in the background, so the
+      // lock we may hold does not make other processes wait for nothing.
+      void this.#run('unlock', () =>
+        this.#config.redis.eval(DELETE_IF_EQUAL, { keys: [key], arguments: [value] }),
+      );
+      return UNAVAILABLE;
+    }
     if (result !== 'OK') return undefined;
     return {
       release: async () => {

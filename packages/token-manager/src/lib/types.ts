@@ -109,7 +109,10 @@ export interface SharedCacheOptions {
   commandTimeout?: number;
   /** Seconds the renewal lock lives if its holder dies. Default: long enough for all retries. */
   lockTimeout?: number;
-  /** Seconds a process waits for another's renewal before requesting a token itself. Default `lockTimeout`. */
+  /**
+   * Seconds a process waits for another's renewal before requesting a token itself.
+   * Default `timeout + 1` (one token request), at most `lockTimeout`.
+   */
   waitTimeout?: number;
 }
 
