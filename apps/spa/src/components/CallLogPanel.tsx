@@ -84,9 +84,6 @@ export function CallLogPanel({ signedIn }: CallLogPanelProps) {
               data-path={record.path}
               data-status={record.via === 'iframe' ? 'iframe' : (record.status ?? 'network-error')}
             >
-              <time className="log-time" dateTime={record.startedAt.toISOString()}>
-                {time(record.startedAt)}
-              </time>
               <span className={`method method-${record.method.toLowerCase()}`}>{record.method}</span>
               <code className="log-path" title={record.path}>
                 {record.path}
@@ -95,7 +92,10 @@ export function CallLogPanel({ signedIn }: CallLogPanelProps) {
                 {record.via === 'iframe' ? 'frame' : (record.status ?? 'ERR')}
               </span>
               <span className="log-duration">{record.durationMs} ms</span>
-              {record.note && <span className="log-note">{record.note}</span>}
+              <span className="log-meta">
+                <time dateTime={record.startedAt.toISOString()}>{time(record.startedAt)}</time>
+                {record.note && <span className="log-note"> · {record.note}</span>}
+              </span>
             </li>
           ))}
         </ol>
