@@ -83,6 +83,9 @@ export function portOf(app: LaunchApp, env: Env): number | undefined {
  * Derives the cross-app URLs from the ports so that changing one port (say IDP_PORT) keeps the
  * suite consistent. Explicit values in `env` win.
  */
+/** Access-token lifetime (seconds) of the sample suite unless `ACCESS_TOKEN_TTL` says otherwise. */
+export const DEMO_ACCESS_TOKEN_TTL = 60;
+
 export function deriveEnv(env: Env, apps: readonly LaunchApp[] = APPS): Env {
   const byName = new Map(apps.map((a) => [a.name, a]));
   const out: Env = { ...env };
@@ -95,5 +98,8 @@ export function deriveEnv(env: Env, apps: readonly LaunchApp[] = APPS): Env {
   const api = byName.get('api');
   const apiPort = api ? portOf(api, env) : undefined;
   if (apiPort !== undefined) out.API_URL ??= `http://127.0.0.1:${apiPort}`;
+  // The demo's access tokens are short-lived so that a learner sees the BFF and the worker renew them
+  // within a minute of clicking around (DESIGN.md: "ACCESS_TOKEN_TTL short makes refresh visible").
+  out.ACCESS_TOKEN_TTL ??= String(DEMO_ACCESS_TOKEN_TTL);
   return out;
 }

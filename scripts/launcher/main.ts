@@ -37,8 +37,8 @@ function banner(apps: readonly LaunchApp[], env: Env): string {
       `  1. Open ${bffUrl} and choose "Sign in": the browser goes to the IdP (${idpUrl}), another site.`,
       '  2. Sign in as alice / alice. Back in the app you see your claims; the tokens stay in the BFF',
       '     (DevTools → Application → Cookies shows one HttpOnly session cookie and nothing else).',
-      '  3. Call the API from the app: the BFF adds the access token. Start with ACCESS_TOKEN_TTL=60 to',
-      '     watch the BFF refresh it (look for the token requests in the idp lines below).',
+      `  3. Add a todo: the BFF adds the access token. Tokens live ${env.ACCESS_TOKEN_TTL ?? '60'} s here, so keep clicking`,
+      '     and watch the BFF refresh them (the refresh_token requests in the idp lines below).',
       names.has('worker')
         ? '  4. The worker lines show machine-to-machine calls with client credentials.'
         : '  4. (The worker joins here once apps/worker exists.)',

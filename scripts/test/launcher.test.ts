@@ -77,6 +77,11 @@ describe('launcher: environment and output', () => {
     expect(deriveEnv({ IDP_PORT: '4100', ISSUER: 'http://idp.test' }).ISSUER).toBe('http://idp.test');
   });
 
+  it('gives the demo short-lived access tokens unless ACCESS_TOKEN_TTL is set', () => {
+    expect(deriveEnv({}).ACCESS_TOKEN_TTL).toBe('60');
+    expect(deriveEnv({ ACCESS_TOKEN_TTL: '300' }).ACCESS_TOKEN_TTL).toBe('300');
+  });
+
   it('turns pino JSON lines into readable ones and leaves others alone', () => {
     const line = JSON.stringify({
       level: 30,
