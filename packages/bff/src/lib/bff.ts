@@ -288,10 +288,11 @@ export function createBff(options: BffOptions): Bff {
       tokens.getUserAccessToken(req, opts),
     sessions: {
       async list(match: SessionMatch): Promise<SessionSummary[]> {
-        const ids = await store.find(match);
+        const read = <T>(op: Promise<T>) => op.catch((err: unknown) => Promise.reject(toBffError(err)));
+        const ids = await read(store.find(match));
         const out: SessionSummary[] = [];
         for (const id of ids) {
-          const stored = await store.get(id);
+          const stored = await read(store.get(id));
           if (!stored) continue;
           const data = (JSON.parse(stored.data) as { bff?: BffSessionData }).bff;
           if (!data) continue;

@@ -77,10 +77,30 @@ export function sendProblem(res: Response, status: number, code: BffErrorCode, t
 }
 
 /** Loggable summary of an error: name, code and message, never the cause's body or headers. */
-export function describeError(err: unknown): { name: string; code?: string; message: string } {
-  if (err instanceof Error) {
-    const code = (err as { code?: unknown }).code;
-    return { name: err.name, ...(typeof code === 'string' ? { code } : {}), message: err.message };
+export function describeError(err: unknown): {
+  name: string;
+  code?: string;
+  message: string;
+  cause?: object;
+} {
+  if (!(err instanceof Error)) return { name: typeof err, message: 'non-error thrown' };
+  const code = (err as { code?: unknown }).code;
+  const summary = { name: err.name, ...(typeof code === 'string' ? { code } : {}), message: err.message };
+  // One level of cause (e.g. "connect ECONNREFUSED" under "fetch failed"); Errors only, never bodies.
+  const cause = err.cause;
+  if (cause instanceof Error) {
+    const causeCode = (cause as { code?: unknown }).code;
+    const inner =
+      cause.cause instanceof Error ? { cause: { name: cause.cause.name, message: cause.cause.message } } : {};
+    return {
+      ...summary,
+      cause: {
+        name: cause.name,
+        ...(typeof causeCode === 'string' ? { code: causeCode } : {}),
+        message: cause.message,
+        ...inner,
+      },
+    };
   }
-  return { name: typeof err, message: 'non-error thrown' };
+  return summary;
 }
