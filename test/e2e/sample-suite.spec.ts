@@ -460,7 +460,7 @@ describe.skipIf(!ready)('sample suite in Chromium', () => {
     expect(await todoTitles(page)).toEqual([aliceTodo]);
   });
 
-  test('token secrecy: no access, refresh or ID token reached any response, cookie, storage or DOM (S3)', async () => {
+  test('token secrecy: no access, refresh or ID token reached any response, cookie, storage or DOM (S3); no CSP violation', async () => {
     await recorder.settle();
     // The check is only as good as the tokens it looks for: all three kinds were issued above.
     expect(suite.tokens.count('access_token')).toBeGreaterThan(5);
@@ -468,6 +468,8 @@ describe.skipIf(!ready)('sample suite in Chromium', () => {
     expect(suite.tokens.count('id_token')).toBeGreaterThan(5);
     expect(recorder.exhibits.length).toBeGreaterThan(100);
     expect(recorder.exhibits.some((e) => e.where.includes('(DOM)'))).toBe(true);
+    // The pages ran cleanly under the BFF host's CSP: no blocked script, no uncaught error.
+    expect(recorder.pageProblems).toEqual([]);
     const leaks = findLeaks(suite.tokens, recorder.exhibits);
     const unexpected = leaks.filter((leak) => !isEndSessionHint(leak));
     expect(unexpected.map((leak) => `${leak.label} found in ${leak.exhibit.where}`)).toEqual([]);

@@ -43,7 +43,18 @@ export class BrowserRecorder {
   readonly exhibits: Exhibit[] = [];
   private readonly pending = new Set<Promise<void>>();
 
+  /** Uncaught exceptions and CSP violations on any page (the SPA must run under `script-src 'self'`). */
+  readonly pageProblems: string[] = [];
+
   attach(context: BrowserContext, label: string): void {
+    context.on('page', (page) => {
+      page.on('pageerror', (error) => this.pageProblems.push(`${label} @ ${page.url()}: ${error.message}`));
+      page.on('console', (message) => {
+        if (/content security policy/i.test(message.text())) {
+          this.pageProblems.push(`${label} @ ${page.url()}: ${message.text()}`);
+        }
+      });
+    });
     context.on('response', (response) => {
       const work = this.record(response, label).finally(() => this.pending.delete(work));
       this.pending.add(work);
