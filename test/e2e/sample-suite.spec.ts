@@ -124,7 +124,7 @@ describe.skipIf(!ready)('sample suite in Chromium', () => {
       expect((await loggedCalls(page)).find((c) => c.path === '/bff/user')?.status).toBe('401');
       // Silent login (prompt=none in a hidden iframe) finds no IdP session and gives up quietly.
       await expect
-        .poll(() => page.getByTestId('silent-status').textContent(), { timeout: 10_000 })
+        .poll(() => page.getByTestId('silent-status').textContent(), { timeout: 15_000 })
         .toContain('alice');
       await waitForCalls(page, 'GET', '/bff/silent-login', 1);
       expect(await page.getByText('silent login: no IdP session').count()).toBe(1);
@@ -408,10 +408,12 @@ describe.skipIf(!ready)('sample suite in Chromium', () => {
     }
     // On the wire: requests from the foreign origin never carried the SameSite=Strict session
     // cookie, and none succeeded.
-    const fromEvil = suite.bffRequests.slice(seen).filter((r) => r.origin === crossSite.url);
-    expect(fromEvil.length).toBeGreaterThan(0);
-    expect(fromEvil.filter((r) => r.hadCookie)).toEqual([]);
-    expect(fromEvil.filter((r) => r.status < 400)).toEqual([]);
+    // (The SPA tab is idle meanwhile, so every request in this window came from the foreign page;
+    // a no-cors GET carries no Origin header, hence the whole window is checked.)
+    const during = suite.bffRequests.slice(seen);
+    expect(during.filter((r) => r.origin === crossSite.url).length).toBeGreaterThan(0);
+    expect(during.filter((r) => r.hadCookie)).toEqual([]);
+    expect(during.filter((r) => r.status < 400)).toEqual([]);
     // No request reached the API on the user's behalf.
     expect(suite.apiRequests.slice(apiSeen)).toEqual([]);
 

@@ -6,7 +6,7 @@
 
 import { callLog } from '../api/callLog';
 
-const TIMEOUT_MS = 5000;
+const TIMEOUT_MS = 8000;
 
 interface SilentLoginMessage {
   source: 'bff-silent-login';
