@@ -26,7 +26,10 @@ function step(title, command, args, env) {
 const pnpm = (...args) => [PNPM[0], [...PNPM.slice(1), ...args]];
 const task = process.argv[2];
 
-step('install dependencies (pnpm, frozen lockfile)', ...pnpm('install', '--frozen-lockfile', '--prefer-offline'));
+step(
+  'install dependencies (pnpm, frozen lockfile)',
+  ...pnpm('install', '--frozen-lockfile', '--prefer-offline'),
+);
 
 if (task === 'start') {
   step('build the sample SPA', ...pnpm('--filter', '@gatehouse/sample-spa', 'build'));
@@ -34,14 +37,25 @@ if (task === 'start') {
   // process waits for it instead of returning the prompt before the apps have stopped.
   process.on('SIGINT', () => {});
   process.on('SIGTERM', () => {});
-  const status = run('node', ['--conditions=@gatehouse/source', '--import', 'tsx', 'scripts/launcher/main.ts']);
+  const status = run('node', [
+    '--conditions=@gatehouse/source',
+    '--import',
+    'tsx',
+    'scripts/launcher/main.ts',
+  ]);
   process.exit(status);
 } else if (task === 'test') {
   step('lint (biome)', ...pnpm('exec', 'biome', 'check', '.'));
   step('typecheck (tsc)', ...pnpm('run', 'typecheck'));
-  step('build the sample SPA (served by the browser tests)', ...pnpm('--filter', '@gatehouse/sample-spa', 'build'));
+  step(
+    'build the sample SPA (served by the browser tests)',
+    ...pnpm('--filter', '@gatehouse/sample-spa', 'build'),
+  );
   step('unit and integration tests (vitest)', ...pnpm('exec', 'vitest', 'run', '--project', 'unit'));
-  step('browser tests (vitest + playwright-core + Chromium)', ...pnpm('exec', 'vitest', 'run', '--project', 'e2e'));
+  step(
+    'browser tests (vitest + playwright-core + Chromium)',
+    ...pnpm('exec', 'vitest', 'run', '--project', 'e2e'),
+  );
   console.log('\n\u2714 all checks passed');
 } else {
   console.error('usage: node scripts/run.mjs start|test');

@@ -13,7 +13,10 @@ export interface BenchRow {
 }
 
 /** Runs `fn` repeatedly for about `seconds` (after a warm-up) and returns calls per second. */
-export async function measureCalls(fn: () => unknown, seconds = Number(process.env.BENCH_SECONDS ?? 2)): Promise<number> {
+export async function measureCalls(
+  fn: () => unknown,
+  seconds = Number(process.env.BENCH_SECONDS ?? 2),
+): Promise<number> {
   const warmUntil = performance.now() + 200;
   while (performance.now() < warmUntil) await fn();
   let calls = 0;
@@ -44,7 +47,9 @@ export async function measureHttp(load: HttpLoad): Promise<Omit<BenchRow, 'name'
     duration: load.seconds ?? Number(process.env.BENCH_SECONDS ?? 3),
   });
   if (result.non2xx > 0 || result.errors > 0) {
-    throw new Error(`${load.url}: ${result.non2xx} non-2xx responses and ${result.errors} errors during the run`);
+    throw new Error(
+      `${load.url}: ${result.non2xx} non-2xx responses and ${result.errors} errors during the run`,
+    );
   }
   return { opsPerSec: result.requests.average, p50Ms: result.latency.p50, p99Ms: result.latency.p99 };
 }
