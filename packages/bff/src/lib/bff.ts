@@ -222,15 +222,18 @@ export function createBff(options: BffOptions): Bff {
     }
     sessions.middleware(req, res, next);
   });
-  router.get('/bff/login', loginHandler(core, false));
-  router.get('/bff/silent-login', loginHandler(core, true));
-  router.get('/bff/callback', callbackHandler(core));
-  router.get('/bff/silent-login-callback', silentCallbackHandler(core));
-  router.get('/bff/user', userHandler(core));
-  router.get('/bff/logout', logoutHandler(core));
-  router.post('/bff/logout', logoutHandler(core));
-  router.get('/bff/signed-out', signedOutHandler(core));
-  router.get('/bff/diagnostics', diagnosticsHandler(core));
+  // The endpoints sit in one sub-router so proxied API calls pass them with a single prefix check.
+  const endpoints = Router();
+  endpoints.get('/login', loginHandler(core, false));
+  endpoints.get('/silent-login', loginHandler(core, true));
+  endpoints.get('/callback', callbackHandler(core));
+  endpoints.get('/silent-login-callback', silentCallbackHandler(core));
+  endpoints.get('/user', userHandler(core));
+  endpoints.get('/logout', logoutHandler(core));
+  endpoints.post('/logout', logoutHandler(core));
+  endpoints.get('/signed-out', signedOutHandler(core));
+  endpoints.get('/diagnostics', diagnosticsHandler(core));
+  router.use('/bff', endpoints);
   router.use(createBackchannelRouter(context));
   router.use(createRemoteApiRouter(context));
   router.use('/bff', (_req, res) => sendJsonError(res, new BffError('ERR_BFF_NOT_FOUND', 'not found')));

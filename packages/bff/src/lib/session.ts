@@ -98,10 +98,8 @@ class ExpressStoreAdapter extends session.Store {
     this.store.destroy(sid).then(() => callback?.(), callback);
   }
 
-  // Reads never write: the last-seen time (and with it the TTL) is saved by `set` at most every touchInterval.
-  override touch(_sid: string, _sess: session.SessionData, callback?: () => void): void {
-    callback?.();
-  }
+  // No touch(): reads never write. The last-seen time (and with it the TTL) is saved by `set` at most
+  // every touchInterval, and without touch() express-session skips a store round trip per request.
 
   override createSession(req: Request, sess: session.SessionData): session.Session & session.SessionData {
     const created = super.createSession(req, sess);
@@ -180,12 +178,6 @@ export function createSessionManager(
 
   const middleware: RequestHandler = (req: Request, res: Response, next: NextFunction) => {
     if (req.session) return next();
-    // express-session only sets a Secure cookie when it believes the request came over TLS. Browsers
-    // treat http://localhost as a secure context and keep Secure/__Host- cookies there, so for a
-    // loopback base URL reached over a loopback socket we say so. Config and socket decide; no header.
-    if (config.loopbackHttp && isLoopbackAddress(req.socket.remoteAddress)) {
-      Object.defineProperty(req, 'secure', { value: true, configurable: true });
-    }
     let continued = false;
     expressSession(req, res, (err?: unknown) => {
       if (err) {
@@ -287,6 +279,13 @@ export function createSessionManager(
       req.session.regenerate((err: unknown) => (err ? reject(err) : resolve())),
     );
     req.session.bff = data;
+    // express-session sets a Secure cookie only when it believes the request came over TLS. Browsers
+    // treat http://localhost as a secure context and keep Secure/__Host- cookies there, so for a
+    // loopback base URL reached over a loopback socket we say so — only here, where the cookie is set.
+    // Config and socket decide, never a header.
+    if (config.loopbackHttp && isLoopbackAddress(req.socket.remoteAddress)) {
+      Object.defineProperty(req, 'secure', { value: true, configurable: true });
+    }
     // Tokens are sealed with the new id as associated data, then written with the session in one go.
     const tokens = sealTokens(req.sessionID);
     pendingTokens.set(req.session, tokens);
