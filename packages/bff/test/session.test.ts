@@ -103,6 +103,22 @@ describe('sessions', () => {
     expect((await getUser(fixed.browser, stack)).status).toBe(401);
   });
 
+  it('S4: remote-API reads (no express-session) see the same session and slide the idle timer too', async () => {
+    const { browser } = await signIn(stack);
+    const cookie = (await sessionCookie(browser, stack))!;
+    const raw = () => ({ headers: { cookie: `__Host-bff=${cookie}` } }) as never;
+    const bff = stack.bff.app.bff;
+    stack.clock.advance(400);
+    expect((await bff.getUser(raw()))?.sub).toBe('alice');
+    await new Promise((resolve) => setTimeout(resolve, 20)); // the touch is written in the background
+    stack.clock.advance(300); // 700 s after login, 300 s after the API call
+    expect((await bff.getUser(raw()))?.sub).toBe('alice');
+    expect((await getUser(browser, stack)).status).toBe(200);
+    stack.clock.advance(601);
+    expect(await bff.getUser(raw())).toBeUndefined();
+    expect(await bff.getUser({ headers: { cookie: '__Host-bff=s%3Aforged.sig' } } as never)).toBeUndefined();
+  });
+
   it('S5: random, forged, SQL-ish and 10 KB cookies → 401 JSON, never a 500, no session created', async () => {
     const { browser } = await signIn(stack);
     const real = (await sessionCookie(browser, stack))!;

@@ -208,19 +208,23 @@ export function createBff(options: BffOptions): Bff {
     },
   };
 
-  // Only our paths load sessions; the host's static files and other routes pay nothing.
-  const prefixes = ['/bff/', ...config.remoteApis.map((api) => api.prefix)];
-  const ours = (path: string) =>
-    prefixes.some((p) => path === p || path.startsWith(p.endsWith('/') ? p : `${p}/`) || `${path}/` === p);
+  // Only our paths look at sessions; the host's static files and other routes pay nothing. The /bff
+  // endpoints run express-session (they create, regenerate and destroy sessions); remote-API calls
+  // only read the session, which the session manager does directly (see SessionManager.current).
+  const apiPrefixes = config.remoteApis.map((api) => api.prefix);
+  const isApi = (path: string) => apiPrefixes.some((p) => path === p || path.startsWith(`${p}/`));
 
   const router = Router();
   router.use((req, res, next) => {
-    if (!ours(req.path)) return next();
-    if (req.path !== '/bff/backchannel') {
+    const path = req.path;
+    const endpoint = path.startsWith('/bff/');
+    if (!endpoint && !isApi(path)) return next();
+    if (path !== '/bff/backchannel') {
       const crossSite = crossSiteError(req, config.origin);
       if (crossSite) return sendJsonError(res, crossSite);
     }
-    sessions.middleware(req, res, next);
+    if (endpoint) sessions.middleware(req, res, next);
+    else next();
   });
   // The endpoints sit in one sub-router so proxied API calls pass them with a single prefix check.
   const endpoints = Router();

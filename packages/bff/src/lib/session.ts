@@ -44,6 +44,8 @@ export interface LoadedSession {
 }
 
 const snapshots = new WeakMap<object, LoadedSession>();
+/** Requests whose session was read directly (no express-session on them). */
+const rawReads = new WeakSet<object>();
 const pendingTokens = new WeakMap<object, string>();
 const storedTokens = new WeakMap<object, string | undefined>();
 
@@ -217,6 +219,10 @@ export function createSessionManager(
     if (now - data.lastSeenAt >= config.touchInterval) data.lastSeenAt = now;
   }
 
+  // Verified cookie values → session ids, so a busy session costs one HMAC per minute, not per request.
+  const verified = new Map<string, { id: string; at: number }>();
+  const VERIFIED_MAX = 10_000;
+
   function sessionIdFromCookie(header: string | undefined): string | undefined {
     if (!header) return undefined;
     const name = `${config.cookieName}=`;
@@ -230,13 +236,19 @@ export function createSessionManager(
         return undefined;
       }
       if (!value.startsWith('s:')) return undefined;
+      const hit = verified.get(value);
+      if (hit && clock() - hit.at < 60_000) return hit.id;
       const signed = value.slice(2);
       const dot = signed.lastIndexOf('.');
       if (dot <= 0) return undefined;
       const id = signed.slice(0, dot);
       for (const secret of config.sessionSecrets) {
         const mac = createHmac('sha256', secret).update(id).digest('base64').replace(/=+$/, '');
-        if (safeEqual(signed, `${id}.${mac}`)) return id;
+        if (safeEqual(signed, `${id}.${mac}`)) {
+          if (verified.size >= VERIFIED_MAX) verified.clear();
+          verified.set(value, { id, at: clock() });
+          return id;
+        }
       }
       return undefined;
     }
@@ -245,9 +257,11 @@ export function createSessionManager(
 
   async function current(req: Request | IncomingMessage): Promise<LoadedSession | undefined> {
     const snap = snapshots.get(req);
-    if (snap) return (req as Request).session?.bff ? snap : undefined;
+    if (snap) return rawReads.has(req) || (req as Request).session?.bff ? snap : undefined;
     if ((req as Request).session) return undefined; // went through the middleware: anonymous
-    // A raw request (WebSocket upgrade) never went through express-session: read the cookie ourselves.
+    // Remote-API calls and WebSocket upgrades skip express-session (it costs a third of a proxied
+    // request): read the same signed cookie and the same store record directly. Read-only, except the
+    // idle timer, which slides here too (at most every touchInterval, never resurrecting a session).
     const id = sessionIdFromCookie(req.headers.cookie);
     if (!id) return undefined;
     let stored: StoredSession | undefined;
@@ -257,15 +271,25 @@ export function createSessionManager(
       throw new BffError('ERR_BFF_STORE_UNAVAILABLE', 'session store unavailable', { cause: err });
     }
     if (!stored) return undefined;
-    let data: BffSessionData | undefined;
+    let parsed: session.SessionData;
     try {
-      data = (JSON.parse(stored.data) as session.SessionData).bff;
+      parsed = JSON.parse(stored.data) as session.SessionData;
     } catch {
       return undefined;
     }
+    const data = parsed.bff;
     if (!data || !isLive(data)) return undefined;
+    const now = nowSeconds();
+    if (now - data.lastSeenAt >= config.touchInterval) {
+      data.lastSeenAt = now;
+      const index: SessionIndex = { iss: data.iss, sub: data.sub, sid: data.sid };
+      store
+        .set(id, { data: JSON.stringify(parsed), index, update: true }, ttlFor(data))
+        .catch((err: unknown) => logger.warn({ err: describeError(err) }, 'bff: session touch failed'));
+    }
     const loaded: LoadedSession = { id, data, tokens: stored.tokens };
     snapshots.set(req, loaded);
+    rawReads.add(req);
     return loaded;
   }
 
