@@ -275,8 +275,8 @@ export function createBff(options: BffOptions): Bff {
           (err: unknown) => sendJsonError(res, toBffError(err)),
         );
       };
-      if (req.session) proceed();
-      else sessions.middleware(req, res, proceed);
+      // Like remote-API calls, guarded local routes only read the session (no express-session run).
+      proceed();
     };
   };
 
