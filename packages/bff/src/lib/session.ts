@@ -8,6 +8,7 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import session from 'express-session';
 import type { ResolvedBffConfig } from './config.js';
 import type { Logger } from './context.js';
+import { appendSetCookie } from './core.js';
 import { randomId, safeEqual } from './crypto.js';
 import { BffError, describeError, sendJsonError } from './errors.js';
 import type { SessionIndex, SessionStore, StoredSession } from './store/types.js';
@@ -165,12 +166,6 @@ export function createSessionManager(
   });
 
   const clearCookie = `${config.cookieName}=; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; Secure; SameSite=Strict`;
-
-  const appendSetCookie = (res: Response, value: string) => {
-    const prev = res.getHeader('Set-Cookie');
-    const list = prev === undefined ? [] : Array.isArray(prev) ? prev : [String(prev)];
-    res.setHeader('Set-Cookie', [...list, value]);
-  };
 
   const destroyExpressSession = (req: Request) =>
     new Promise<void>((resolve, reject) => {
