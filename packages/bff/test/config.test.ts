@@ -53,6 +53,25 @@ describe('createBff options', () => {
     expect(() => createBff({ ...valid, ...patch } as BffOptions)).toThrow(message);
   });
 
+  it('the in-memory store warns when NODE_ENV=production', async () => {
+    const warnings: string[] = [];
+    const logger = {
+      debug() {},
+      info() {},
+      error() {},
+      warn: (_o: object, msg?: string) => void warnings.push(msg ?? ''),
+    };
+    const previous = process.env.NODE_ENV;
+    process.env.NODE_ENV = 'production';
+    try {
+      const bff = createBff({ ...valid, logger });
+      await bff.close();
+    } finally {
+      process.env.NODE_ENV = previous;
+    }
+    expect(warnings.some((w) => w.includes('in-memory session store in production'))).toBe(true);
+  });
+
   it('loopback http base URLs and issuers are accepted (browsers treat them as secure contexts)', async () => {
     const bff = createBff({ ...valid, issuer: 'http://127.0.0.1:4000', baseUrl: 'http://localhost:3000' });
     expect(bff.config.loopbackHttp).toBe(true);
