@@ -67,7 +67,34 @@ describe('refresh (memory store)', () => {
       stack.clock.advance(400);
       expect((await whoami(cookie)).status).toBe(200);
       const before = stack.idp.counters.token('refresh_token');
-      stack.clock.advance(2); // 61 s token is now inside the 60 s margin although its JWT exp is far away
+      // The 61 s token is past half its lifetime (the margin of a token shorter than twice the 60 s
+      // margin) although its JWT exp is far away.
+      stack.clock.advance(31);
+      expect((await whoami(cookie)).status).toBe(200);
+      expect(stack.idp.counters.token('refresh_token') - before).toBe(1);
+    } finally {
+      stack.tap.intercept = undefined;
+    }
+  });
+
+  it('R1: a token living less than twice the margin is refreshed at half its lifetime, not on every call', async () => {
+    const { browser } = await signIn(stack);
+    const cookie = (await sessionCookie(browser, stack))!;
+    stack.tap.intercept = async (url, init) => {
+      if (url.pathname !== '/token') return undefined;
+      const real = await fetch(url, init);
+      const json = (await real.json()) as Record<string, unknown>;
+      return jsonResponse({ ...json, expires_in: 20 }); // shorter than the 60 s margin
+    };
+    try {
+      stack.clock.advance(400);
+      expect((await whoami(cookie)).status).toBe(200); // refreshed: now a 20 s token
+      const before = stack.idp.counters.token('refresh_token');
+      stack.clock.advance(5);
+      expect((await whoami(cookie)).status).toBe(200);
+      expect((await whoami(cookie)).status).toBe(200);
+      expect(stack.idp.counters.token('refresh_token') - before).toBe(0);
+      stack.clock.advance(6); // 11 s of 20: past half its lifetime
       expect((await whoami(cookie)).status).toBe(200);
       expect(stack.idp.counters.token('refresh_token') - before).toBe(1);
     } finally {

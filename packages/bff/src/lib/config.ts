@@ -46,7 +46,10 @@ export interface BffOptions {
   absoluteTimeout?: number;
   /** A session's last-seen time (and store TTL) is written at most this often. Default 60. */
   touchInterval?: number;
-  /** Refresh the access token when it expires within this many seconds. Default 60. */
+  /**
+   * Refresh the access token when it expires within this many seconds. Default 60. A token that lives
+   * less than twice this is refreshed at half its lifetime instead.
+   */
   refreshMargin?: number;
   /** Timeout of each request to the identity provider. Default 10. */
   httpTimeout?: number;

@@ -18,10 +18,12 @@ export interface TokenRecord {
   at: string;
   /** When `at` expires, from `expires_in` at issue time. */
   exp: number;
+  /** `expires_in` as issued (seconds): bounds the refresh margin for short-lived tokens. */
+  ttl?: number;
   rt?: string | undefined;
   idt?: string | undefined;
   /** Access tokens for other resources (RFC 8707), obtained with the refresh token. */
-  res?: Record<string, { at: string; exp: number }>;
+  res?: Record<string, { at: string; exp: number; ttl?: number }>;
 }
 
 /** Lifetime assumed when a token response has no `expires_in`. */
@@ -96,9 +98,8 @@ export function createTokenService(deps: {
     previous?: TokenRecord,
     resource?: string,
   ): TokenRecord {
-    const exp =
-      Math.floor(now()) +
-      (typeof response.expires_in === 'number' ? response.expires_in : DEFAULT_EXPIRES_IN);
+    const ttl = typeof response.expires_in === 'number' ? response.expires_in : DEFAULT_EXPIRES_IN;
+    const exp = Math.floor(now()) + ttl;
     const rt = response.refresh_token ?? previous?.rt; // R3: a rotated refresh token replaces the old one
     const idt = response.id_token ?? previous?.idt;
     if (resource !== undefined && previous) {
@@ -106,15 +107,20 @@ export function createTokenService(deps: {
         ...previous,
         rt,
         idt,
-        res: { ...previous.res, [resource]: { at: response.access_token, exp } },
+        res: { ...previous.res, [resource]: { at: response.access_token, exp, ttl } },
       };
     }
-    return { at: response.access_token, exp, rt, idt, ...(previous?.res ? { res: previous.res } : {}) };
+    return { at: response.access_token, exp, ttl, rt, idt, ...(previous?.res ? { res: previous.res } : {}) };
   }
 
+  // A token that lives shorter than twice the margin is refreshed at half its lifetime instead, so a
+  // 60 s token with the default 60 s margin is not refreshed on every single call (R1).
   const fresh = (record: TokenRecord, resource: string | undefined) => {
     const slot = resource === undefined ? record : record.res?.[resource];
-    return slot && slot.exp - config.refreshMargin > now() ? slot.at : undefined;
+    if (!slot) return undefined;
+    const margin =
+      slot.ttl === undefined ? config.refreshMargin : Math.min(config.refreshMargin, slot.ttl / 2);
+    return slot.exp - margin > now() ? slot.at : undefined;
   };
 
   async function getUserAccessToken(
