@@ -54,15 +54,19 @@ describe('refresh (memory store)', () => {
     expect((await getUser(browser, stack)).status).toBe(200);
   });
 
+  /** Passes the IdP's real token responses through with another `expires_in` (the JWT keeps its exp). */
+  const overrideExpiresIn = (seconds: number) => {
+    stack.tap.intercept = async (url, init) => {
+      if (url.pathname !== '/token') return undefined;
+      const json = (await (await fetch(url, init)).json()) as Record<string, unknown>;
+      return jsonResponse({ ...json, expires_in: seconds });
+    };
+  };
+
   it('R1: refresh follows the stored expires_in, not the JWT exp', async () => {
     const { browser } = await signIn(stack);
     const cookie = (await sessionCookie(browser, stack))!;
-    stack.tap.intercept = async (url, init) => {
-      if (url.pathname !== '/token') return undefined;
-      const real = await fetch(url, init);
-      const json = (await real.json()) as Record<string, unknown>;
-      return jsonResponse({ ...json, expires_in: 61 }); // JWT exp stays 300 s; margin is 60 s
-    };
+    overrideExpiresIn(61); // JWT exp stays 300 s; margin is 60 s
     try {
       stack.clock.advance(400);
       expect((await whoami(cookie)).status).toBe(200);
@@ -80,12 +84,7 @@ describe('refresh (memory store)', () => {
   it('R1: a token living less than twice the margin is refreshed at half its lifetime, not on every call', async () => {
     const { browser } = await signIn(stack);
     const cookie = (await sessionCookie(browser, stack))!;
-    stack.tap.intercept = async (url, init) => {
-      if (url.pathname !== '/token') return undefined;
-      const real = await fetch(url, init);
-      const json = (await real.json()) as Record<string, unknown>;
-      return jsonResponse({ ...json, expires_in: 20 }); // shorter than the 60 s margin
-    };
+    overrideExpiresIn(20); // shorter than the 60 s margin
     try {
       stack.clock.advance(400);
       expect((await whoami(cookie)).status).toBe(200); // refreshed: now a 20 s token
