@@ -84,6 +84,8 @@ export function createApp(config: SampleBffConfig = {}): SampleBffApp {
     sessionSecret: config.sessionSecret ?? DEV_SESSION_SECRET,
     scopes: ['openid', 'profile', 'email', 'offline_access'],
     apiScopes: ['api'],
+    // Sign-in failures (a cancel at the IdP, an expired link) land in the SPA, which explains them.
+    errorPath: '/',
     ...(config.redis
       ? { store: createRedisStore({ client: config.redis, prefix: config.redisPrefix }) }
       : {}),

@@ -78,4 +78,20 @@ describe('sample BFF host', () => {
       hasAccessToken: true,
     });
   });
+
+  it('L6: a sign-in refused at the IdP lands in the SPA as /?error=<code>, with no session', async () => {
+    const browser = new TestBrowser();
+    const start = await browser.follow(`${bff.url}/bff/login`);
+    const authorize = start.hops.find((hop) => hop.url.startsWith(`${idp.issuer}/auth`));
+    const state = new URL(authorize!.url).searchParams.get('state')!;
+    const callback = new URL(`${bff.url}/bff/callback`);
+    callback.searchParams.set('error', 'access_denied');
+    callback.searchParams.set('error_description', '<script>alert(1)</script>');
+    callback.searchParams.set('state', state);
+    callback.searchParams.set('iss', idp.issuer);
+    const res = await browser.fetch(callback, { navigation: true, initiator: `${idp.issuer}/` });
+    expect(res.status).toBe(302);
+    expect(new URL(res.headers.get('location')!, bff.url).href).toBe(`${bff.url}/?error=access_denied`);
+    expect(res.headers.getSetCookie().filter((c) => c.startsWith('__Host-bff='))).toEqual([]);
+  });
 });

@@ -170,6 +170,17 @@ describe('sessions', () => {
     expect((await getUser(browser, stack)).status).toBe(200);
   });
 
+  it('X2 X3: a preflight from a foreign origin to the BFF endpoints and remote APIs is refused (403)', async () => {
+    for (const path of ['/bff/user', '/api/todos']) {
+      const res = await fetch(`${stack.bff.url}${path}`, {
+        method: 'OPTIONS',
+        headers: { origin: 'https://evil.example', 'access-control-request-method': 'GET' },
+      });
+      expect(res.status).toBe(403);
+      expect(await res.json()).toEqual({ error: 'ERR_BFF_CROSS_SITE' });
+    }
+  });
+
   it('X2: no CORS: a preflight from a foreign origin gets no Access-Control-Allow-* headers', async () => {
     for (const path of ['/bff/user', '/api/todos', '/local/whoami']) {
       const res = await fetch(`${stack.bff.url}${path}`, {

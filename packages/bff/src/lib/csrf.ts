@@ -2,7 +2,9 @@
 import type { IncomingMessage } from 'node:http';
 import { BffError } from './errors.js';
 
-const safeMethods = new Set(['GET', 'HEAD', 'OPTIONS']);
+// OPTIONS is not among them: from another site it is a CORS preflight, which the BFF never grants,
+// so it is refused like any other cross-site call instead of getting Express's automatic 200.
+const safeMethods = new Set(['GET', 'HEAD']);
 
 /** True when the request carries the static anti-forgery header `X-CSRF: 1` (X1). */
 export function hasCsrfHeader(req: IncomingMessage): boolean {

@@ -97,7 +97,15 @@ export async function startStack(
     sessionSecret: SESSION_SECRET,
     logger,
     ...options.bff,
-    bff: { fetch: tap.fetch, clock: clock.now, ...options.bff?.bff, ...options.bffOptions },
+    // The sample host hands sign-in errors to its SPA (`errorPath: '/'`); these tests exercise the
+    // library's default, the BFF's own error page, unless a test sets errorPath itself.
+    bff: {
+      errorPath: undefined,
+      fetch: tap.fetch,
+      clock: clock.now,
+      ...options.bff?.bff,
+      ...options.bffOptions,
+    },
   });
   return {
     idp,
