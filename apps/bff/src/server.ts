@@ -49,12 +49,13 @@ const app = createApp({
 
 const server = createServer((req, res) => {
   const started = performance.now();
+  // Path only: query strings carry codes and states. Read before Express's sub-routers rewrite req.url.
+  const path = (req.url ?? '').split('?')[0];
   res.once('finish', () => {
-    // Path only: query strings carry codes and states.
     logger.info(
       {
         method: req.method,
-        path: (req.url ?? '').split('?')[0],
+        path,
         status: res.statusCode,
         ms: Math.round(performance.now() - started),
       },
