@@ -1,6 +1,10 @@
 // A small benchmark harness: every suite measures its baseline in the same run and prints a table of
 // ratios against it, so figures from different machines are never compared directly.
-import autocannon from 'autocannon';
+import { execFile } from 'node:child_process';
+import { createRequire } from 'node:module';
+
+/** autocannon's command-line entry point (its package main doubles as the CLI). */
+const autocannonCli = createRequire(import.meta.url).resolve('autocannon');
 
 export interface BenchRow {
   name: string;
@@ -38,14 +42,33 @@ export interface HttpLoad {
   seconds?: number;
 }
 
-/** Drives an HTTP endpoint with autocannon (keep-alive connections) and reports rate and latency. */
+/**
+ * Drives an HTTP endpoint with autocannon (keep-alive connections) and reports rate and latency.
+ * The load generator runs in a child process: in the servers' own process it would take turns on the
+ * same event loop with the code under test and flatten every difference between the cases.
+ */
 export async function measureHttp(load: HttpLoad): Promise<Omit<BenchRow, 'name'>> {
-  const result = await autocannon({
-    url: load.url,
-    headers: load.headers,
-    connections: load.connections ?? 10,
-    duration: load.seconds ?? Number(process.env.BENCH_SECONDS ?? 3),
+  const args = [
+    autocannonCli,
+    '--json',
+    '--connections',
+    String(load.connections ?? 10),
+    '--duration',
+    String(load.seconds ?? Number(process.env.BENCH_SECONDS ?? 3)),
+    ...Object.entries(load.headers ?? {}).flatMap(([name, value]) => ['--headers', `${name}=${value}`]),
+    load.url,
+  ];
+  const output = await new Promise<string>((resolve, reject) => {
+    execFile(process.execPath, args, { maxBuffer: 16 * 1024 * 1024 }, (error, stdout) =>
+      error ? reject(new Error(`autocannon failed for ${load.url}: ${error.message}`)) : resolve(stdout),
+    );
   });
+  const result = JSON.parse(output) as {
+    non2xx: number;
+    errors: number;
+    requests: { average: number };
+    latency: { p50: number; p99: number };
+  };
   if (result.non2xx > 0 || result.errors > 0) {
     throw new Error(
       `${load.url}: ${result.non2xx} non-2xx responses and ${result.errors} errors during the run`,
