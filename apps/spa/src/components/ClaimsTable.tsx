@@ -39,8 +39,9 @@ export function ClaimsTable({ claims }: { claims: Claim[] }) {
           </table>
         </div>
         <p className="muted small">
-          <code>bff:</code> claims come from the BFF itself: the sign-out link (it carries the session id, so
-          no other site can sign you out) and the session's remaining lifetime in seconds.
+          <code>bff:</code> claims come from the BFF itself: the sign-out link (it carries the identity
+          provider's <code>sid</code>, which another site cannot know, so no other site can sign you out) and
+          the session's remaining lifetime in seconds. The BFF's own session id stays in the HttpOnly cookie.
         </p>
       </details>
     </section>
