@@ -13,12 +13,7 @@ export type { BffContext, Logger, SessionUser } from './lib/context.js';
 export { BffError, type BffErrorCode } from './lib/errors.js';
 export type { RemoteApiOptions, RemoteApiTokenType } from './lib/proxy/index.js';
 export { createMemoryStore, type MemoryStoreOptions } from './lib/store/memory.js';
-export {
-  createRedisStore,
-  type RedisClientLike,
-  type RedisStoreOptions,
-  StoreUnavailableError,
-} from './lib/store/redis.js';
+export { createRedisStore, type RedisClientLike, type RedisStoreOptions } from './lib/store/redis.js';
 export type {
   SessionIndex,
   SessionMatch,

@@ -45,8 +45,8 @@ describe('createRedisStore', () => {
     expect(() => createRedisStore({} as never)).toThrow(/createClient/);
   });
 
-  it('fails fast with StoreUnavailableError while the client is not connected (no queueing)', async () => {
+  it('fails fast with BffError ERR_BFF_STORE_UNAVAILABLE (503) while the client is not connected (no queueing)', async () => {
     const store = createRedisStore({ client: { isReady: false, sendCommand: async () => 'OK' } });
-    await expect(store.get('x')).rejects.toMatchObject({ name: 'StoreUnavailableError' });
+    await expect(store.get('x')).rejects.toMatchObject({ code: 'ERR_BFF_STORE_UNAVAILABLE', status: 503 });
   });
 });

@@ -98,9 +98,6 @@ const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
 function toBffError(err: unknown): BffError {
   if (isBffError(err)) return err;
-  if (err instanceof Error && err.name === 'StoreUnavailableError') {
-    return new BffError('ERR_BFF_STORE_UNAVAILABLE', 'session store unavailable', { cause: err });
-  }
   return new BffError('ERR_BFF_INTERNAL', 'internal error', { cause: err });
 }
 

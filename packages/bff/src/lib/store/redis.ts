@@ -6,6 +6,7 @@
 // write never resurrects a destroyed session.
 import { randomBytes } from 'node:crypto';
 import { sha256 } from '../crypto.js';
+import { BffError } from '../errors.js';
 import type { SessionMatch, SessionStore, StoredSession, StoreLock } from './types.js';
 
 /** The part of a node-redis v5 client the store uses (`createClient()` satisfies it). */
@@ -22,11 +23,6 @@ export interface RedisStoreOptions {
   prefix?: string;
   /** Per-command timeout in seconds; a slower answer counts as "Redis unavailable". Default 2. */
   commandTimeout?: number;
-}
-
-/** Thrown when Redis is not connected or does not answer in time; the BFF answers 503. */
-export class StoreUnavailableError extends Error {
-  override readonly name = 'StoreUnavailableError';
 }
 
 const SET_SESSION = `
@@ -87,11 +83,11 @@ export function createRedisStore(options: RedisStoreOptions): SessionStore {
 
   // Fail fast instead of queueing commands while disconnected: a queued request would hang the browser.
   const cmd = async (args: string[]): Promise<unknown> => {
-    if (!client.isReady) throw new StoreUnavailableError('Redis is not connected');
+    if (!client.isReady) throw new BffError('ERR_BFF_STORE_UNAVAILABLE', 'Redis is not connected');
     try {
       return await client.sendCommand(args, { timeout });
     } catch (err) {
-      throw new StoreUnavailableError('Redis command failed', { cause: err });
+      throw new BffError('ERR_BFF_STORE_UNAVAILABLE', 'Redis command failed', { cause: err });
     }
   };
   const evalScript = (script: string, keys: string[], args: string[]) =>
