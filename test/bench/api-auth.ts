@@ -7,11 +7,10 @@
 //
 // Standalone: node --conditions=@gatehouse/source --import tsx test/bench/api-auth.ts (BENCH_SECONDS=2)
 import { pathToFileURL } from 'node:url';
+import { createAccessTokenValidator, requireAccessToken } from '@gatehouse/api-auth';
 import { startApiTokenSource } from '@gatehouse/testing';
 import type { NextFunction, Request, Response } from 'express';
 import { decodeProtectedHeader, importJWK, type JWTVerifyOptions, jwtVerify } from 'jose';
-// Relative: the root package.json (not ours) lists only @gatehouse/testing among workspace packages.
-import { createAccessTokenValidator, requireAccessToken } from '../../packages/api-auth/src/index.js';
 import { type BenchRow, measureCalls, printTable } from './harness.js';
 
 const AUDIENCE = 'urn:gatehouse:sample-api';

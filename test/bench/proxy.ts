@@ -15,6 +15,7 @@
 import { createServer, Agent as HttpAgent, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
+import { createBff, createRedisStore } from '@gatehouse/bff';
 import {
   connectTestRedis,
   deleteRedisPrefix,
@@ -28,10 +29,8 @@ import {
 import express from 'express';
 import { auth } from 'express-openid-connect';
 import { createProxyMiddleware } from 'http-proxy-middleware';
-// Relative: the root package.json (not ours) lists only @gatehouse/testing among workspace packages.
-import { createBff } from '../../packages/bff/src/lib/bff.js';
+// The engine alone (no session layer) is internal, hence the relative import.
 import { createProxyEngine, resolveRemoteApis } from '../../packages/bff/src/lib/proxy/index.js';
-import { createRedisStore } from '../../packages/bff/src/lib/store/redis.js';
 import { type BenchRow, measureHttp, printTable } from './harness.js';
 
 const PATH = '/api/data';

@@ -9,8 +9,8 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { isRedisAvailable, redisUrl, uniqueRedisPrefix } from '@gatehouse/testing';
+import { createTokenManager } from '@gatehouse/token-manager';
 import { createClient, type RedisClientType } from 'redis';
-import { createTokenManager } from '../../packages/token-manager/src/index.js';
 import { type BenchRow, measureCalls, printTable } from './harness.js';
 
 const CALLERS = 1000;

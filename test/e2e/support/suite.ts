@@ -6,9 +6,9 @@ import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'n
 import { join } from 'node:path';
 // The sample apps are not dependencies of the workspace root, so they are imported by path (their
 // package entry points are exactly these files).
-import { createApp as createApi } from '../../../apps/api/src/app.js';
-import { createApp as createBffHost } from '../../../apps/bff/src/app.js';
-import { createIdp, type Idp } from '../../../apps/idp/src/app.js';
+import { createApp as createApi } from '@gatehouse/sample-api';
+import { createApp as createBffHost } from '@gatehouse/sample-bff';
+import { createIdp, type Idp } from '@gatehouse/sample-idp';
 import { closeServers, listenOn, listenOnLocalhost } from './ports.js';
 import { IssuedTokens } from './secrets.js';
 
