@@ -40,6 +40,8 @@ export interface HttpLoad {
   headers?: Record<string, string>;
   connections?: number;
   seconds?: number;
+  /** Fixed request rate (requests per second over all connections); unset = as fast as possible. */
+  rate?: number;
 }
 
 /**
@@ -55,6 +57,7 @@ export async function measureHttp(load: HttpLoad): Promise<Omit<BenchRow, 'name'
     String(load.connections ?? 10),
     '--duration',
     String(load.seconds ?? Number(process.env.BENCH_SECONDS ?? 3)),
+    ...(load.rate === undefined ? [] : ['--overallRate', String(load.rate)]),
     ...Object.entries(load.headers ?? {}).flatMap(([name, value]) => ['--headers', `${name}=${value}`]),
     load.url,
   ];
