@@ -13,7 +13,7 @@ import { createSealer, sha256 } from './crypto.js';
 import { crossSiteError, hasCsrfHeader } from './csrf.js';
 import { BffError, describeError, isBffError, sendJsonError } from './errors.js';
 import { createOidcConfiguration } from './oidc.js';
-import { createRemoteApiRouter, createUpgradeHandler } from './proxy/index.js';
+import { createRemoteApiRouter, createUpgradeHandler, getProxyEngine } from './proxy/index.js';
 import { callbackHandler, loginHandler, silentCallbackHandler } from './routes/login.js';
 import { logoutHandler, signedOutHandler } from './routes/logout.js';
 import { diagnosticsHandler, userHandler } from './routes/user.js';
@@ -211,6 +211,11 @@ export function createBff(options: BffOptions): Bff {
   const apiPrefixes = config.remoteApis.map((api) => api.prefix);
   const isApi = (path: string) => apiPrefixes.some((p) => path === p || path.startsWith(`${p}/`));
 
+  // The same engine the remote-API router below uses (one per context, so one agent per upstream).
+  const proxyEngine = getProxyEngine(context);
+  // True for paths Express's (case-insensitive) `/bff` mounts below could take.
+  const underBffMount = (path: string) => path.length >= 4 && path.slice(0, 4).toLowerCase() === '/bff';
+
   const router = Router();
   router.use((req, res, next) => {
     const path = req.path;
@@ -221,6 +226,12 @@ export function createBff(options: BffOptions): Bff {
       if (crossSite) return sendJsonError(res, crossSite);
     }
     if (endpoint) sessions.middleware(req, res, next);
+    // A remote-API call goes straight to the proxy engine: the layers between here and the remote-API
+    // router (the /bff endpoints and the back-channel route) cannot match a path outside `/bff`, so
+    // walking them only costs router work on every proxied call. The engine does all its own checks
+    // (raw-target match, path safety, method, X-CSRF, content type) exactly as when reached through the
+    // router, and a path it does not take still falls through to the rest of the chain via `next`.
+    else if (!underBffMount(path)) proxyEngine.handle(req, res, next);
     else next();
   });
   // The endpoints sit in one sub-router so proxied API calls pass them with a single prefix check.
