@@ -18,6 +18,7 @@ import { callbackHandler, loginHandler, silentCallbackHandler } from './routes/l
 import { logoutHandler, signedOutHandler } from './routes/logout.js';
 import { diagnosticsHandler, userHandler } from './routes/user.js';
 import { type BffSessionData, createSessionManager, type LoadedSession } from './session.js';
+import { guardStore } from './store/guard.js';
 import { createMemoryStore } from './store/memory.js';
 import type { SessionMatch } from './store/types.js';
 import { createTokenService } from './tokens.js';
@@ -119,7 +120,7 @@ export function createBff(options: BffOptions): Bff {
   const logger = options.logger ?? silentLogger;
   const clock = options.clock ?? Date.now;
   const ownsStore = options.store === undefined;
-  const store = options.store ?? createMemoryStore({ clock });
+  const store = guardStore(options.store ?? createMemoryStore({ clock }));
   if (store.kind === 'memory' && process.env.NODE_ENV === 'production') {
     logger.warn(
       {},
@@ -131,11 +132,7 @@ export function createBff(options: BffOptions): Bff {
   const sessions = createSessionManager(config, store, logger, clock);
 
   const endSession = async (sessionId: string) => {
-    try {
-      await store.destroy(sessionId);
-    } catch (err) {
-      throw new BffError('ERR_BFF_STORE_UNAVAILABLE', 'session store unavailable', { cause: err });
-    }
+    await store.destroy(sessionId);
     tokens.forget(sessionId);
   };
   const tokens = createTokenService({
@@ -174,12 +171,7 @@ export function createBff(options: BffOptions): Bff {
   };
 
   const endSessions = async (match: SessionMatch): Promise<number> => {
-    let ids: string[];
-    try {
-      ids = await store.find(match);
-    } catch (err) {
-      throw new BffError('ERR_BFF_STORE_UNAVAILABLE', 'session store unavailable', { cause: err });
-    }
+    const ids = await store.find(match);
     for (const id of ids) await endSession(id);
     if (ids.length > 0) logger.info({ count: ids.length }, 'bff: sessions ended');
     return ids.length;
@@ -196,13 +188,7 @@ export function createBff(options: BffOptions): Bff {
     getUserAccessToken: (req, opts) => tokens.getUserAccessToken(req, opts),
     getClientAccessToken: (opts) => clientTokens(opts ?? {}),
     endSessions,
-    async claimOnce(key, ttlSeconds) {
-      try {
-        return await store.claimOnce(`once:${key}`, ttlSeconds);
-      } catch (err) {
-        throw new BffError('ERR_BFF_STORE_UNAVAILABLE', 'session store unavailable', { cause: err });
-      }
-    },
+    claimOnce: (key, ttlSeconds) => store.claimOnce(`once:${key}`, ttlSeconds),
   };
 
   // Only our paths look at sessions; the host's static files and other routes pay nothing. The /bff
@@ -303,11 +289,10 @@ export function createBff(options: BffOptions): Bff {
       tokens.getUserAccessToken(req, opts),
     sessions: {
       async list(match: SessionMatch): Promise<SessionSummary[]> {
-        const read = <T>(op: Promise<T>) => op.catch((err: unknown) => Promise.reject(toBffError(err)));
-        const ids = await read(store.find(match));
+        const ids = await store.find(match);
         const out: SessionSummary[] = [];
         for (const id of ids) {
-          const stored = await read(store.get(id));
+          const stored = await store.get(id);
           if (!stored) continue;
           const data = (JSON.parse(stored.data) as { bff?: BffSessionData }).bff;
           if (!data) continue;

@@ -259,12 +259,7 @@ export function createSessionManager(
     // idle timer, which slides here too (at most every touchInterval, never resurrecting a session).
     const id = sessionIdFromCookie(req.headers.cookie);
     if (!id) return undefined;
-    let stored: StoredSession | undefined;
-    try {
-      stored = await store.get(id);
-    } catch (err) {
-      throw new BffError('ERR_BFF_STORE_UNAVAILABLE', 'session store unavailable', { cause: err });
-    }
+    const stored = await store.get(id);
     if (!stored) return undefined;
     let parsed: session.SessionData;
     try {

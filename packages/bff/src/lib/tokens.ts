@@ -160,12 +160,7 @@ export function createTokenService(deps: {
   async function acquire(sessionId: string) {
     const deadline = clock() + LOCK_TTL * 1000;
     for (;;) {
-      let lock: Awaited<ReturnType<SessionStore['lock']>>;
-      try {
-        lock = await store.lock(`refresh:${sessionId}`, LOCK_TTL);
-      } catch (err) {
-        throw new BffError('ERR_BFF_STORE_UNAVAILABLE', 'session store unavailable', { cause: err });
-      }
+      const lock = await store.lock(`refresh:${sessionId}`, LOCK_TTL);
       if (lock) return lock;
       if (clock() > deadline)
         throw new BffError('ERR_BFF_IDP_UNAVAILABLE', 'refresh lock not released in time');
@@ -177,12 +172,7 @@ export function createTokenService(deps: {
     const lock = await acquire(loaded.id);
     try {
       // Another request or instance may have refreshed while we waited: re-read and re-check.
-      let stored: Awaited<ReturnType<SessionStore['get']>>;
-      try {
-        stored = await store.get(loaded.id);
-      } catch (err) {
-        throw new BffError('ERR_BFF_STORE_UNAVAILABLE', 'session store unavailable', { cause: err });
-      }
+      const stored = await store.get(loaded.id);
       if (!stored) throw new BffError('ERR_BFF_SESSION_ENDED', 'session ended');
       const record = open(loaded.id, stored.tokens);
       if (!record) {
@@ -247,12 +237,7 @@ export function createTokenService(deps: {
 
       const next = fromResponse(response, record, resource);
       const sealed = seal(loaded.id, next);
-      let written: boolean;
-      try {
-        written = await store.setTokens(loaded.id, sealed);
-      } catch (err) {
-        throw new BffError('ERR_BFF_STORE_UNAVAILABLE', 'session store unavailable', { cause: err });
-      }
+      const written = await store.setTokens(loaded.id, sealed);
       if (!written) throw new BffError('ERR_BFF_SESSION_ENDED', 'session ended during refresh');
       open(loaded.id, sealed);
       return resource === undefined ? next.at : (next.res?.[resource]?.at ?? next.at);

@@ -77,11 +77,7 @@ export function loginHandler(core: Core, silent: boolean): RequestHandler {
     const nonce = randomId(32);
     const binding = randomBytes(32).toString('base64url');
     const tx: LoginTransaction = { verifier, nonce, returnUrl, silent };
-    try {
-      await store.putTransaction(txKey(state, binding), JSON.stringify(tx), TRANSACTION_TTL);
-    } catch (err) {
-      throw new BffError('ERR_BFF_STORE_UNAVAILABLE', 'session store unavailable', { cause: err });
-    }
+    await store.putTransaction(txKey(state, binding), JSON.stringify(tx), TRANSACTION_TTL);
 
     const params: Record<string, string> = {
       redirect_uri: config.redirectUri,
@@ -146,12 +142,7 @@ export function callbackHandler(core: Core): RequestHandler {
       return loginFailed(core, res, 'invalid_request', false);
     }
     appendSetCookie(res, hostCookie(cookieName, '', 0, 'Lax'));
-    let raw: string | undefined;
-    try {
-      raw = await store.takeTransaction(txKey(state, binding));
-    } catch (err) {
-      throw new BffError('ERR_BFF_STORE_UNAVAILABLE', 'session store unavailable', { cause: err });
-    }
+    const raw = await store.takeTransaction(txKey(state, binding));
     if (!raw) return loginFailed(core, res, 'invalid_request', false); // L4: replayed, expired or forged
     const tx = JSON.parse(raw) as LoginTransaction;
 

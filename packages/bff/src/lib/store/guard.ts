@@ -1,0 +1,38 @@
+// One place that keeps the store contract's promise "a store failure answers 503": every rejection of
+// the wrapped store becomes BffError ERR_BFF_STORE_UNAVAILABLE (the cause kept), so code that reads or
+// writes sessions needs no try/catch of its own and a host's custom store gets the same treatment as
+// the Redis store.
+import { BffError } from '../errors.js';
+import type { SessionStore, StoreLock } from './types.js';
+
+function unavailable(err: unknown): never {
+  if (err instanceof BffError && err.code === 'ERR_BFF_STORE_UNAVAILABLE') throw err;
+  throw new BffError('ERR_BFF_STORE_UNAVAILABLE', 'session store unavailable', { cause: err });
+}
+
+async function guarded<T>(operation: () => Promise<T>): Promise<T> {
+  try {
+    return await operation();
+  } catch (err) {
+    return unavailable(err);
+  }
+}
+
+/** Wraps `store` so that every failure is a BffError `ERR_BFF_STORE_UNAVAILABLE` (503). */
+export function guardStore(store: SessionStore): SessionStore {
+  const guardLock = (lock: StoreLock | undefined): StoreLock | undefined =>
+    lock && { release: () => guarded(() => lock.release()) };
+  return {
+    kind: store.kind,
+    get: (id) => guarded(() => store.get(id)),
+    set: (id, value, ttlSeconds) => guarded(() => store.set(id, value, ttlSeconds)),
+    setTokens: (id, tokens) => guarded(() => store.setTokens(id, tokens)),
+    destroy: (id) => guarded(() => store.destroy(id)),
+    find: (match) => guarded(() => store.find(match)),
+    claimOnce: (key, ttlSeconds) => guarded(() => store.claimOnce(key, ttlSeconds)),
+    putTransaction: (key, value, ttlSeconds) => guarded(() => store.putTransaction(key, value, ttlSeconds)),
+    takeTransaction: (key) => guarded(() => store.takeTransaction(key)),
+    lock: async (key, ttlSeconds) => guardLock(await guarded(() => store.lock(key, ttlSeconds))),
+    close: async () => store.close?.(),
+  };
+}
