@@ -98,6 +98,12 @@ export interface IdpOptions {
   signingKeys?: { keys: JWK[] };
   /** Folder that keeps generated signing keys between restarts (`idp-signing-keys.json`). */
   keysDir?: string;
+  /**
+   * Algorithm of generated signing keys, and what the IdP signs ID tokens, logout tokens and JWT
+   * access tokens with (also the `bff` client's registered `id_token_signed_response_alg`).
+   * Default `RS256`; `ES256` and `PS256` let tests run an OP that does not sign with RS256.
+   */
+  signingAlg?: SigningAlg;
   /** pino-like logger. Default: silent. */
   logger?: IdpLogger;
 }
@@ -117,8 +123,13 @@ export interface ResolvedIdpConfig {
   readonly accessTokenFormat: 'jwt' | 'opaque';
   readonly signingKeys: { keys: JWK[] } | undefined;
   readonly keysDir: string | undefined;
+  readonly signingAlg: SigningAlg;
   readonly logger: IdpLogger;
 }
+
+/** Signing algorithms the sample IdP can generate keys for. */
+export type SigningAlg = 'RS256' | 'ES256' | 'PS256';
+const SIGNING_ALGS: readonly SigningAlg[] = ['RS256', 'ES256', 'PS256'];
 
 /** Result of {@link Idp.endSessions}. */
 export interface EndSessionsResult {
@@ -193,6 +204,7 @@ const OPTION_KEYS = new Set<string>([
   'accessTokenFormat',
   'signingKeys',
   'keysDir',
+  'signingAlg',
   'logger',
 ]);
 
@@ -298,6 +310,12 @@ export function resolveIdpOptions(options: IdpOptions): ResolvedIdpConfig {
   if (options.keysDir !== undefined && (typeof options.keysDir !== 'string' || options.keysDir === '')) {
     throw new TypeError('createIdp: keysDir must be a folder path');
   }
+  const signingAlg = options.signingAlg ?? 'RS256';
+  if (!SIGNING_ALGS.includes(signingAlg)) {
+    throw new TypeError(
+      `createIdp: signingAlg must be one of ${SIGNING_ALGS.join(', ')}, got ${String(options.signingAlg)}`,
+    );
+  }
   const logger = options.logger ?? silentLogger;
   for (const level of ['debug', 'info', 'warn', 'error'] as const) {
     if (typeof logger[level] !== 'function') {
@@ -322,6 +340,7 @@ export function resolveIdpOptions(options: IdpOptions): ResolvedIdpConfig {
     accessTokenFormat: format,
     signingKeys: options.signingKeys,
     keysDir: options.keysDir,
+    signingAlg,
     logger,
   });
 }
@@ -343,7 +362,7 @@ export function defaultClients(config: ResolvedIdpConfig): ClientMetadata[] {
       backchannel_logout_uri: `${bff}/bff/backchannel`,
       backchannel_logout_session_required: true,
       scope: `openid profile email offline_access ${USER_API_SCOPE} ${CLIENT_API_SCOPE}`,
-      id_token_signed_response_alg: 'RS256',
+      id_token_signed_response_alg: config.signingAlg,
     },
     {
       client_id: 'worker',
@@ -505,8 +524,8 @@ export async function createIdp(options: IdpOptions): Promise<Idp> {
     ? structuredClone(config.signingKeys)
     : config.keysDir
       ? await loadOrCreateSigningKeys(config.keysDir)
-      : { keys: [await generateSigningJwk()] };
-  for (const key of jwks.keys) key.alg ??= 'RS256';
+      : { keys: [await generateSigningJwk(config.signingAlg)] };
+  for (const key of jwks.keys) key.alg ??= config.signingAlg;
 
   const issuerUrl = new URL(config.issuer);
   const crossSiteSession = issuerUrl.protocol === 'https:' || isLoopbackHost(issuerUrl.hostname);
@@ -529,7 +548,7 @@ export async function createIdp(options: IdpOptions): Promise<Idp> {
       audience: SAMPLE_API_AUDIENCE,
       accessTokenTTL: config.accessTokenTtl,
       accessTokenFormat: config.accessTokenFormat,
-      ...(config.accessTokenFormat === 'jwt' ? { jwt: { sign: { alg: 'RS256' as const } } } : {}),
+      ...(config.accessTokenFormat === 'jwt' ? { jwt: { sign: { alg: config.signingAlg } } } : {}),
     };
   };
 
@@ -587,7 +606,7 @@ export async function createIdp(options: IdpOptions): Promise<Idp> {
     conformIdTokenClaims: false,
     responseTypes: ['code'],
     pkce: { required: () => true },
-    clientDefaults: { id_token_signed_response_alg: 'RS256', grant_types: ['authorization_code'] },
+    clientDefaults: { id_token_signed_response_alg: config.signingAlg, grant_types: ['authorization_code'] },
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
@@ -885,7 +904,7 @@ export async function createIdp(options: IdpOptions): Promise<Idp> {
   };
 
   const rotateSigningKey = async (): Promise<void> => {
-    const fresh = await generateSigningJwk();
+    const fresh = await generateSigningJwk(config.signingAlg);
     // Newest first: oidc-provider signs with the first matching key; older keys stay published.
     jwks = { keys: [fresh, ...jwks.keys].slice(0, 3) };
     if (config.keysDir && !config.signingKeys) await saveSigningKeys(config.keysDir, jwks);
@@ -928,7 +947,7 @@ export async function createIdp(options: IdpOptions): Promise<Idp> {
 
   const sign = async (payload: JWTPayload, header: Partial<JWSHeaderParameters> = {}): Promise<string> => {
     const key = jwks.keys.find((k) => k.kid === header.kid) ?? jwks.keys[0]!;
-    const alg = key.alg ?? 'RS256';
+    const alg = key.alg ?? config.signingAlg;
     const privateKey = await importJWK(key, alg);
     return new SignJWT(payload)
       .setProtectedHeader({ alg, kid: key.kid, ...header } as JWTHeaderParameters)

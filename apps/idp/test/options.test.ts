@@ -38,6 +38,11 @@ describe('createIdp options', () => {
       /duplicate client_id "bff"/,
     ],
     ['a bad token format', { issuer, accessTokenFormat: 'jwe' }, /'jwt' or 'opaque'/],
+    [
+      'an unsupported signing alg',
+      { issuer, signingAlg: 'HS256' },
+      /signingAlg must be one of RS256, ES256, PS256/,
+    ],
   ])('rejects %s with a TypeError that says the fix', (_name, options, message) => {
     expect(() => resolveIdpOptions(options as IdpOptions)).toThrow(TypeError);
     expect(() => resolveIdpOptions(options as IdpOptions)).toThrow(message);
@@ -104,6 +109,32 @@ describe('createIdp options', () => {
     } finally {
       await idp.close();
       await rp.close();
+    }
+  });
+});
+
+describe('signingAlg (L17: an OP that does not sign with RS256)', () => {
+  it('ES256: publishes an EC key and signs ID tokens, logout tokens and JWT access tokens with ES256', async () => {
+    const idp = await startIdp({ signingAlg: 'ES256' });
+    try {
+      const metadata = (await (await fetch(`${idp.url}/.well-known/openid-configuration`)).json()) as {
+        jwks_uri: string;
+      };
+      const jwks = (await (await fetch(metadata.jwks_uri)).json()) as {
+        keys: Array<{ kty: string; alg?: string }>;
+      };
+      expect(jwks.keys.map((k) => [k.kty, k.alg])).toEqual([['EC', 'ES256']]);
+      const bff = defaultClients(resolveIdpOptions({ issuer: idp.url, signingAlg: 'ES256' })).find(
+        (c) => c.client_id === 'bff',
+      );
+      expect(bff?.id_token_signed_response_alg).toBe('ES256');
+      const token = await idp.sign({ sub: 'alice' });
+      const header = JSON.parse(Buffer.from(token.split('.')[0] ?? '', 'base64url').toString()) as {
+        alg: string;
+      };
+      expect(header.alg).toBe('ES256');
+    } finally {
+      await idp.close();
     }
   });
 });
