@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import { resolve } from 'node:path';
 import {
   importJWK,
   type JWK,
@@ -21,10 +22,12 @@ import Provider, {
 import { checkPassword, findUser } from './lib/accounts.js';
 import { IdpStore } from './lib/adapter.js';
 import { createDemoPages, DEMO_CLIENT_ID } from './lib/demo.js';
+import { IdpError } from './lib/errors.js';
 import { autoSubmitPage, loginPage, messagePage } from './lib/html.js';
 import {
   generateSigningJwk,
   isJwks,
+  loadOrCreateCookieKeys,
   loadOrCreateSigningKeys,
   type PrivateJwks,
   publicJwk,
@@ -32,7 +35,16 @@ import {
 } from './lib/keys.js';
 
 export { DEMO_USERS, type DemoUser, type DemoUserClaims } from './lib/accounts.js';
-export { generateSigningJwk, loadOrCreateSigningKeys, type PrivateJwks, publicJwk } from './lib/keys.js';
+export { IdpError } from './lib/errors.js';
+export { LOCK_FILE, STORE_FILE } from './lib/journal.js';
+export {
+  COOKIE_KEYS_FILE,
+  generateSigningJwk,
+  loadOrCreateSigningKeys,
+  type PrivateJwks,
+  publicJwk,
+  SIGNING_KEYS_FILE,
+} from './lib/keys.js';
 export type { ClientMetadata, JWK };
 
 /** Audience (resource indicator) of the sample API; every access token the IdP issues is for it. */
@@ -96,8 +108,17 @@ export interface IdpOptions {
   accessTokenFormat?: 'jwt' | 'opaque';
   /** Private signing keys (JWKS). Default: loaded from / generated into `keysDir`, else generated in memory. */
   signingKeys?: { keys: JWK[] };
-  /** Folder that keeps generated signing keys between restarts (`idp-signing-keys.json`). */
+  /** Folder that keeps generated signing keys between restarts (`idp-signing-keys.json`). Default: `dataDir`. */
   keysDir?: string;
+  /**
+   * Folder that makes the IdP survive a crash or `SIGKILL`: every record oidc-provider stores
+   * (grants, sessions, refresh tokens, opaque access tokens, codes, interactions…) is written
+   * through to `idp-store.jsonl` before the response that hands it out, the cookie keys to
+   * `idp-cookie-keys.json`, and the signing keys to `idp-signing-keys.json` (unless `signingKeys`
+   * or `keysDir` say otherwise). A new IdP on the same folder, issuer and clients carries on where
+   * the old one stopped. One running IdP per folder (`idp-store.lock`). Default: memory only.
+   */
+  dataDir?: string;
   /**
    * Algorithm of generated signing keys, and what the IdP signs ID tokens, logout tokens and JWT
    * access tokens with (also the `bff` client's registered `id_token_signed_response_alg`).
@@ -123,6 +144,7 @@ export interface ResolvedIdpConfig {
   readonly accessTokenFormat: 'jwt' | 'opaque';
   readonly signingKeys: { keys: JWK[] } | undefined;
   readonly keysDir: string | undefined;
+  readonly dataDir: string | undefined;
   readonly signingAlg: SigningAlg;
   readonly logger: IdpLogger;
 }
@@ -174,20 +196,11 @@ export interface Idp {
   setBffBaseUrl(url: string): void;
   /** Registers one more (first-party) client on the running IdP. */
   addClient(metadata: ClientMetadata): void;
-  /** Stops the background sweep of expired records. */
+  /**
+   * Stops the background sweep of expired records and, with `dataDir`, closes the store file and
+   * releases the folder. Saves nothing: with `dataDir` every change is on disk when it happens.
+   */
   close(): void;
-}
-
-/** Errors the IdP's own pages report. `code` is stable; `status` is the HTTP status used. */
-export class IdpError extends Error {
-  readonly code: string;
-  readonly status: number;
-  constructor(code: string, status: number, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'IdpError';
-    this.code = code;
-    this.status = status;
-  }
 }
 
 const OPTION_KEYS = new Set<string>([
@@ -204,6 +217,7 @@ const OPTION_KEYS = new Set<string>([
   'accessTokenFormat',
   'signingKeys',
   'keysDir',
+  'dataDir',
   'signingAlg',
   'logger',
 ]);
@@ -310,6 +324,13 @@ export function resolveIdpOptions(options: IdpOptions): ResolvedIdpConfig {
   if (options.keysDir !== undefined && (typeof options.keysDir !== 'string' || options.keysDir === '')) {
     throw new TypeError('createIdp: keysDir must be a folder path');
   }
+  if (options.dataDir !== undefined && (typeof options.dataDir !== 'string' || options.dataDir === '')) {
+    throw new TypeError(
+      'createIdp: dataDir must be a folder path (or leave it out to keep everything in memory)',
+    );
+  }
+  const dataDir = options.dataDir === undefined ? undefined : resolve(options.dataDir);
+  const keysDir = options.keysDir === undefined ? dataDir : resolve(options.keysDir);
   const signingAlg = options.signingAlg ?? 'RS256';
   if (!SIGNING_ALGS.includes(signingAlg)) {
     throw new TypeError(
@@ -339,7 +360,8 @@ export function resolveIdpOptions(options: IdpOptions): ResolvedIdpConfig {
     rotateRefreshTokens: options.rotateRefreshTokens ?? true,
     accessTokenFormat: format,
     signingKeys: options.signingKeys,
-    keysDir: options.keysDir,
+    keysDir,
+    dataDir,
     signingAlg,
     logger,
   });
@@ -523,17 +545,18 @@ export async function createIdp(options: IdpOptions): Promise<Idp> {
   let jwks: PrivateJwks = config.signingKeys
     ? structuredClone(config.signingKeys)
     : config.keysDir
-      ? await loadOrCreateSigningKeys(config.keysDir)
+      ? await loadOrCreateSigningKeys(config.keysDir, config.signingAlg)
       : { keys: [await generateSigningJwk(config.signingAlg)] };
   for (const key of jwks.keys) key.alg ??= config.signingAlg;
 
   const issuerUrl = new URL(config.issuer);
   const crossSiteSession = issuerUrl.protocol === 'https:' || isLoopbackHost(issuerUrl.hostname);
 
-  const store = new IdpStore();
-  const sweeper = setInterval(() => store.sweep(), 60_000);
-  sweeper.unref();
-  const cookieKeys = [randomBytes(32).toString('base64url')];
+  // Persistent cookie keys: a restarted IdP must still accept the session cookies browsers hold.
+  const cookieKeys = config.dataDir
+    ? await loadOrCreateCookieKeys(config.dataDir)
+    : [randomBytes(32).toString('base64url')];
+  const store = new IdpStore({ dataDir: config.dataDir, logger });
   const addedClients: ClientMetadata[] = [];
   let clients = [...defaultClients(config), ...config.extraClients];
   const tokenCounts = new Map<string, number>();
@@ -766,7 +789,15 @@ export async function createIdp(options: IdpOptions): Promise<Idp> {
     return { provider: p, callback: p.callback() };
   };
 
-  let current = build(jwks);
+  let current: ReturnType<typeof build>;
+  try {
+    current = build(jwks);
+  } catch (error) {
+    store.close(); // releases the data folder's lock
+    throw error;
+  }
+  const sweeper = setInterval(() => store.sweep(), 60_000);
+  sweeper.unref();
 
   const interactionRoute = /^\/interaction\/([A-Za-z0-9_-]{1,64})(?:\/(login|abort))?$/;
 
@@ -1006,6 +1037,9 @@ export async function createIdp(options: IdpOptions): Promise<Idp> {
     endSessions,
     setBffBaseUrl,
     addClient,
-    close: () => clearInterval(sweeper),
+    close: () => {
+      clearInterval(sweeper);
+      store.close();
+    },
   };
 }
