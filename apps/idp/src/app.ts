@@ -106,6 +106,13 @@ export interface IdpOptions {
   rotateRefreshTokens?: boolean;
   /** Access-token format for the sample API. `opaque` tokens can be introspected. Default `jwt`. */
   accessTokenFormat?: 'jwt' | 'opaque';
+  /**
+   * Registers the `bff` client with `require_pushed_authorization_requests: true`: its
+   * authorization requests must then come as a `request_uri` from the PAR endpoint (`/request`).
+   * PAR itself is always available. Default false.
+   * @see https://www.rfc-editor.org/rfc/rfc9126#section-6
+   */
+  requirePushedAuthorizationRequests?: boolean;
   /** Private signing keys (JWKS). Default: loaded from / generated into `keysDir`, else generated in memory. */
   signingKeys?: { keys: JWK[] };
   /** Folder that keeps generated signing keys between restarts (`idp-signing-keys.json`). Default: `dataDir`. */
@@ -142,6 +149,7 @@ export interface ResolvedIdpConfig {
   readonly sessionTtl: number;
   readonly rotateRefreshTokens: boolean;
   readonly accessTokenFormat: 'jwt' | 'opaque';
+  readonly requirePushedAuthorizationRequests: boolean;
   readonly signingKeys: { keys: JWK[] } | undefined;
   readonly keysDir: string | undefined;
   readonly dataDir: string | undefined;
@@ -215,6 +223,7 @@ const OPTION_KEYS = new Set<string>([
   'sessionTtl',
   'rotateRefreshTokens',
   'accessTokenFormat',
+  'requirePushedAuthorizationRequests',
   'signingKeys',
   'keysDir',
   'dataDir',
@@ -321,6 +330,10 @@ export function resolveIdpOptions(options: IdpOptions): ResolvedIdpConfig {
   if (options.rotateRefreshTokens !== undefined && typeof options.rotateRefreshTokens !== 'boolean') {
     throw new TypeError('createIdp: rotateRefreshTokens must be a boolean');
   }
+  const requirePar = options.requirePushedAuthorizationRequests ?? false;
+  if (typeof requirePar !== 'boolean') {
+    throw new TypeError('createIdp: requirePushedAuthorizationRequests must be a boolean');
+  }
   if (options.keysDir !== undefined && (typeof options.keysDir !== 'string' || options.keysDir === '')) {
     throw new TypeError('createIdp: keysDir must be a folder path');
   }
@@ -359,6 +372,7 @@ export function resolveIdpOptions(options: IdpOptions): ResolvedIdpConfig {
     sessionTtl: seconds('sessionTtl', options.sessionTtl, 86_400),
     rotateRefreshTokens: options.rotateRefreshTokens ?? true,
     accessTokenFormat: format,
+    requirePushedAuthorizationRequests: requirePar,
     signingKeys: options.signingKeys,
     keysDir,
     dataDir,
@@ -385,6 +399,7 @@ export function defaultClients(config: ResolvedIdpConfig): ClientMetadata[] {
       backchannel_logout_session_required: true,
       scope: `openid profile email offline_access ${USER_API_SCOPE} ${CLIENT_API_SCOPE}`,
       id_token_signed_response_alg: config.signingAlg,
+      ...(config.requirePushedAuthorizationRequests ? { require_pushed_authorization_requests: true } : {}),
     },
     {
       client_id: 'worker',
@@ -434,11 +449,28 @@ export function defaultClients(config: ResolvedIdpConfig): ClientMetadata[] {
 
 /**
  * oidc-provider drops `offline_access` from an authorization request unless it carries
- * `prompt=consent` (OIDC Core §11). Our clients are first-party and never see a consent page, so a
- * pre-routing middleware records "offline_access was requested" in this private parameter
- * (stored with the interaction), and the grant, `expiresWithSession` and `issueRefreshToken` use it.
+ * `prompt=consent` (OIDC Core §11). Our clients are first-party and never see a consent page, so
+ * {@link recordOfflineAccess} records "offline_access was requested" in this private parameter
+ * (stored with the interaction and with a pushed request), and the grant, `expiresWithSession` and
+ * `issueRefreshToken` use it.
  */
 const OFFLINE_PARAM = 'gatehouse_offline_access';
+
+/**
+ * Validator of {@link OFFLINE_PARAM} (oidc-provider runs it on every authorization and PAR request,
+ * present or not, after its own scope checks). It sets the marker from the scope the client really
+ * sent (query of `GET /auth`, body of a PAR request), so a value the client sends itself
+ * is overwritten. At `/auth` with a `request_uri` the parameters are the pushed ones, where this
+ * already ran, so the marker is kept as pushed.
+ */
+function recordOfflineAccess(ctx: KoaContextWithOIDC): void {
+  if (ctx.oidc.route === 'authorization' && ctx.oidc.entities.PushedAuthorizationRequest) return;
+  const sent = ctx.method === 'GET' || ctx.method === 'HEAD' ? ctx.query : ctx.oidc.body;
+  const scope = typeof sent?.scope === 'string' ? sent.scope.split(' ') : [];
+  (ctx.oidc.params as Record<string, unknown>)[OFFLINE_PARAM] = scope.includes('offline_access')
+    ? '1'
+    : undefined;
+}
 
 const OIDC_SCOPES = new Set(['openid', 'offline_access', 'profile', 'email']);
 
@@ -684,7 +716,7 @@ export async function createIdp(options: IdpOptions): Promise<Idp> {
     // See OFFLINE_PARAM: offline_access survives as this marker; the code remembers it as
     // "does not expire with the session" (oidc-provider then leaves `expiresWithSession` unset),
     // which is what decides whether a refresh token is issued.
-    extraParams: [OFFLINE_PARAM],
+    extraParams: { [OFFLINE_PARAM]: recordOfflineAccess },
     expiresWithSession: async (ctx, code) =>
       !(
         code.scopes.has('offline_access') ||
@@ -728,12 +760,6 @@ export async function createIdp(options: IdpOptions): Promise<Idp> {
   ): { provider: Provider; callback: RequestListener } => {
     const p = new Provider(config.issuer, configuration(keys));
     p.use(async (ctx, next) => {
-      if (ctx.path === '/auth' && (ctx.method === 'GET' || ctx.method === 'HEAD')) {
-        // A client must not set the marker itself: only a requested offline_access does.
-        const { [OFFLINE_PARAM]: _ignored, ...query } = ctx.query;
-        const scope = typeof query.scope === 'string' ? query.scope.split(' ') : [];
-        ctx.query = scope.includes('offline_access') ? { ...query, [OFFLINE_PARAM]: '1' } : query;
-      }
       await next();
       if (ctx.oidc?.route === 'token') {
         const params = (ctx.oidc.params ?? ctx.oidc.body) as { grant_type?: unknown } | undefined;
