@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -7,7 +7,13 @@ import { getFreePort, type RunningIdp, startIdp, TestBrowser } from '@gatehouse/
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import * as oidc from 'openid-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { COOKIE_KEYS_FILE, SAMPLE_API_AUDIENCE, SIGNING_KEYS_FILE, STORE_FILE } from '../src/app.js';
+import {
+  COOKIE_KEYS_FILE,
+  LOCK_FILE,
+  SAMPLE_API_AUDIENCE,
+  SIGNING_KEYS_FILE,
+  STORE_FILE,
+} from '../src/app.js';
 import { type Receiver, startReceiver } from './receiver.js';
 
 const insecure = { execute: [oidc.allowInsecureRequests] };
@@ -148,6 +154,16 @@ describe('dataDir: an IdP restarted on the same folder keeps its grants', () => 
     await expect(
       oidc.refreshTokenGrant(await bffClient(second.url), tokens.refresh_token!),
     ).rejects.toMatchObject({ error: 'invalid_grant' });
+  });
+
+  it('keeps the folder and its files (live tokens, private keys) to the owner: 0700 and 0600', async () => {
+    const dataDir = join(tempDir(), 'fresh');
+    const idp = await start({ dataDir });
+    await signIn(idp.url);
+    const mode = (file: string) => statSync(join(dataDir, file)).mode & 0o777;
+    expect(mode('')).toBe(0o700);
+    for (const file of [STORE_FILE, SIGNING_KEYS_FILE, COOKIE_KEYS_FILE, LOCK_FILE])
+      expect(mode(file)).toBe(0o600);
   });
 
   it('rejects a dataDir that is not a folder path, and a second IdP on a folder in use', async () => {

@@ -112,7 +112,8 @@ async function readJson(file: string): Promise<unknown> {
 
 /** Writes JSON to a temp file, then renames it: a crash leaves the old file or the new one. */
 async function writeAtomically(file: string, value: unknown): Promise<void> {
-  await mkdir(dirname(file), { recursive: true });
+  // Private keys live here: a folder created for them is the owner's only.
+  await mkdir(dirname(file), { recursive: true, mode: 0o700 });
   const tmp = `${file}.${process.pid}.tmp`;
   await writeFile(tmp, `${JSON.stringify(value, null, 2)}\n`, { mode: 0o600 });
   await rename(tmp, file);
