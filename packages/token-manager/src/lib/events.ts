@@ -7,12 +7,18 @@ import type { TokenManagerLogger, TokenSource } from './types.js';
  */
 export interface TokenManagerEvents {
   /** A call was answered from a cache without a token request. */
-  'token.cache-hit': { client: string; source: Exclude<TokenSource, 'idp'>; expiresIn: number };
+  'token.cache-hit': {
+    client: string;
+    source: Exclude<TokenSource, 'idp'>;
+    tokenType: 'Bearer' | 'DPoP';
+    expiresIn: number;
+  };
   /** A token request is about to be sent (`attempt` starts at 1). */
   'token.requested': { client: string; attempt: number; scope: string | undefined; resource: string[] };
   /** A new token was obtained from the token endpoint. */
   'token.renewed': {
     client: string;
+    tokenType: 'Bearer' | 'DPoP';
     expiresIn: number;
     scope: string | undefined;
     resource: string[];
