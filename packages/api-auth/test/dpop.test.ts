@@ -326,6 +326,14 @@ describe('A10: each check of RFC 9449 §4.3 → 401 invalid_dpop_proof with a DP
     await refused(res, /cnf\.jkt/, 'invalid_token');
   });
 
+  it("A10: a proof with the token key's jwk header but signed by another key → 401 (also once that header is known)", async () => {
+    expect((await call('/required', { dpop: await proof('/required') })).status).toBe(200);
+    const jwkA = await exportJWK(keyA.publicKey);
+    const forged = await proof('/required', { key: keyB, jwk: jwkA });
+    expect(forged.split('.')[0]).toBe((await proof('/required')).split('.')[0]);
+    await refused(call('/required', { dpop: forged }), /signature/);
+  });
+
   it('A10: a jwk header holding the private key (d) → 401, even though the signature verifies', async () => {
     const privateJwk = await exportJWK(keyA.privateKey);
     expect(privateJwk.d).toBeDefined();

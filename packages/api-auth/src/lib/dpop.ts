@@ -50,6 +50,11 @@ const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as const;
 /** Proofs are small (a header with one public key and five claims); anything larger is refused unparsed. */
 const MAX_PROOF_LENGTH = 4096;
 
+/** Distinct proof headers (one per client key, as a client reuses its key) remembered per validator. */
+const KEY_MEMO_LIMIT = 1000;
+
+type ProofKey = Awaited<ReturnType<typeof EmbeddedJWK>>;
+
 function invalidProof(description: string, cause?: unknown): AccessTokenError {
   return new AccessTokenError('ERR_API_AUTH_INVALID_DPOP_PROOF', description, { cause });
 }
@@ -186,8 +191,15 @@ export function createProofChecker(
     return (iat * 1000 + lifetimeMs + toleranceMs - at) / 1000;
   };
 
+  // A client signs every proof with the same key, so the encoded protected header ({alg, typ, jwk})
+  // repeats: remember the imported key and its thumbprint per header instead of importing the JWK
+  // and hashing it on each request. Same header, same key: the checks below are unchanged.
+  let memo = new Map<string, { key: ProofKey; jkt: string }>();
+
   return async (token, request) => {
     const proof = singleProof(request.proof);
+    const encodedHeader = proof.slice(0, proof.indexOf('.'));
+    const known = memo.get(encodedHeader);
     let jwk: JWK | undefined;
     // jose has checked the alg against the allowlist before it asks for the key.
     const getKey = (header: JWSHeaderParameters, input: FlattenedJWSInput) => {
@@ -203,18 +215,24 @@ export function createProofChecker(
       jwk = candidate as JWK;
       return EmbeddedJWK(header, input);
     };
+    const options = config.clock ? { ...verifyOptions, currentDate: new Date(now()) } : verifyOptions;
     let payload: JWTPayload;
+    let key: ProofKey | undefined;
     try {
-      ({ payload } = await jwtVerify(
-        proof,
-        getKey,
-        config.clock ? { ...verifyOptions, currentDate: new Date(now()) } : verifyOptions,
-      ));
+      // jose checks the alg allowlist and typ on both paths; with a known header the key is reused.
+      if (known) ({ payload } = await jwtVerify(proof, known.key, options));
+      else ({ payload, key } = await jwtVerify(proof, getKey, options));
     } catch (cause) {
       throw fromJose(cause);
     }
     const ttl = checkClaims(payload, token, request);
-    const jkt = await calculateJwkThumbprint(jwk as JWK, 'sha256');
+    let jkt: string;
+    if (known) jkt = known.jkt;
+    else {
+      jkt = await calculateJwkThumbprint(jwk as JWK, 'sha256');
+      if (memo.size >= KEY_MEMO_LIMIT) memo = new Map();
+      if (key !== undefined) memo.set(encodedHeader, { key, jkt });
+    }
     const replayKey = createHash('sha256')
       .update(`${jkt}\u0000${payload.jti as string}`)
       .digest('base64url');
