@@ -103,5 +103,7 @@ export function deriveEnv(env: Env, apps: readonly LaunchApp[] = APPS): Env {
   out.ACCESS_TOKEN_TTL ??= String(DEMO_ACCESS_TOKEN_TTL);
   // The demo's report endpoint takes only DPoP-bound tokens, so a copied worker token alone is useless.
   out.API_REQUIRE_DPOP ??= 'true';
+  // ... and the worker gets DPoP-bound tokens (a key pair generated at start) to call it.
+  out.WORKER_DPOP ??= 'true';
   return out;
 }

@@ -10,6 +10,7 @@ import {
   deleteRedisPrefix,
   type RunningIdp,
   requireRedis,
+  startApi,
   startIdp,
   uniqueRedisPrefix,
 } from '@gatehouse/testing';
@@ -471,6 +472,33 @@ describe('T9: createTokenFetch with DPoP at a resource server that checks every 
     await api(`${rs.url}/reports`);
     expect(seen[0]).toMatch(/^DPoP ey/);
     expect(rs.seen.every((s) => s.reason === 'ok')).toBe(true);
+  });
+});
+
+describe('T9: the real sample API with DPoP required and server nonces', () => {
+  it('T9: /api/reports (DPoP only, nonces on) → one nonce retry, then 200; a Bearer client gets 401', async () => {
+    const api = await startApi({ issuer: idp.issuer, requireDPoP: true, dpopNonce: true });
+    try {
+      const statuses: number[] = [];
+      const spy: typeof fetch = async (input, init) => {
+        const response = await fetch(input, init);
+        statuses.push(response.status);
+        return response;
+      };
+      const tokens = createTokenManager({ clients: { reports: worker(), plain: worker(null) } });
+      const dpopFetch = createTokenFetch(tokens, 'reports', { fetch: spy });
+      const response = await dpopFetch(`${api.url}/api/reports`);
+      expect(response.status).toBe(200);
+      expect(await response.json()).toMatchObject({ requestedBy: 'worker' });
+      expect(statuses).toEqual([401, 200]);
+      // The nonce is kept for this API: the next call needs no retry.
+      expect((await dpopFetch(`${api.url}/api/reports`)).status).toBe(200);
+      expect(statuses).toEqual([401, 200, 200]);
+      // A Bearer token is refused by the DPoP-only endpoint.
+      expect((await createTokenFetch(tokens, 'plain')(`${api.url}/api/reports`)).status).toBe(401);
+    } finally {
+      await api.close();
+    }
   });
 });
 
