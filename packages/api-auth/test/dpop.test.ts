@@ -369,6 +369,13 @@ describe('A10: each check of RFC 9449 §4.3 → 401 invalid_dpop_proof with a DP
     await refused(call('/required', { dpop: `${a}, ${b}` }), /exactly one/);
   });
 
+  it('A1/A10: the DPoP scheme plus ?access_token= → 400 invalid_request (more than one method)', async () => {
+    const res = await call(`/required?access_token=${unbound}`, { dpop: await proof('/required') });
+    expect(res.status).toBe(400);
+    expect(res.challenge).toMatch(/^DPoP realm="[^"]+", error="invalid_request"/);
+    expect(JSON.stringify(res.body)).not.toContain(unbound);
+  });
+
   it('A10: the DPoP scheme without a DPoP header, or with garbage in it → 401', async () => {
     await refused(call('/required', {}), /needs a DPoP proof/);
     await refused(call('/required', { dpop: 'not-a-jwt' }), /malformed/);
