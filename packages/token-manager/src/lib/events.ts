@@ -38,7 +38,7 @@ export interface TokenManagerEvents {
     willRetry: boolean;
     suppressed: boolean;
   };
-  /** Renewal failed transiently, so a cached token that has not expired yet was served. */
+  /** Renewal failed, so a cached token that has not expired yet was served (`code`: why it failed). */
   'token.stale-served': { client: string; expiresIn: number; code: TokenManagerErrorCode };
   /** A cached token was dropped (forced renewal, or the API rejected it). */
   'token.evicted': { client: string; reason: 'forced' | 'rejected' };

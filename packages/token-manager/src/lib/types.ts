@@ -278,7 +278,8 @@ export interface AccessToken {
   /** `memory`, `shared` (Redis) or `idp` (a token request made by this process). */
   source: TokenSource;
   /**
-   * `true` when renewal failed transiently and a not-yet-expired cached token was returned instead.
+   * `true` when renewal failed (for any reason) and a not-yet-expired cached token was returned
+   * instead.
    */
   stale: boolean;
 }
