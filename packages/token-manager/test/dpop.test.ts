@@ -527,7 +527,7 @@ describe.skipIf(!redisReady)('T9/T4: DPoP tokens in the shared (Redis) cache', (
       },
     });
 
-  it('two processes with their own generated keys never share a token; with the same key they do', async () => {
+  it('T9/T4: two processes with their own generated keys never share a token; with the same key they do', async () => {
     const before = idp.counters.token();
     const a = await shared({ generate: 'ES256' }).getAccessToken('reports');
     const b = await shared({ generate: 'ES256' }).getAccessToken('reports');

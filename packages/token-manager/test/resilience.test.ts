@@ -97,7 +97,7 @@ describe('R5a/T6: every transient token-endpoint failure is classified by cause'
   ];
 
   it.each(transient)(
-    '%s → retried, ERR_TOKEN_ENDPOINT_UNAVAILABLE; the healed IdP then issues a token',
+    'R5a/T6: %s → retried, ERR_TOKEN_ENDPOINT_UNAVAILABLE; the healed IdP then issues a token',
     async (_label, fault) => {
       front.fault = () => fault;
       const tokens = manager();
@@ -158,7 +158,7 @@ describe('T6: a failed renewal serves the cached token until it expires', () => 
   ];
 
   it.each(faults)(
-    'the IdP %s: stale token served with an event and a log line, then the error',
+    'T6: the IdP %s: stale token served with an event and a log line, then the error',
     async (_label, fault) => {
       const clock = fakeClock();
       const logger = captureLogger();
@@ -193,7 +193,7 @@ describe('T6: a failed renewal serves the cached token until it expires', () => 
 });
 
 describe('T4: the cache key includes the client credentials', () => {
-  it('two clients with the same client_id but different secrets never share a cached token', async () => {
+  it('T4: two clients with the same client_id but different secrets never share a cached token', async () => {
     const tokens = createTokenManager({
       clients: {
         good: { issuer: idp.issuer, clientId: 'worker', clientSecret: SECRET, scope: 'api.reports' },
@@ -205,7 +205,7 @@ describe('T4: the cache key includes the client credentials', () => {
     await expect(tokens.getAccessToken('bad')).rejects.toMatchObject({ code: 'ERR_TOKEN_INVALID_CLIENT' });
   });
 
-  it('same client_id, secret vs post: the auth method is part of the key', async () => {
+  it('T4: same client_id, secret vs post: the auth method is part of the key', async () => {
     const tokens = createTokenManager({
       clients: {
         basic: { issuer: idp.issuer, clientId: 'worker', clientSecret: SECRET, scope: 'api.reports' },
@@ -224,7 +224,7 @@ describe('T4: the cache key includes the client credentials', () => {
     expect(b.accessToken).not.toBe(a.accessToken);
   });
 
-  it('private_key_jwt: a different key (same client_id) never gets the registered key’s token', async () => {
+  it('T4: private_key_jwt: a different key (same client_id) never gets the registered key’s token', async () => {
     const other = {
       ...generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' }),
       kid: (idp.workerPrivateJwk as { kid?: string }).kid,
@@ -272,7 +272,7 @@ describe.skipIf(!redisReady)('T4: the shared (Redis) cache key includes the clie
     });
   }
 
-  it('a process with a wrong secret never reads the token another process got with the right one', async () => {
+  it('T4: a process with a wrong secret never reads the token another process got with the right one', async () => {
     const right = shared({
       issuer: idp.issuer,
       clientId: 'worker',
@@ -303,7 +303,7 @@ describe.skipIf(!redisReady)('T4: the shared (Redis) cache key includes the clie
     });
   });
 
-  it('Redis key names do not reveal a hash of the secret that could be brute-forced offline', async () => {
+  it('T4/T1: Redis key names are keyed by the cache secret (no plain hash of the client secret to guess offline)', async () => {
     const logger = captureLogger();
     const m = shared(
       {

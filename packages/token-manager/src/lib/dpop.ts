@@ -252,9 +252,4 @@ export class DpopSigner implements DpopKey {
     if (this.#nonces.size >= MAX_NONCES) this.#nonces.delete(this.#nonces.keys().next().value!);
     this.#nonces.set(origin, nonce);
   }
-
-  /** The nonce last remembered for the server at `url`, if any. */
-  nonceFor(url: string | URL): string | undefined {
-    return this.#nonces.get(new URL(url).origin);
-  }
 }

@@ -208,7 +208,10 @@ async function classifyExchange(
   if (text === undefined)
     return unavailable(`HTTP ${status}, body cut off or stalled`, { upstreamStatus: status, retryAfter });
   const body = jsonObject(text);
-  if (discovery) return unavailable(`HTTP ${status}`, { upstreamStatus: status, retryAfter });
+  if (discovery) {
+    const detail = status < 300 ? `HTTP ${status}, unusable metadata` : `HTTP ${status}`;
+    return unavailable(detail, { upstreamStatus: status, retryAfter });
+  }
   const oauthError =
     typeof body?.error === 'string'
       ? body.error
