@@ -188,7 +188,15 @@ describe('P2a client headers that steer the upstream', () => {
     // `connection: keep-alive` is the BFF's own keep-alive agent talking, not the browser's header.
     expect(seen.headers.connection).toBe('keep-alive');
     expect(Object.keys(seen.headers).sort()).toEqual(
-      ['accept', 'authorization', 'connection', 'content-length', 'content-type', 'host', 'x-request-id'].sort(),
+      [
+        'accept',
+        'authorization',
+        'connection',
+        'content-length',
+        'content-type',
+        'host',
+        'x-request-id',
+      ].sort(),
     );
     expect(seen.headers['x-request-id']).toBe('req-1');
     expect((JSON.parse(res.body) as { bodyLength: number }).bodyLength).toBe(Buffer.byteLength(body));

@@ -230,7 +230,9 @@ function resolvePrefix(prefix: unknown, where: string): string {
   }
   // The /bff namespace belongs to the BFF's own endpoints, whose entry checks differ (routing.ts).
   if (/^\/bff(\/|$)/i.test(trimmed)) {
-    throw new TypeError(`${where}.prefix "${prefix}" is inside /bff, which is reserved for the BFF's endpoints`);
+    throw new TypeError(
+      `${where}.prefix "${prefix}" is inside /bff, which is reserved for the BFF's endpoints`,
+    );
   }
   return trimmed;
 }
