@@ -41,6 +41,8 @@ export type EntryKind = 'endpoint' | 'backchannel' | 'api' | 'not-found' | 'othe
 
 /** Cheap test for "could normalise to something else": anything but lower-case plain segments. */
 const MAY_NORMALISE = /[%\\;A-Z]|\/\/|\/\.|\/$/;
+/** Needs the full normal form; without these only letter case (and a trailing slash) can differ. */
+const STRUCTURAL = /[%\\;]|\/\/|\/\./;
 
 /**
  * Builds the matcher for one BFF. `path` is the request's pathname as Express routes it (`req.path`:
@@ -58,7 +60,8 @@ export function createEntryMatcher(remoteApis: readonly ResolvedRemoteApi[]): (p
     // The proxy's own prefix test (path.ts), so the entry and the proxy agree on what is an API call.
     for (const prefix of prefixes) if (isUnderPrefix(path, prefix)) return 'api';
     if (!MAY_NORMALISE.test(path)) return 'other';
-    const normal = normalise(path);
+    // Upper-case letters alone (common in hashed asset names) only need lower-casing.
+    const normal = STRUCTURAL.test(path) ? normalise(path) : path.toLowerCase();
     if (normal === BFF_NAMESPACE || normal.startsWith(`${BFF_NAMESPACE}/`)) return 'not-found';
     for (const prefix of lowerPrefixes) if (isUnderPrefix(normal, prefix)) return 'not-found';
     return 'other';

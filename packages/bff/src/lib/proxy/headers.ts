@@ -55,10 +55,14 @@ const STEERING_PREFIXES: readonly string[] = ['x-forwarded', 'x-original-', 'x-e
  * stacks (PHP, WSGI, Rack) map `X_Forwarded_For` and `X-Forwarded-For` to the same variable.
  */
 export function isSteeringHeader(name: string): boolean {
-  const key = name.includes('_') ? name.toLowerCase().replaceAll('_', '-') : name.toLowerCase();
+  return isSteeringKey(name.toLowerCase());
+}
+
+/** {@link isSteeringHeader} for a lower-case name (Node lower-cases incoming header names). */
+function isSteeringKey(key: string): boolean {
   if (STEERING_HEADERS.has(key)) return true;
   for (const prefix of STEERING_PREFIXES) if (key.startsWith(prefix)) return true;
-  return false;
+  return key.includes('_') && isSteeringKey(key.replaceAll('_', '-'));
 }
 
 /** True for a request header the proxy never forwards as the browser sent it (credentials, hop-by-hop, steering). */
@@ -150,7 +154,7 @@ export function prepareRequestHeaders(
     if (allow) {
       // Validation keeps never-forwarded names out of the allowlist (options.ts).
       if (!allow.has(name) && !FRAMING_HEADERS.has(name)) delete headers[name];
-    } else if (DROPPED_REQUEST_HEADERS.has(name) || isSteeringHeader(name)) {
+    } else if (DROPPED_REQUEST_HEADERS.has(name) || isSteeringKey(name)) {
       delete headers[name];
     }
   }
