@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createMemoryStore, type SessionStore } from '@gatehouse/bff';
-import { getFreePort, type RunningBff, startBff, TestBrowser } from '@gatehouse/testing';
+import { getFreePort, startBff, TestBrowser } from '@gatehouse/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClock, SESSION_SECRET } from './support-core/stack.js';
 import { type IdpFront, startIdpFront } from './support-res/idp-front.js';
@@ -66,8 +66,10 @@ describe('bff.close(): graceful shutdown', () => {
     await front?.close();
   });
 
-  /** A fresh BFF host per test (close() is one-way). */
+  /** A fresh BFF host per test (close() is one-way); the upstream answers at once again. */
   async function host(store?: SessionStore) {
+    upstream.state.delayMs = 0;
+    front.fault = { kind: 'pass' };
     const port = await getFreePort();
     front.idp.setBffBaseUrl(`http://localhost:${port}`);
     const clock = createClock();
@@ -87,11 +89,12 @@ describe('bff.close(): graceful shutdown', () => {
     upstream.state.delayMs = 800;
     const slowDone = fetch(`${bff.url}/api/todos`, { headers: headers(cookie) }).then(async (r) => ({
       status: r.status,
-      at: Date.now(),
       body: await r.text(),
     }));
     await sleep(200);
-    const closing = bff.app.bff.close({ timeout: 5 }).then(() => Date.now());
+    const servedBefore = upstream.state.served;
+    // What the upstream had served when close() resolved: the slow call must be in it.
+    const closing = bff.app.bff.close({ timeout: 5 }).then(() => upstream.state.served);
     await sleep(20);
     for (const path of ['/api/todos', '/bff/user', '/bff/login', '/local/whoami']) {
       const res = await fetch(`${bff.url}${path}`, { headers: headers(cookie), redirect: 'manual' });
@@ -102,8 +105,7 @@ describe('bff.close(): graceful shutdown', () => {
     }
     const slow = await slowDone;
     expect(slow.status, slow.body).toBe(200);
-    const closedAt = await closing;
-    expect(closedAt).toBeGreaterThanOrEqual(slow.at);
+    expect(await closing).toBe(servedBefore + 1);
     // Paths that are not the BFF's keep working for the host (health checks during the drain).
     expect((await fetch(`${bff.url}/health`)).status).toBe(200);
     upstream.state.delayMs = 0;
@@ -185,7 +187,7 @@ describe('sample host (apps/bff): SIGTERM drains, then exits', () => {
     await front?.close();
   });
 
-  it('SIGTERM: an in-flight call completes 200, new work is refused, the process exits 0', async () => {
+  it('SIGTERM: an in-flight call completes 200, then the process exits 0 within its timeout and takes no new connections', async () => {
     const port = await getFreePort();
     front = await startIdpFront({ bffBaseUrl: `http://localhost:${port}` });
     const url = `http://localhost:${port}`;
@@ -222,9 +224,11 @@ describe('sample host (apps/bff): SIGTERM drains, then exits', () => {
     upstream.state.delayMs = 1000;
     const slow = fetch(`${url}/api/todos`, { headers: headers(cookie) }).then((r) => r.status);
     await sleep(200);
+    const signalled = Date.now();
     child.kill('SIGTERM');
     expect(await slow).toBe(200);
     expect(await exited).toBe(0);
+    expect(Date.now() - signalled).toBeLessThan(6500); // SHUTDOWN_TIMEOUT (5 s) bounds the drain
     upstream.state.delayMs = 0;
     // Gone: no new connections.
     await expect(fetch(`${url}/health`)).rejects.toThrow();

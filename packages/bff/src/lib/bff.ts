@@ -91,9 +91,26 @@ export interface Bff {
   readonly context: BffContext;
   /** Runs discovery now (it otherwise runs on first use); rejects with BffError on failure. */
   ready(): Promise<void>;
-  /** Stops the default memory store's timers. Does not close a Redis client you passed in. */
-  close(): Promise<void>;
+  /**
+   * Graceful shutdown. From the call on, new requests to the BFF's paths (`/bff/*`, remote APIs,
+   * `localApi()` routes, WebSocket upgrades) get 503 `ERR_BFF_SHUTTING_DOWN` with `Retry-After` and
+   * `Connection: close`; requests and token refreshes already under way may finish, for at most
+   * `timeout` seconds; then the proxy's keep-alive agents and the store the BFF created itself (the
+   * default memory store) are closed. A store you passed in (and its Redis client) stays open: close it
+   * after this resolves. Call it before closing the HTTP server's remaining connections; repeated calls
+   * return the same promise.
+   */
+  close(options?: BffCloseOptions): Promise<void>;
 }
+
+/** Options of {@link Bff.close}. */
+export interface BffCloseOptions {
+  /** Seconds to let in-flight requests and refreshes finish. Default 10. */
+  timeout?: number;
+}
+
+/** Default of {@link BffCloseOptions.timeout} (seconds). */
+const CLOSE_TIMEOUT = 10;
 
 const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
@@ -202,7 +219,30 @@ export function createBff(options: BffOptions): Bff {
   // True for paths Express's (case-insensitive) `/bff` mounts below could take.
   const underBffMount = (path: string) => path.length >= 4 && path.slice(0, 4).toLowerCase() === '/bff';
 
+  // Graceful shutdown (close()): refuse new work on our paths, count the requests still under way.
+  let closing = false;
+  let inFlight = 0;
+  let idle: (() => void) | undefined;
+  const isOurs = (path: string) => path.startsWith('/bff/') || isApi(path) || underBffMount(path);
+  const refuseWhileClosing = (res: Response) => {
+    res.setHeader('Connection', 'close');
+    sendJsonError(res, new BffError('ERR_BFF_SHUTTING_DOWN', 'shutting down', { retryAfter: 1 }));
+  };
+  const track = (res: Response) => {
+    inFlight++;
+    res.once('close', () => {
+      inFlight--;
+      if (inFlight === 0) idle?.();
+    });
+  };
+
   const router = Router();
+  router.use((req, res, next) => {
+    if (!isOurs(req.path)) return next();
+    if (closing) return refuseWhileClosing(res);
+    track(res);
+    next();
+  });
   router.use((req, res, next) => {
     const path = req.path;
     const endpoint = path.startsWith('/bff/');
@@ -245,12 +285,24 @@ export function createBff(options: BffOptions): Bff {
   };
   router.use(errorHandler);
 
-  const upgrade = createUpgradeHandler(context);
+  const proxyUpgrade = createUpgradeHandler(context);
+  let closed: Promise<void> | undefined;
+  const upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): boolean => {
+    if (closing && isApi((req.url ?? '').split('?')[0] ?? '')) {
+      socket.end(
+        'HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: 0\r\n\r\n',
+      );
+      return true;
+    }
+    return proxyUpgrade(req, socket, head);
+  };
 
   const localApi = (opts: LocalApiOptions = {}): RequestHandler => {
     const requireUser = opts.requireUser ?? true;
     const csrf = opts.csrf ?? true;
     return (req, res, next) => {
+      if (closing) return refuseWhileClosing(res);
+      track(res);
       const crossSite = crossSiteError(req, config.origin);
       if (crossSite) return sendJsonError(res, crossSite);
       if (csrf && !hasCsrfHeader(req))
@@ -315,8 +367,36 @@ export function createBff(options: BffOptions): Bff {
     async ready() {
       await getOidcConfiguration();
     },
-    async close() {
-      if (ownsStore) await store.close?.();
+    close(closeOptions: BffCloseOptions = {}): Promise<void> {
+      const timeout = closeOptions.timeout ?? CLOSE_TIMEOUT;
+      if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout < 0 || timeout > 3600) {
+        return Promise.reject(
+          new TypeError(
+            `bff.close: \`timeout\` must be a number of seconds between 0 and 3600 (got ${String(timeout)})`,
+          ),
+        );
+      }
+      closed ??= (async () => {
+        closing = true;
+        const drained = Promise.all([
+          inFlight === 0
+            ? Promise.resolve()
+            : new Promise<void>((resolve) => {
+                idle = resolve;
+              }),
+          tokens.drain(timeout),
+        ]);
+        let timer: NodeJS.Timeout | undefined;
+        const deadline = new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, timeout * 1000);
+        });
+        await Promise.race([drained, deadline]);
+        clearTimeout(timer);
+        if (inFlight > 0) logger.warn({ inFlight }, 'bff: closing with requests still under way');
+        proxyEngine.close();
+        if (ownsStore) await store.close?.();
+      })();
+      return closed;
     },
   });
 }

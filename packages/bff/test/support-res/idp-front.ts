@@ -9,8 +9,8 @@
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { getFreePort } from '@gatehouse/testing';
 import { createIdp, generateSigningJwk, type Idp, type IdpOptions, publicJwk } from '@gatehouse/sample-idp';
+import { getFreePort } from '@gatehouse/testing';
 
 /** What the front does with a refresh-token grant at /token. */
 export type RefreshFault =
@@ -73,12 +73,15 @@ export async function startIdpFront(options: Partial<IdpOptions> = {}): Promise<
           up.pipe(res);
           return;
         }
-        readBody(up).then((full) => {
-          const { 'content-length': _drop, ...headers } = up.headers;
-          res.writeHead(up.statusCode ?? 502, { ...headers, 'content-length': String(full.length) });
-          res.write(full.subarray(0, Math.floor(full.length / 2)));
-          setTimeout(() => res.socket?.destroy(), 20);
-        }, () => res.socket?.destroy());
+        readBody(up).then(
+          (full) => {
+            const { 'content-length': _drop, ...headers } = up.headers;
+            res.writeHead(up.statusCode ?? 502, { ...headers, 'content-length': String(full.length) });
+            res.write(full.subarray(0, Math.floor(full.length / 2)));
+            setTimeout(() => res.socket?.destroy(), 20);
+          },
+          () => res.socket?.destroy(),
+        );
       },
     );
     upstream.on('error', () => res.socket?.destroy());
@@ -114,37 +117,40 @@ export async function startIdpFront(options: Partial<IdpOptions> = {}): Promise<
   };
 
   const server: Server = createServer((req, res) => {
-    readBody(req).then((body) => {
-      const grant = new URLSearchParams(body.toString('utf8'));
-      if (req.method !== 'POST' || req.url !== '/token' || grant.get('grant_type') !== 'refresh_token') {
-        forward(req, body, res);
-        return;
-      }
-      front.refreshes.push({ rt: hash(grant.get('refresh_token') ?? ''), at: Date.now() });
-      const fault = front.fault;
-      switch (fault.kind) {
-        case 'pass':
-          return forward(req, body, res);
-        case 'hang':
+    readBody(req).then(
+      (body) => {
+        const grant = new URLSearchParams(body.toString('utf8'));
+        if (req.method !== 'POST' || req.url !== '/token' || grant.get('grant_type') !== 'refresh_token') {
+          forward(req, body, res);
           return;
-        case 'delay':
-          setTimeout(() => forward(req, body, res), fault.ms);
-          return;
-        case 'reset':
-          req.socket.destroy();
-          return;
-        case 'answer':
-          res.writeHead(fault.status, {
-            'content-type': fault.contentType,
-            'cache-control': 'no-store',
-            ...fault.headers,
-          });
-          res.end(fault.body);
-          return;
-        case 'truncate':
-          return forward(req, body, res, true);
-      }
-    }, () => res.socket?.destroy());
+        }
+        front.refreshes.push({ rt: hash(grant.get('refresh_token') ?? ''), at: Date.now() });
+        const fault = front.fault;
+        switch (fault.kind) {
+          case 'pass':
+            return forward(req, body, res);
+          case 'hang':
+            return;
+          case 'delay':
+            setTimeout(() => forward(req, body, res), fault.ms);
+            return;
+          case 'reset':
+            req.socket.destroy();
+            return;
+          case 'answer':
+            res.writeHead(fault.status, {
+              'content-type': fault.contentType,
+              'cache-control': 'no-store',
+              ...fault.headers,
+            });
+            res.end(fault.body);
+            return;
+          case 'truncate':
+            return forward(req, body, res, true);
+        }
+      },
+      () => res.socket?.destroy(),
+    );
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -99,7 +99,12 @@ const retryAfterOf = (response: Response | undefined) =>
  */
 function byStatus(status: number, response: Response | undefined): TokenFailure | undefined {
   if (status >= 500 || status === 429) {
-    return { kind: 'transient', retryable: true, retryAfter: retryAfterOf(response), cause: `http_${status}` };
+    return {
+      kind: 'transient',
+      retryable: true,
+      retryAfter: retryAfterOf(response),
+      cause: `http_${status}`,
+    };
   }
   return undefined;
 }
@@ -111,7 +116,8 @@ export function classifyTokenFailure(err: unknown): TokenFailure {
     const response = (err as { response?: Response }).response;
     const transient = byStatus(err.status, response);
     if (transient) return transient;
-    if (err.error === 'invalid_grant') return { kind: 'invalid_grant', retryable: false, cause: 'invalid_grant' };
+    if (err.error === 'invalid_grant')
+      return { kind: 'invalid_grant', retryable: false, cause: 'invalid_grant' };
     // Not in RFC 6749 §5.2 for the token endpoint, but OPs send it there when they shed load.
     if (err.error === 'temporarily_unavailable' || err.error === 'slow_down') {
       return { kind: 'transient', retryable: true, retryAfter: retryAfterOf(response), cause: err.error };
