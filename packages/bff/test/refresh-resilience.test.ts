@@ -12,7 +12,7 @@ import {
   startBff,
   TestBrowser,
 } from '@gatehouse/testing';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { assertNoSecrets, captureLogger, createClock, SESSION_SECRET } from './support-core/stack.js';
 import {
   type IdpFront,
@@ -292,10 +292,9 @@ describe('R7: refresh ahead without blocking, back-off, circuit breaker', () => 
     const answers = await Promise.all(
       Array.from({ length: 20 }, (_, i) => call(env, cookie, i % 2 ? '/api/todos' : '/local/whoami')),
     );
+    // All 200 while the IdP hangs: a call that waited for the refresh could only have got 503.
     expect(answers.map((a) => a.status)).toEqual(Array(20).fill(200));
-    for (const a of answers) expect(a.ms).toBeLessThan(400); // nobody waited for the hung IdP
-    await sleep(50);
-    expect(env.front.refreshes.length - before).toBe(1);
+    await vi.waitFor(() => expect(env.front.refreshes.length - before).toBe(1));
     // Still hung: more calls go on with the current token and start no second refresh.
     for (let i = 0; i < 5; i++) expect((await call(env, cookie)).status).toBe(200);
     expect(env.front.refreshes.length - before).toBe(1);
@@ -304,8 +303,8 @@ describe('R7: refresh ahead without blocking, back-off, circuit breaker', () => 
     await sleep(1600);
     env.clock.advance(15);
     expect((await call(env, cookie)).status).toBe(200);
-    await sleep(300);
-    expect(env.front.refreshes.length - before).toBe(2);
+    await vi.waitFor(() => expect(env.front.refreshes.length - before).toBe(2));
+    await sleep(200); // let the background refresh store its tokens
     expect((await call(env, cookie)).status).toBe(200);
     expect(env.front.refreshes.length - before).toBe(2); // the new token is fresh: no more refreshes
   });
@@ -367,7 +366,7 @@ describe('R7: an IdP that keeps failing is short-circuited (one probe at a time)
     for (const cookie of cookies.slice(2)) {
       const answer = await call(env, cookie);
       expectIdpUnavailable(answer);
-      expect(answer.ms).toBeLessThan(300);
+      expect(answer.ms).toBeLessThan(1000); // no wait for a refresh (the count below: no IdP request)
     }
     expect(env.front.refreshes.length).toBe(afterTrip);
     // Half-open: four sessions at once → exactly one probe reaches the (still failing) IdP.

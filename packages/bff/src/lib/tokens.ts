@@ -216,9 +216,12 @@ export function createTokenService(deps: {
     // session is backing off after a failed refresh, which answers at once.
     const backingOff = backoff.remaining(loaded.id);
     if (backingOff > 0) {
-      throw new BffError('ERR_BFF_IDP_UNAVAILABLE', 'refresh backing off after a failure', {
-        retryAfter: backingOff,
-      });
+      // The same answer as the failed refresh gave (503, or 502 for an unusable OP answer).
+      throw new BffError(
+        backoff.lastError(loaded.id) ?? 'ERR_BFF_IDP_UNAVAILABLE',
+        'refresh backing off after a failure',
+        { retryAfter: backingOff },
+      );
     }
     const staleAt = options.forceRefresh ? slot?.at : undefined;
     const at = await waitFor(flightFor(loaded, resource, staleAt));

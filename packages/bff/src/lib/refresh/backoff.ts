@@ -3,7 +3,7 @@
 // row, refreshes are answered at once for a few seconds; then one probe at a time finds out whether it
 // is back). Both are in-process; across instances the refresh lock is kept for the back-off instead of
 // being released (see flight.ts), so another instance does not try again early either.
-import { BffError } from '../errors.js';
+import { BffError, type BffErrorCode } from '../errors.js';
 
 /** First back-off after a failed refresh, and its cap (seconds). Doubled per failure, jittered down to half. */
 export const BACKOFF_BASE = 1;
@@ -18,25 +18,30 @@ const MAX_ENTRIES = 10_000;
 export interface SessionBackoff {
   /** Seconds until the session may try a refresh again; 0 when it may now. */
   remaining(sessionId: string): number;
+  /** While backing off: the error the session's last refresh ended with, to answer with again. */
+  lastError(sessionId: string): BffErrorCode | undefined;
   /**
-   * Records a failed refresh of the session; returns its back-off in seconds, at least `atLeast`
-   * (the OP's `Retry-After`).
+   * Records a failed refresh of the session (ended with `code`); returns its back-off in seconds, at
+   * least `atLeast` (the OP's `Retry-After`).
    */
-  fail(sessionId: string, atLeast?: number): number;
+  fail(sessionId: string, code: BffErrorCode, atLeast?: number): number;
   /** Forgets the session's failures (after a successful refresh, or when the session ends). */
   reset(sessionId: string): void;
 }
 
 /** Creates the per-session back-off; `clock` in epoch ms, `random` in [0, 1). */
 export function createSessionBackoff(clock: () => number, random = Math.random): SessionBackoff {
-  const entries = new Map<string, { failures: number; until: number }>();
+  const entries = new Map<string, { failures: number; until: number; code: BffErrorCode }>();
   return {
     remaining(sessionId) {
       const entry = entries.get(sessionId);
       if (!entry) return 0;
       return Math.max(0, (entry.until - clock()) / 1000);
     },
-    fail(sessionId, atLeast = 0) {
+    lastError(sessionId) {
+      return entries.get(sessionId)?.code;
+    },
+    fail(sessionId, code, atLeast = 0) {
       const failures = (entries.get(sessionId)?.failures ?? 0) + 1;
       const full = Math.min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (failures - 1));
       // "Equal jitter": half fixed, half random, so sessions that failed together spread out but the
@@ -47,7 +52,7 @@ export function createSessionBackoff(clock: () => number, random = Math.random):
         const oldest = entries.keys().next();
         if (!oldest.done) entries.delete(oldest.value);
       }
-      entries.set(sessionId, { failures, until: clock() + seconds * 1000 });
+      entries.set(sessionId, { failures, until: clock() + seconds * 1000, code });
       return seconds;
     },
     reset(sessionId) {

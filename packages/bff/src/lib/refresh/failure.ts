@@ -166,32 +166,37 @@ export function classifyTokenFailure(err: unknown): TokenFailure {
         // A 200 that is not JSON may have been a processed grant whose answer got mangled: no retry.
         return { kind: 'transient', retryable: status !== 200, cause: `not_json_${status}` };
       }
-      case 'OAUTH_PARSE_ERROR': {
-        // Either the body of a 200 did not parse (cut off or garbled on the way: transient, and the OP
-        // may have rotated the refresh token already) or the ID token inside it is not a JWT (R6).
-        const message = cause instanceof Error ? cause.message : '';
-        if (/JWT/.test(message)) return { kind: 'validation', retryable: false, cause: 'id_token_parse' };
-        return { kind: 'transient', retryable: false, cause: 'body_parse' };
-      }
+      case 'OAUTH_PARSE_ERROR':
       case 'OAUTH_INVALID_RESPONSE':
       case 'OAUTH_UNSUPPORTED_OPERATION': {
-        // oauth4webapi puts `{ body }` on checks of the token response itself (missing access_token,
+        // openid-client's message is generic; oauth4webapi's own (the cause) names what it refused. The
+        // only JWT (or JWE) in a token response is the ID token: refusing it is R6, the session ends.
+        const inner = cause instanceof Error ? cause : undefined;
+        if (inner && /\bJW[TE]\b|ID Token/.test(inner.message)) {
+          return { kind: 'validation', retryable: false, cause: 'id_token' };
+        }
+        // The body of a 200 did not parse (cut off or garbled on the way): transient, and the OP may
+        // have rotated the refresh token already, so no retry in place.
+        if (err.code === 'OAUTH_PARSE_ERROR')
+          return { kind: 'transient', retryable: false, cause: 'body_parse' };
+        // oauth4webapi puts `{ body }` on checks of the token response itself (no access_token, an
         // unsupported token_type) and claims/header/signature details on ID-token checks.
-        const detail = cause instanceof Error ? (cause as { cause?: unknown }).cause : undefined;
+        const detail = (inner as { cause?: unknown } | undefined)?.cause;
         const aboutBody =
-          (typeof detail === 'object' && detail !== null && 'body' in detail) ||
-          err.code === 'OAUTH_UNSUPPORTED_OPERATION';
+          err.code === 'OAUTH_UNSUPPORTED_OPERATION' ||
+          (typeof detail === 'object' && detail !== null && 'body' in detail);
         return aboutBody
           ? { kind: 'response', retryable: false, cause: 'token_response' }
           : { kind: 'validation', retryable: false, cause: 'id_token' };
       }
       case 'OAUTH_JWT_CLAIM_COMPARISON_FAILED':
       case 'OAUTH_JWT_TIMESTAMP_CHECK_FAILED':
+      case 'OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED':
         return { kind: 'validation', retryable: false, cause: 'id_token' };
       case 'OAUTH_KEY_SELECTION_FAILED':
-        // No key to check the ID token with (a rotation the key cache has not caught up with): the token
-        // is not accepted, but the user did nothing wrong, so the session stays.
-        return { kind: 'transient', retryable: false, cause: 'key_selection' };
+        // Signed with a key the OP does not publish (a rotation is caught by the JWKS refetch on an
+        // unknown kid before this point; a failed key fetch is a network cause, handled above).
+        return { kind: 'validation', retryable: false, cause: 'key_selection' };
       default:
         return { kind: 'response', retryable: false, cause: `client_${safeLabel(err.code ?? 'error')}` };
     }

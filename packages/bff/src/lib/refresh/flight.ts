@@ -273,17 +273,16 @@ export function createFlight(deps: FlightDeps) {
           throw new BffError('ERR_BFF_SESSION_ENDED', 'refresh rejected', { cause: err.cause });
         }
         // Keep the lock for the back-off, so no instance tries this session again before it is over.
-        const seconds = backoff.fail(sessionId, failure.retryAfter);
+        const code = failure.kind === 'response' ? 'ERR_BFF_IDP_RESPONSE' : 'ERR_BFF_IDP_UNAVAILABLE';
+        const seconds = backoff.fail(sessionId, code, failure.retryAfter);
         stopHeartbeat();
         stopHeartbeat = () => {};
         keepLock = await lock.extend(seconds).catch(() => false);
-        if (failure.kind === 'response') {
-          throw new BffError('ERR_BFF_IDP_RESPONSE', 'unusable token response', { cause: err.cause });
-        }
-        throw new BffError('ERR_BFF_IDP_UNAVAILABLE', 'token endpoint unavailable', {
-          cause: err.cause,
-          retryAfter: seconds,
-        });
+        throw new BffError(
+          code,
+          code === 'ERR_BFF_IDP_RESPONSE' ? 'unusable token response' : 'token endpoint unavailable',
+          { cause: err.cause, retryAfter: seconds },
+        );
       }
 
       if (response.id_token && !sameUser(response, loaded)) {
