@@ -38,12 +38,15 @@ export interface IdpFront {
   network: NetworkFault;
   /** Refresh-token grants that reached the front, in order (sha256 of the refresh token, never the token). */
   readonly refreshes: { rt: string; at: number }[];
+  /** Access tokens the IdP issued for refresh grants, in order (sha256 prefixes, never the tokens). */
+  readonly issued: string[];
   /** fetch for createBff's `fetch` option. */
   readonly fetch: (input: string | URL, init?: RequestInit) => Promise<Response>;
   close(): Promise<void>;
 }
 
-const hash = (value: string) => createHash('sha256').update(value).digest('hex').slice(0, 16);
+/** The short sha256 the front records instead of a token. */
+export const tokenHash = (value: string) => createHash('sha256').update(value).digest('hex').slice(0, 16);
 
 function readBody(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -64,19 +67,33 @@ export async function startIdpFront(options: Partial<IdpOptions> = {}): Promise<
   await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', () => resolve()));
   const backendPort = (backend.address() as AddressInfo).port;
 
-  const forward = (req: IncomingMessage, body: Buffer, res: ServerResponse, truncate = false) => {
+  /** Forwards to the IdP; refresh answers are read whole to note the issued access token (and maybe cut). */
+  const forward = (
+    req: IncomingMessage,
+    body: Buffer,
+    res: ServerResponse,
+    mode?: 'refresh' | 'truncate',
+  ) => {
     const upstream = request(
       { host: '127.0.0.1', port: backendPort, method: req.method, path: req.url, headers: req.headers },
       (up) => {
-        if (!truncate) {
+        if (!mode) {
           res.writeHead(up.statusCode ?? 502, up.headers);
           up.pipe(res);
           return;
         }
         readBody(up).then(
           (full) => {
+            try {
+              const at = (JSON.parse(full.toString('utf8')) as { access_token?: unknown }).access_token;
+              if (typeof at === 'string') front.issued.push(tokenHash(at));
+            } catch {}
             const { 'content-length': _drop, ...headers } = up.headers;
             res.writeHead(up.statusCode ?? 502, { ...headers, 'content-length': String(full.length) });
+            if (mode === 'refresh') {
+              res.end(full);
+              return;
+            }
             res.write(full.subarray(0, Math.floor(full.length / 2)));
             setTimeout(() => res.socket?.destroy(), 20);
           },
@@ -94,6 +111,7 @@ export async function startIdpFront(options: Partial<IdpOptions> = {}): Promise<
     fault: { kind: 'pass' },
     network: undefined,
     refreshes: [],
+    issued: [],
     fetch: async (input, init) => {
       const url = new URL(String(input));
       if (url.pathname === '/token' && front.network === 'refused') {
@@ -124,15 +142,15 @@ export async function startIdpFront(options: Partial<IdpOptions> = {}): Promise<
           forward(req, body, res);
           return;
         }
-        front.refreshes.push({ rt: hash(grant.get('refresh_token') ?? ''), at: Date.now() });
+        front.refreshes.push({ rt: tokenHash(grant.get('refresh_token') ?? ''), at: Date.now() });
         const fault = front.fault;
         switch (fault.kind) {
           case 'pass':
-            return forward(req, body, res);
+            return forward(req, body, res, 'refresh');
           case 'hang':
             return;
           case 'delay':
-            setTimeout(() => forward(req, body, res), fault.ms);
+            setTimeout(() => forward(req, body, res, 'refresh'), fault.ms);
             return;
           case 'reset':
             req.socket.destroy();
@@ -146,7 +164,7 @@ export async function startIdpFront(options: Partial<IdpOptions> = {}): Promise<
             res.end(fault.body);
             return;
           case 'truncate':
-            return forward(req, body, res, true);
+            return forward(req, body, res, 'truncate');
         }
       },
       () => res.socket?.destroy(),
