@@ -405,7 +405,7 @@ describe('R5a R7 (the outside review): short tokens, a frozen IdP under steady l
     };
     await load(2500); // tokens are now inside their margin (half of 4 s)
     // Frozen: requests reaching the OP are held and processed when it thaws, as after SIGSTOP/SIGCONT.
-    env.front.fault = { kind: 'delay', ms: 1200 };
+    env.front.fault = { kind: 'freeze', until: Date.now() + 1200 };
     await load(1200);
     env.front.fault = { kind: 'pass' };
     await load(3000);

@@ -19,6 +19,8 @@ export type RefreshFault =
   | { kind: 'hang' }
   /** Holds the request `ms`, then forwards it to the IdP whether or not the client still waits. */
   | { kind: 'delay'; ms: number }
+  /** Holds every request until `until` (epoch ms), then forwards them all: SIGSTOP … SIGCONT. */
+  | { kind: 'freeze'; until: number }
   /** Destroys the connection without an answer. */
   | { kind: 'reset' }
   /** Answers this status/body itself; the IdP never sees the request. */
@@ -151,6 +153,9 @@ export async function startIdpFront(options: Partial<IdpOptions> = {}): Promise<
             return;
           case 'delay':
             setTimeout(() => forward(req, body, res, 'refresh'), fault.ms);
+            return;
+          case 'freeze':
+            setTimeout(() => forward(req, body, res, 'refresh'), Math.max(0, fault.until - Date.now()));
             return;
           case 'reset':
             req.socket.destroy();
