@@ -2,7 +2,7 @@
 // requirement says so, no request to the token endpoint.
 import { createBff } from '@gatehouse/bff';
 import { TestBrowser } from '@gatehouse/testing';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   assertNoSecrets,
   jsonResponse,
@@ -327,35 +327,8 @@ describe('login negatives', () => {
   });
 });
 
-describe('key rotation and error path', () => {
-  it('L10: the OP rotating its signing key → refused within the refetch cooldown, then one JWKS refetch and success', async () => {
-    const stack = await startStack();
-    try {
-      await signIn(stack); // JWKS fetched and cached with the first key
-      const jwksPath = new URL(
-        (
-          (await (await fetch(`${stack.idp.issuer}/.well-known/openid-configuration`)).json()) as {
-            jwks_uri: string;
-          }
-        ).jwks_uri,
-      ).pathname;
-      const before = stack.tap.count(jwksPath);
-      await stack.idp.rotateSigningKey();
-      // Within the 60 s refetch cooldown an unknown key is refused without hammering jwks_uri…
-      const early = await signIn(stack);
-      expect(early.result.hops.find((h) => h.url.includes('/bff/callback'))?.status).toBe(400);
-      expect(stack.tap.count(jwksPath)).toBe(before);
-      // …and once the cached JWKS is older than that, the new key is fetched once and login succeeds.
-      vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 61_000 });
-      const { result } = await signIn(stack);
-      expect(result.hops.find((h) => h.url.includes('/bff/callback'))?.status).toBe(302);
-      expect(stack.tap.count(jwksPath) - before).toBe(1);
-    } finally {
-      vi.useRealTimers();
-      await stack.close();
-    }
-  });
-
+// Key rotation (L10, L10a) is covered in jwks-rotation.test.ts.
+describe('error path', () => {
   it('L6: with errorPath, an IdP error redirects to <errorPath>?error=<code>, no session', async () => {
     const stack = await startStack({ bffOptions: { errorPath: '/signin-error' } });
     try {

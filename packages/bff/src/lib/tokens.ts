@@ -8,6 +8,7 @@ import type { ResolvedBffConfig } from './config.js';
 import type { Logger } from './context.js';
 import { createSealer } from './crypto.js';
 import { BffError, describeError } from './errors.js';
+import { checkRefreshedIdToken } from './id-token.js';
 import { classifyTokenError } from './oidc.js';
 import type { LoadedSession, SessionManager } from './session.js';
 import type { SessionStore } from './store/types.js';
@@ -213,26 +214,11 @@ export function createTokenService(deps: {
         }
       }
 
-      if (response.id_token) {
-        // R6: same iss, sub, aud, azp and auth_time as the session's login.
-        const claims = response.claims();
-        const data = loaded.data;
-        const aud = claims ? (Array.isArray(claims.aud) ? claims.aud : [claims.aud]) : [];
-        const previousAuthTime = data.claims.auth_time;
-        if (
-          !claims ||
-          claims.iss !== data.iss ||
-          claims.sub !== data.sub ||
-          !aud.includes(config.clientId) ||
-          (claims.azp !== undefined && claims.azp !== config.clientId) ||
-          (previousAuthTime !== undefined &&
-            claims.auth_time !== undefined &&
-            claims.auth_time !== previousAuthTime)
-        ) {
-          logger.warn({}, 'bff: refreshed ID token does not match the session; ending it');
-          await endSession(loaded.id);
-          throw new BffError('ERR_BFF_SESSION_ENDED', 'refreshed ID token does not match the session');
-        }
+      // R6: signature (the login's alg set and key source) and same iss, sub, aud, azp, auth_time.
+      if (!(await checkRefreshedIdToken(configuration, response, loaded.data))) {
+        logger.warn({}, 'bff: refreshed ID token does not match the session; ending it');
+        await endSession(loaded.id);
+        throw new BffError('ERR_BFF_SESSION_ENDED', 'refreshed ID token does not match the session');
       }
 
       const next = fromResponse(response, record, resource);
