@@ -5,7 +5,7 @@
 // openid-client checks the ID token's claims (its alg check reads the same set); the signature is
 // checked here with the key source of jwks.ts, whose refetch policy openid-client cannot express.
 import { compactVerify, errors } from 'jose';
-import type * as client from 'openid-client';
+import * as client from 'openid-client';
 import { BffError } from './errors.js';
 import type { JwksSource } from './jwks.js';
 
@@ -151,4 +151,29 @@ export async function checkRefreshedIdToken(
       claims.auth_time === previousAuthTime);
   if (!matches) return false;
   return hasValidSignature(idTokenPolicy(configuration), response.id_token);
+}
+
+/**
+ * Whether an openid-client failure of a token request came from the response's ID token (its `alg`,
+ * shape, claims or timestamps) rather than from the response as a whole. A refresh response whose ID
+ * token fails these checks ends the session like any other R6 failure, instead of counting as an
+ * unusable response (502) that keeps it.
+ */
+export function isIdTokenRejection(err: unknown): boolean {
+  if (!(err instanceof client.ClientError)) return false;
+  switch (err.code) {
+    case 'OAUTH_JWT_CLAIM_COMPARISON_FAILED':
+    case 'OAUTH_JWT_TIMESTAMP_CHECK_FAILED':
+      return true;
+    case 'OAUTH_INVALID_RESPONSE':
+    case 'OAUTH_PARSE_ERROR':
+    case 'OAUTH_UNSUPPORTED_OPERATION': {
+      // The wrapper's message is generic; oauth4webapi's own (the cause) names the JWT it refused,
+      // and the only JWT (or JWE) in a token response is the ID token.
+      const cause = (err as { cause?: unknown }).cause;
+      return cause instanceof Error && /\bJW[TE]\b/.test(cause.message);
+    }
+    default:
+      return false;
+  }
 }

@@ -8,7 +8,7 @@ import type { ResolvedBffConfig } from './config.js';
 import type { Logger } from './context.js';
 import { createSealer } from './crypto.js';
 import { BffError, describeError } from './errors.js';
-import { checkRefreshedIdToken } from './id-token.js';
+import { checkRefreshedIdToken, isIdTokenRejection } from './id-token.js';
 import { classifyTokenError } from './oidc.js';
 import type { LoadedSession, SessionManager } from './session.js';
 import type { SessionStore } from './store/types.js';
@@ -198,7 +198,8 @@ export function createTokenService(deps: {
           response = await client.refreshTokenGrant(configuration, record.rt, params);
           break;
         } catch (err) {
-          const kind = classifyTokenError(err);
+          // R6: a refreshed ID token refused by openid-client (alg, claims) ends the session.
+          const kind = isIdTokenRejection(err) ? 'validation' : classifyTokenError(err);
           logger.warn({ err: describeError(err), kind, attempt: attempt + 1 }, 'bff: token refresh failed');
           if (kind === 'transient' && attempt < RETRY_DELAYS.length) {
             await sleep(RETRY_DELAYS[attempt] ?? 100);
