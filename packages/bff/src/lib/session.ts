@@ -25,6 +25,8 @@ export interface BffSessionData {
   readonly sessionState?: string;
   /** Epoch seconds. */
   readonly createdAt: number;
+  /** Epoch milliseconds of creation: orders one user's sessions for the per-user cap (S6). */
+  readonly createdAtMs?: number;
   lastSeenAt: number;
   /** Absolute expiry, epoch seconds. */
   readonly expiresAt: number;
@@ -308,7 +310,8 @@ export function createSessionManager(
           if (stored) {
             try {
               const parsed = (JSON.parse(stored.data) as session.SessionData).bff;
-              if (typeof parsed?.createdAt === 'number') createdAt = parsed.createdAt;
+              if (typeof parsed?.createdAtMs === 'number') createdAt = parsed.createdAtMs;
+              else if (typeof parsed?.createdAt === 'number') createdAt = parsed.createdAt * 1000;
             } catch {}
           }
           return { id, createdAt, live: stored !== undefined };

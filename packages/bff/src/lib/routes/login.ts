@@ -320,6 +320,7 @@ export function callbackHandler(core: Core): RequestHandler {
       claims: userClaims(idClaims, userinfo),
       ...(sessionState ? { sessionState } : {}),
       createdAt: now,
+      createdAtMs: core.clock(),
       lastSeenAt: now,
       expiresAt: now + config.absoluteTimeout,
     };
