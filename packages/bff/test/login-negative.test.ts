@@ -2,6 +2,7 @@
 // requirement says so, no request to the token endpoint.
 import { createBff } from '@gatehouse/bff';
 import { TestBrowser } from '@gatehouse/testing';
+import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   assertNoSecrets,
@@ -257,6 +258,92 @@ describe('login negatives', () => {
     }
     expect(stack.tap.count(userinfoPath)).toBe(before);
   });
+
+  it('L9: HS256 keyed with the client secret, missing iat/sub/aud, expired, iat in the future, bad azp, an untrusted extra audience → 400, no session, no UserInfo call', async () => {
+    const userinfoPath = new URL(String(metadata.userinfo_endpoint)).pathname;
+    const before = stack.tap.count(userinfoPath);
+    const claimsOf = (json: Record<string, unknown>) =>
+      JSON.parse(Buffer.from(String(json.id_token).split('.')[1]!, 'base64url').toString()) as Record<
+        string,
+        unknown
+      >;
+    const now = Math.floor(Date.now() / 1000);
+    const resign = (change: Record<string, unknown>) => (json: Record<string, unknown>) => {
+      const payload = { ...claimsOf(json), ...change };
+      for (const k of Object.keys(payload)) if (payload[k] === undefined) delete payload[k];
+      return stack.idp.sign(payload);
+    };
+    const cases: [string, (json: Record<string, unknown>) => Promise<string>][] = [
+      [
+        'HS256 with the client secret',
+        (json) =>
+          new SignJWT(claimsOf(json))
+            .setProtectedHeader({ alg: 'HS256' })
+            .sign(new TextEncoder().encode('bff-secret')),
+      ],
+      ['missing iat', resign({ iat: undefined })],
+      ['missing sub', resign({ sub: undefined })],
+      ['missing aud', resign({ aud: undefined })],
+      ['expired', resign({ iat: now - 7200, exp: now - 3600 })],
+      ['iat an hour in the future', resign({ iat: now + 3600, exp: now + 7200 })],
+      ['azp of another client', resign({ azp: 'someone-else' })],
+      ['untrusted extra audience without azp', resign({ aud: ['bff', 'untrusted'] })],
+    ];
+    for (const [name, make] of cases) {
+      const res = await withTokenResponse(async (json) =>
+        jsonResponse({ ...json, id_token: await make(json) }),
+      );
+      expect([name, res.status]).toEqual([name, 400]);
+      expectCallbackHeaders(res);
+      expectNoSession(res);
+    }
+    expect(stack.tap.count(userinfoPath)).toBe(before);
+    // Control: the genuine token re-signed unchanged is accepted (the cases above fail for their change).
+    const ok = await withTokenResponse(async (json) =>
+      jsonResponse({ ...json, id_token: await resign({})(json) }),
+    );
+    expect(ok.status).toBe(302);
+  });
+
+  it.each([
+    ['/%2F%2Fevil.example'],
+    ['/%2f%2fevil.example'],
+    ['/%5C%5Cevil.example'],
+    ['/%5cevil.example'],
+    ['/a/%2F/b'],
+    ['/..//evil.example'],
+    ['/../evil.example'],
+    ['/./'],
+    ['/a/./b'],
+    ['/a/..'],
+    ['/%2e%2e//evil.example'],
+    ['/%2E./x'],
+    ['/.%2e/x'],
+    ['/%2e/x'],
+    ['/..;/evil.example'],
+  ])(
+    'L14: returnUrl %j (encoded slash/backslash or dot segment) → 400 problem+json, no redirect, no cookie',
+    async (returnUrl) => {
+      const res = await fetch(`${stack.bff.url}/bff/login?returnUrl=${encodeURIComponent(returnUrl)}`, {
+        redirect: 'manual',
+      });
+      expect(res.status).toBe(400);
+      expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      expect(res.headers.get('location')).toBeNull();
+      expect(res.headers.getSetCookie()).toEqual([]);
+      expect(await res.json()).toMatchObject({ status: 400, error: 'ERR_BFF_BAD_REQUEST' });
+    },
+  );
+
+  it.each([['/a.b/c..d/.e'], ['/x?next=%2F%2Fok-in-query'], ['/files/report%20final'], ['/a#frag']])(
+    'L14: returnUrl %j (dots inside names, encoded bytes in the query) is still accepted',
+    async (returnUrl) => {
+      const res = await fetch(`${stack.bff.url}/bff/login?returnUrl=${encodeURIComponent(returnUrl)}`, {
+        redirect: 'manual',
+      });
+      expect(res.status).toBe(302);
+    },
+  );
 
   it('L12: a UserInfo sub that differs from the ID token → 400, no session', async () => {
     const userinfoPath = new URL(String(metadata.userinfo_endpoint)).pathname;

@@ -98,17 +98,44 @@ export async function hasValidSignature(policy: IdTokenPolicy, jws: string): Pro
   }
 }
 
+/** Seconds an `iat` may lie in the future (openid-client's default clock tolerance). */
+const IAT_TOLERANCE = 30;
+
 /**
- * Checks the signature of the ID token of a login's token response (L9: checked even though it came
- * straight from the token endpoint, before anything, UserInfo included, trusts it).
- * @throws BffError `ERR_BFF_LOGIN_FAILED` (400) for a bad signature, `ERR_BFF_IDP_UNAVAILABLE` (503)
+ * The L9 claim checks openid-client leaves out: `azp`, when present, is the client even with a single
+ * audience (openid-client checks it only beside several audiences), and `iat` is not in the future
+ * beyond the clock tolerance (openid-client only refuses an `iat` too far in the past).
+ * Returns the failing claim's name, or undefined.
+ */
+export function idTokenClaimProblem(
+  claims: client.IDToken,
+  clientId: string,
+  nowSeconds: number,
+): 'azp' | 'iat' | undefined {
+  if (claims.azp !== undefined && claims.azp !== clientId) return 'azp';
+  if (typeof claims.iat !== 'number' || claims.iat > nowSeconds + IAT_TOLERANCE) return 'iat';
+  return undefined;
+}
+
+/**
+ * Completes the ID-token validation of a login's token response after openid-client's (L9): the
+ * claims above, then the signature, checked even though the token came straight from the token
+ * endpoint, and before anything (UserInfo included) trusts it.
+ * @throws BffError `ERR_BFF_LOGIN_FAILED` (400) for a refused token, `ERR_BFF_IDP_UNAVAILABLE` (503)
  *   when the keys cannot be fetched.
  */
 export async function verifyLoginIdToken(
   configuration: client.Configuration,
-  idToken: string,
+  response: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers,
+  nowSeconds: number,
 ): Promise<void> {
-  if (!(await hasValidSignature(idTokenPolicy(configuration), idToken))) {
+  const claims = response.claims();
+  if (!claims || response.id_token === undefined) {
+    throw new BffError('ERR_BFF_LOGIN_FAILED', 'no ID token');
+  }
+  const problem = idTokenClaimProblem(claims, configuration.clientMetadata().client_id, nowSeconds);
+  if (problem) throw new BffError('ERR_BFF_LOGIN_FAILED', `ID token ${problem} refused`);
+  if (!(await hasValidSignature(idTokenPolicy(configuration), response.id_token))) {
     throw new BffError('ERR_BFF_LOGIN_FAILED', 'ID token signature invalid');
   }
 }
@@ -123,8 +150,8 @@ export interface IdTokenSession {
 /**
  * SECURITY R6 (OIDC Core §12.2): a refresh response's ID token, when there is one, must carry a valid
  * signature (same policy as at login) and the same `iss` and `sub`, an `aud` containing the client, an
- * `azp` (if present) equal to the client, and the login's `auth_time` (if both have one). openid-client
- * has already checked its claims against the provider (iss, aud, exp, iat, alg).
+ * `azp` (if present) equal to the client, the login's `auth_time` (if both have one) and an `iat` not in
+ * the future. openid-client has already checked its claims against the provider (iss, aud, exp, alg).
  *
  * Resolves true when the response has no ID token or it passes; false when the session must end.
  * @throws BffError `ERR_BFF_IDP_UNAVAILABLE` (503) when the OP's keys cannot be fetched: a fault that
@@ -134,6 +161,7 @@ export async function checkRefreshedIdToken(
   configuration: client.Configuration,
   response: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers,
   session: IdTokenSession,
+  nowSeconds: number,
 ): Promise<boolean> {
   if (response.id_token === undefined) return true;
   const claims = response.claims();
@@ -149,7 +177,7 @@ export async function checkRefreshedIdToken(
     (previousAuthTime === undefined ||
       claims.auth_time === undefined ||
       claims.auth_time === previousAuthTime);
-  if (!matches) return false;
+  if (!matches || idTokenClaimProblem(claims, clientId, nowSeconds) !== undefined) return false;
   return hasValidSignature(idTokenPolicy(configuration), response.id_token);
 }
 

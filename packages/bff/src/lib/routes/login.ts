@@ -265,12 +265,12 @@ export function callbackHandler(core: Core): RequestHandler {
           ? new URLSearchParams(config.resource.map((r): [string, string] => ['resource', r]))
           : undefined,
       );
+      // L9, L17: openid-client has checked iss, aud, exp, sub, nonce and the alg; then the claims it
+      // leaves out (azp, a future iat) and the signature, with the same alg set and keys as refresh
+      // and back-channel logout.
+      await verifyLoginIdToken(configuration, response, sessions.nowSeconds());
       const idClaims = response.claims();
-      if (!idClaims || response.id_token === undefined)
-        throw new BffError('ERR_BFF_LOGIN_FAILED', 'no ID token');
-      // L9, L17: the signature, with the same alg set and keys as refresh and back-channel logout
-      // (openid-client has checked the claims: iss, aud, azp, exp, iat, sub, nonce, alg).
-      await verifyLoginIdToken(configuration, response.id_token);
+      if (!idClaims) throw new BffError('ERR_BFF_LOGIN_FAILED', 'no ID token');
       // L12: UserInfo `sub` must equal the ID token's (openid-client checks it). Only after the ID token passed (L9).
       if (config.fetchUserInfo && configuration.serverMetadata().userinfo_endpoint) {
         try {
