@@ -196,10 +196,10 @@ export function isIdTokenRejection(err: unknown): boolean {
     case 'OAUTH_INVALID_RESPONSE':
     case 'OAUTH_PARSE_ERROR':
     case 'OAUTH_UNSUPPORTED_OPERATION': {
-      // The wrapper's message is generic; oauth4webapi's own (the cause) names the JWT it refused,
-      // and the only JWT (or JWE) in a token response is the ID token.
+      // The wrapper's message is generic; oauth4webapi's own (the cause) names the JWT or ID Token
+      // claim it refused, and the only JWT (or JWE) in a token response is the ID token.
       const cause = (err as { cause?: unknown }).cause;
-      return cause instanceof Error && /\bJW[TE]\b/.test(cause.message);
+      return cause instanceof Error && /\bJW[TE]\b|\bID Token\b/.test(cause.message);
     }
     default:
       return false;
