@@ -130,10 +130,6 @@ describe('refresh and the ID token', () => {
     ['another sub', resign({ sub: 'mallory' })],
     ['an azp of another client', resign({ azp: 'someone-else' })],
     ['no sub', resign({ sub: undefined })],
-    [
-      'an iat an hour ahead of the BFF clock',
-      (idToken) => resign({ iat: Math.floor(stack.clock.now() / 1000) + 3600 })(idToken),
-    ],
   ])(
     'R6: a refreshed ID token with %s → 401 ERR_BFF_SESSION_ENDED and the session is destroyed',
     async (_name, rewrite) => {

@@ -216,7 +216,7 @@ export function createTokenService(deps: {
       }
 
       // R6: signature (the login's alg set and key source) and same iss, sub, aud, azp, auth_time.
-      if (!(await checkRefreshedIdToken(configuration, response, loaded.data, now()))) {
+      if (!(await checkRefreshedIdToken(configuration, response, loaded.data))) {
         logger.warn({}, 'bff: refreshed ID token does not match the session; ending it');
         await endSession(loaded.id);
         throw new BffError('ERR_BFF_SESSION_ENDED', 'refreshed ID token does not match the session');
