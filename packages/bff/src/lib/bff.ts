@@ -189,6 +189,13 @@ export function createBff(options: BffOptions): Bff {
     getClientAccessToken: (opts) => clientTokens(opts ?? {}),
     endSessions,
     claimOnce: (key, ttlSeconds) => store.claimOnce(`once:${key}`, ttlSeconds),
+    consumeRate: async (req, bucket, capacity, refillPerSecond) => {
+      // The signed cookie names the session (HMAC checked, cached): no store read just to count a call.
+      // Buckets are keyed by a hash of the id, so the id itself never becomes another store key.
+      const id = sessions.sessionIdFromCookie(req.headers.cookie);
+      if (id === undefined || store.consumeRate === undefined) return undefined;
+      return store.consumeRate(`rate:${sha256(id).slice(0, 32)}:${bucket}`, capacity, refillPerSecond);
+    },
   };
 
   // Only our paths look at sessions; the host's static files and other routes pay nothing. The /bff

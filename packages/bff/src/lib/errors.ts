@@ -32,6 +32,28 @@ export const errorStatus = {
   ERR_BFF_NOT_FOUND: 404,
   /** Method not allowed on this endpoint. */
   ERR_BFF_METHOD: 405,
+  /** A remote-API path that is unsafe or ambiguous (dot segments, encoded separators, …; SECURITY P1). */
+  ERR_BFF_PROXY_BAD_PATH: 400,
+  /** A WebSocket handshake on a remote-API route that does not allow upgrades. */
+  ERR_BFF_PROXY_NOT_FOUND: 404,
+  /** A WebSocket handshake whose `Origin` is not the BFF's own origin. */
+  ERR_BFF_PROXY_ORIGIN: 403,
+  /** A method the remote-API route does not allow (`Allow` lists the ones it does). */
+  ERR_BFF_PROXY_METHOD: 405,
+  /** A request body larger than the route's `maxBodySize` (SECURITY P9); nothing beyond it is forwarded. */
+  ERR_BFF_PROXY_BODY_TOO_LARGE: 413,
+  /** A simple content type (`text/plain`, form, multipart, none) on a state-changing call (SECURITY X4). */
+  ERR_BFF_PROXY_CONTENT_TYPE: 415,
+  /** Too many request headers, or too many header bytes, for a remote-API call (SECURITY P9). */
+  ERR_BFF_PROXY_HEADERS_TOO_LARGE: 431,
+  /** The session called this remote API faster than its rate limit allows (SECURITY P7); see `Retry-After`. */
+  ERR_BFF_RATE_LIMITED: 429,
+  /** The upstream API could not be reached, reset the connection, or answered unusably. */
+  ERR_BFF_UPSTREAM_UNAVAILABLE: 502,
+  /** The upstream answered a redirect the BFF will not pass on (SECURITY P8). */
+  ERR_BFF_UPSTREAM_REDIRECT: 502,
+  /** The upstream sent no response headers within the route's `timeout` (SECURITY P9). */
+  ERR_BFF_UPSTREAM_TIMEOUT: 504,
 } as const;
 
 /** A stable error code of `@gatehouse/bff`. */
@@ -53,9 +75,15 @@ export class BffError extends Error {
   }
 }
 
-/** Whether `err` is a BffError (also across module copies). */
+/**
+ * Whether `err` is a BffError, also one thrown by another copy of this package (two versions in one
+ * `node_modules`): `instanceof` fails across copies, so the name, the code and its fixed status decide.
+ */
 export function isBffError(err: unknown): err is BffError {
-  return err instanceof BffError;
+  if (err instanceof BffError) return true;
+  if (!(err instanceof Error) || err.name !== 'BffError') return false;
+  const { code, status } = err as { code?: unknown; status?: unknown };
+  return typeof code === 'string' && Object.hasOwn(errorStatus, code) && errorStatus[code as BffErrorCode] === status;
 }
 
 /** Sends `{ error: code }` as JSON with `Cache-Control: no-store`. Never a redirect. */
