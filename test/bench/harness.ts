@@ -2,6 +2,8 @@
 // ratios against it, so figures from different machines are never compared directly.
 import { execFile } from 'node:child_process';
 import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 /** autocannon's command-line entry point (its package main doubles as the CLI). */
 const autocannonCli = createRequire(import.meta.url).resolve('autocannon');
@@ -78,6 +80,37 @@ export async function measureHttp(load: HttpLoad): Promise<Omit<BenchRow, 'name'
     );
   }
   return { opsPerSec: result.requests.average, p50Ms: result.latency.p50, p99Ms: result.latency.p99 };
+}
+
+export interface PacedLoad {
+  url: string;
+  headers?: Record<string, string>;
+  /** Requests per second, sent at fixed intervals. */
+  rate: number;
+  seconds?: number;
+}
+
+const pacerFile = join(dirname(fileURLToPath(import.meta.url)), 'pacer.ts');
+
+/**
+ * Sends requests at a steady rate (fixed intervals, from a child process) and reports latency measured
+ * from each request's scheduled start: what a user feels at a moderate load, without autocannon's bursts.
+ */
+export async function measurePaced(load: PacedLoad): Promise<Omit<BenchRow, 'name'>> {
+  const input = JSON.stringify({
+    url: load.url,
+    headers: load.headers ?? {},
+    rate: load.rate,
+    seconds: load.seconds ?? Number(process.env.BENCH_SECONDS ?? 3),
+  });
+  const output = await new Promise<string>((resolve, reject) => {
+    execFile(process.execPath, ['--import', 'tsx', pacerFile, input], (error, stdout) =>
+      error ? reject(new Error(`pacer failed for ${load.url}: ${error.message}`)) : resolve(stdout),
+    );
+  });
+  const result = JSON.parse(output) as { sent: number; failed: number; p50Ms: number; p99Ms: number };
+  if (result.failed > 0) throw new Error(`${load.url}: ${result.failed} failed paced requests`);
+  return { opsPerSec: load.rate, p50Ms: result.p50Ms, p99Ms: result.p99Ms };
 }
 
 /** Prints rows as a table with each row's rate as a ratio of the baseline row's. */

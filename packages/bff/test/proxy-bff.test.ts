@@ -87,7 +87,14 @@ describe('token types reach the sample API with the right token', () => {
     const res = await fetch(`${baseUrl}/api/todos`, { headers: { 'x-csrf': '1' }, redirect: 'manual' });
     expect(res.status).toBe(401);
     expect(res.headers.get('location')).toBeNull();
-    expect(await res.json()).toEqual({ error: 'ERR_BFF_NO_SESSION' });
+    expect(res.headers.get('content-type')).toBe('application/problem+json');
+    expect(await res.json()).toEqual({
+      type: 'about:blank',
+      title: 'Unauthorized',
+      status: 401,
+      code: 'ERR_BFF_NO_SESSION',
+      error: 'ERR_BFF_NO_SESSION',
+    });
   });
 
   it('P4 client: a client-credentials token of the BFF, without any session', async () => {
@@ -154,6 +161,12 @@ describe('token types reach the sample API with the right token', () => {
     const browser = await signIn(baseUrl);
     const res = await browser.fetch(`${baseUrl}/api/me`, { initiator: `${baseUrl}/` });
     expect(res.status).toBe(401);
-    expect(await res.json()).toEqual({ error: 'ERR_BFF_CSRF' });
+    expect(await res.json()).toEqual({
+      type: 'about:blank',
+      title: 'Unauthorized',
+      status: 401,
+      code: 'ERR_BFF_CSRF',
+      error: 'ERR_BFF_CSRF',
+    });
   });
 });
