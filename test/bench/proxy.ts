@@ -139,7 +139,8 @@ function startBareUndiciProxy(upstream: string): Promise<Listening> {
   const pool = new Pool(target.origin);
   return listen(
     createServer((req, res) => {
-      const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
+      const hasBody =
+        req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
       pool.stream(
         {
           path: req.url ?? '/',

@@ -278,7 +278,8 @@ describe('the browser side', () => {
       req.on('error', () => resolve());
       req.end();
       const wait = async () => {
-        for (let i = 0; i < 80 && upstream.seen.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+        for (let i = 0; i < 80 && upstream.seen.length === 0; i++)
+          await new Promise((r) => setTimeout(r, 10));
         req.destroy();
         resolve();
       };

@@ -78,7 +78,12 @@ describe('resolveRemoteApis', () => {
     const [route] = resolveRemoteApis([
       api({ rateLimit: false, maxBodySize: 0, maxHeaderCount: 20, maxHeaderBytes: 2048 }),
     ]);
-    expect(route).toMatchObject({ rateLimit: undefined, maxBodySize: 0, maxHeaderCount: 20, maxHeaderBytes: 2048 });
+    expect(route).toMatchObject({
+      rateLimit: undefined,
+      maxBodySize: 0,
+      maxHeaderCount: 20,
+      maxHeaderBytes: 2048,
+    });
     expect(resolveRemoteApis([api({ rateLimit: { burst: 3, perSecond: 0.5 } })])[0]?.rateLimit).toEqual({
       burst: 3,
       perSecond: 0.5,

@@ -83,7 +83,11 @@ export function isBffError(err: unknown): err is BffError {
   if (err instanceof BffError) return true;
   if (!(err instanceof Error) || err.name !== 'BffError') return false;
   const { code, status } = err as { code?: unknown; status?: unknown };
-  return typeof code === 'string' && Object.hasOwn(errorStatus, code) && errorStatus[code as BffErrorCode] === status;
+  return (
+    typeof code === 'string' &&
+    Object.hasOwn(errorStatus, code) &&
+    errorStatus[code as BffErrorCode] === status
+  );
 }
 
 /** Sends `{ error: code }` as JSON with `Cache-Control: no-store`. Never a redirect. */

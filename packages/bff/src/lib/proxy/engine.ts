@@ -7,8 +7,8 @@
 // forced refresh after an `invalid_token` 401 (P6), and one fresh connection after a reused keep-alive
 // connection was found closed.
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import { Transform } from 'node:stream';
 import type { Duplex, Readable } from 'node:stream';
+import { Transform } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Logger } from '../context.js';
 import { BffError } from '../errors.js';
@@ -105,7 +105,6 @@ const DEFAULT_SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze
   'referrer-policy': 'no-referrer',
   'x-frame-options': 'DENY',
 });
-const DEFAULT_SECURITY_HEADER_NAMES = Object.keys(DEFAULT_SECURITY_HEADERS);
 
 // The fixed answers, built once.
 const ERR = {
@@ -184,7 +183,10 @@ export function createProxyEngine(options: ProxyEngineOptions): ProxyEngine {
   }
 
   /** SECURITY P7: one call from the session's bucket for this route (undefined when not limited). */
-  function consumeRate(route: CompiledRoute, req: IncomingMessage): Promise<RateDecision | undefined> | undefined {
+  function consumeRate(
+    route: CompiledRoute,
+    req: IncomingMessage,
+  ): Promise<RateDecision | undefined> | undefined {
     const limit = route.api.rateLimit;
     if (!limit || !rateLimiter) return undefined;
     return rateLimiter(req, route.api.prefix, limit.burst, limit.perSecond);
@@ -199,6 +201,32 @@ export function createProxyEngine(options: ProxyEngineOptions): ProxyEngine {
     sendProblem(res, err, headers);
   }
 
+  /** The checks that need neither the session nor the upstream (SECURITY P1, X1, X4, P9). */
+  function refusal(
+    route: CompiledRoute,
+    req: IncomingMessage,
+    method: string,
+    hasBody: boolean,
+    chunked: boolean,
+  ): BffError | undefined {
+    const api = route.api;
+    if (route.methods && !route.methods.has(method)) return ERR.method;
+    // SECURITY X1: a static custom header a cross-site form or <img> cannot send. 401 like the rest of
+    // the BFF (ERR_BFF_CSRF, the Duende contract), not X1's 403.
+    if (api.csrf && req.headers['x-csrf'] !== '1') return ERR.csrf;
+    if (!hasBody) return undefined;
+    // SECURITY X4: state-changing calls with a type a cross-site form can send need an explicit
+    // allowlist; a body without any type (a no-cors Blob) counts as simple too.
+    if (!SAFE_METHODS.has(method)) {
+      const type = mediaType(req.headers['content-type']);
+      if (type === '' || (SIMPLE_TYPES.has(type) && !route.simpleAllowed.has(type))) return ERR.contentType;
+    }
+    // SECURITY P9: a declared length over the limit is refused before anything is sent (without
+    // Transfer-Encoding, Node's parser has checked that Content-Length is a plain number).
+    if (!chunked && Number(req.headers['content-length']) > api.maxBodySize) return ERR.bodyTooLarge;
+    return undefined;
+  }
+
   function handle(
     req: IncomingMessage & { originalUrl?: string },
     res: ServerResponse,
@@ -209,28 +237,19 @@ export function createProxyEngine(options: ProxyEngineOptions): ProxyEngine {
       next();
       return;
     }
-    if (match.kind === 'invalid') return fail(res, ERR.badPath);
+    if (match.kind === 'invalid') {
+      fail(res, ERR.badPath);
+      return;
+    }
     const route = match.route;
-    const api = route.api;
     const method = req.method ?? 'GET';
-    if (route.methods && !route.methods.has(method)) return fail(res, ERR.method, { allow: route.allowHeader });
-    // SECURITY X1: a static custom header a cross-site form or <img> cannot send. 401 like the rest of
-    // the BFF (ERR_BFF_CSRF, the Duende contract), not X1's 403.
-    if (api.csrf && req.headers['x-csrf'] !== '1') return fail(res, ERR.csrf);
     const contentLength = req.headers['content-length'];
     const chunked = req.headers['transfer-encoding'] !== undefined;
     const hasBody = chunked || (contentLength !== undefined && contentLength !== '0');
-    if (hasBody) {
-      // SECURITY X4: state-changing calls with a type a cross-site form can send need an explicit
-      // allowlist; a body without any type (a no-cors Blob) counts as simple too.
-      if (!SAFE_METHODS.has(method)) {
-        const type = mediaType(req.headers['content-type']);
-        if (type === '' || (SIMPLE_TYPES.has(type) && !route.simpleAllowed.has(type)))
-          return fail(res, ERR.contentType);
-      }
-      // SECURITY P9: a declared length over the limit is refused before anything is sent (Node's parser
-      // has checked that the header is a plain number when there is no Transfer-Encoding).
-      if (!chunked && Number(contentLength) > api.maxBodySize) return fail(res, ERR.bodyTooLarge);
+    const refused = refusal(route, req, method, hasBody, chunked);
+    if (refused) {
+      fail(res, refused, refused === ERR.method ? { allow: route.allowHeader } : undefined);
+      return;
     }
     start(route, match.upstreamPath, req, res, method, hasBody, chunked).catch((err: unknown) => {
       const known = toBffError(err);
@@ -252,7 +271,10 @@ export function createProxyEngine(options: ProxyEngineOptions): ProxyEngine {
     // The bucket and the token in parallel: on a shared store both are one round trip (pipelined).
     const rate = consumeRate(route, req);
     const [decision, [token, userToken]] = await Promise.all([rate, tokenFor(route.api, req)]);
-    if (decision && !decision.allowed) return rateLimited(res, decision);
+    if (decision && !decision.allowed) {
+      rateLimited(res, decision);
+      return;
+    }
     if (res.destroyed) return;
     // A copy: the request's own headers stay as the browser sent them (the P6 retry reads the cookie).
     const headers: IncomingHttpHeaders = { ...req.headers };
@@ -260,9 +282,21 @@ export function createProxyEngine(options: ProxyEngineOptions): ProxyEngine {
     // The client frames the body itself (chunked when there is no Content-Length).
     delete headers['transfer-encoding'];
     headers.host = route.host;
-    if (!withinHeaderLimits(headers, route.api)) return fail(res, ERR.headersTooLarge);
+    if (!withinHeaderLimits(headers, route.api)) {
+      fail(res, ERR.headersTooLarge);
+      return;
+    }
     const retryable = !hasBody && RETRY_METHODS.has(method);
-    const call = new ProxyCall(route, req, res, upstreamPath, method, headers, userToken && retryable, retryable);
+    const call = new ProxyCall(
+      route,
+      req,
+      res,
+      upstreamPath,
+      method,
+      headers,
+      userToken && retryable,
+      retryable,
+    );
     call.send(hasBody ? (chunked ? call.limitedBody() : req) : null, false);
   }
 

@@ -204,7 +204,9 @@ export function resolveRemoteApis(
     }
     const maxHeaderBytes = api.maxHeaderBytes ?? 16_384;
     if (!Number.isSafeInteger(maxHeaderBytes) || maxHeaderBytes < 1024) {
-      throw new TypeError(`${where}.maxHeaderBytes is in bytes and must be a whole number ≥ 1024, e.g. 16384`);
+      throw new TypeError(
+        `${where}.maxHeaderBytes is in bytes and must be a whole number ≥ 1024, e.g. 16384`,
+      );
     }
     const rateLimit = resolveRateLimit(api.rateLimit, where);
     return Object.freeze({
@@ -237,11 +239,13 @@ function resolveRateLimit(
   const fix = `${where}.rateLimit must be false or { burst, perSecond } with burst a whole number ≥ 1 and perSecond a number > 0, e.g. { burst: 100, perSecond: 20 }`;
   if (typeof input !== 'object' || input === null) throw new TypeError(fix);
   for (const key of Object.keys(input)) {
-    if (key !== 'burst' && key !== 'perSecond') throw new TypeError(`${where}.rateLimit.${key} is not an option; ${fix}`);
+    if (key !== 'burst' && key !== 'perSecond')
+      throw new TypeError(`${where}.rateLimit.${key} is not an option; ${fix}`);
   }
   const { burst, perSecond } = input;
   if (!Number.isSafeInteger(burst) || burst < 1) throw new TypeError(fix);
-  if (typeof perSecond !== 'number' || !Number.isFinite(perSecond) || perSecond <= 0) throw new TypeError(fix);
+  if (typeof perSecond !== 'number' || !Number.isFinite(perSecond) || perSecond <= 0)
+    throw new TypeError(fix);
   return Object.freeze({ burst, perSecond });
 }
 

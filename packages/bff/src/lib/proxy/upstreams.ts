@@ -38,7 +38,11 @@ export interface Upstreams {
    * Sends a request on a connection opened for it alone and closed afterwards: the one retry after a
    * reused keep-alive connection turned out closed by the upstream.
    */
-  dispatchFresh(origin: string, options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): void;
+  dispatchFresh(
+    origin: string,
+    options: Dispatcher.DispatchOptions,
+    handler: Dispatcher.DispatchHandler,
+  ): void;
   /** Closes every pool (idle sockets at once; running calls are aborted). */
   close(): Promise<void>;
 }
@@ -62,20 +66,23 @@ export function createUpstreams(origins: Iterable<string>): Upstreams {
         fresh.delete(client);
         void client.close().catch(() => {});
       };
-      client.dispatch({ ...options, reset: true }, {
-        onRequestStart: (controller, context) => handler.onRequestStart?.(controller, context),
-        onResponseStart: (controller, status, headers, message) =>
-          handler.onResponseStart?.(controller, status, headers, message),
-        onResponseData: (controller, chunk) => handler.onResponseData?.(controller, chunk),
-        onResponseEnd: (controller, trailers) => {
-          done();
-          handler.onResponseEnd?.(controller, trailers);
+      client.dispatch(
+        { ...options, reset: true },
+        {
+          onRequestStart: (controller, context) => handler.onRequestStart?.(controller, context),
+          onResponseStart: (controller, status, headers, message) =>
+            handler.onResponseStart?.(controller, status, headers, message),
+          onResponseData: (controller, chunk) => handler.onResponseData?.(controller, chunk),
+          onResponseEnd: (controller, trailers) => {
+            done();
+            handler.onResponseEnd?.(controller, trailers);
+          },
+          onResponseError: (controller, err) => {
+            done();
+            handler.onResponseError?.(controller, err);
+          },
         },
-        onResponseError: (controller, err) => {
-          done();
-          handler.onResponseError?.(controller, err);
-        },
-      });
+      );
     },
     async close() {
       const all = [...pools.values(), ...fresh];
