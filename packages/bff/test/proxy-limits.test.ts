@@ -4,6 +4,7 @@
 // replayed POST), a browser that leaves mid-call, and the headers the BFF adds to proxied responses.
 import { request } from 'node:http';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { decideLocation } from '../src/lib/proxy/redirects.js';
 import { type EngineHost, FakeTokens, startEngineHost } from './support-proxy/engine-host.js';
 import {
   counted,
@@ -80,7 +81,7 @@ describe('P8 upstream redirects', () => {
     });
   }
 
-  it('P8: a relative 307 into the BFF origin (upstream path outside the route) is refused too', async () => {
+  it('P8: a path-absolute Location (/bff/logout) means the upstream origin, outside the route: refused, not leaked', async () => {
     const res = await rawRequest(host.port, { path: redirect(307, '/bff/logout'), headers: SESSION });
     // Resolved against the upstream it is the upstream's own origin, outside the route's base path.
     expect(res.status).toBe(502);
@@ -126,6 +127,34 @@ describe('P8 upstream redirects', () => {
     const seeOther = await rawRequest(host.port, { path: redirect(303, `${PUBLIC}/done`), headers: SESSION });
     expect(seeOther.status).toBe(303);
     expect(seeOther.headers.location).toBe(`${PUBLIC}/done`);
+  });
+});
+
+describe('P8 decideLocation', () => {
+  const route = {
+    prefix: '/api/todos',
+    upstreamOrigin: 'http://10.0.0.5:8080',
+    upstreamBasePath: '/v1/todos',
+  };
+  const decide = (status: number, location: string | string[]) =>
+    decideLocation('https://app.example', route, status, location, '/v1/todos/1?x=1');
+  it.each([
+    [307, 'https://app.example/bff/logout', { kind: 'refuse' }],
+    [308, 'https://APP.example:443/anything', { kind: 'refuse' }],
+    [302, 'https://app.example/bff/logout', { kind: 'keep' }],
+    [301, 'http://10.0.0.5:8080/v1/todos/2', { kind: 'rewrite', location: '/api/todos/2' }],
+    [307, '/v1/todos?page=2#top', { kind: 'rewrite', location: '/api/todos?page=2#top' }],
+    [307, '../todos/3', { kind: 'rewrite', location: '/api/todos/3' }],
+    [302, 'http://10.0.0.5:8080/v1/todosX', { kind: 'refuse' }],
+    [302, '/internal/admin', { kind: 'refuse' }],
+    [201, 'http://10.0.0.5:8080/v2/x', { kind: 'drop' }],
+    [201, '/v1/todos/9', { kind: 'rewrite', location: '/api/todos/9' }],
+    [302, 'http://[::1', { kind: 'refuse' }],
+    [302, ['/v1/todos/1', '/v1/todos/2'], { kind: 'refuse' }],
+    [200, ['/a', '/b'], { kind: 'drop' }],
+    [303, '//evil.example/x', { kind: 'keep' }],
+  ] as const)('P8: %i Location %j → %j', (status, location, expected) => {
+    expect(decide(status, location as string | string[])).toEqual(expected);
   });
 });
 

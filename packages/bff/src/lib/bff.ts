@@ -180,6 +180,19 @@ export function createBff(options: BffOptions): Bff {
   const clientTokens =
     options.getClientAccessToken ?? createClientTokenSource(config, options.fetch, clock, logger);
 
+  // Rate buckets are keyed by a hash of the session id, so the id itself never becomes another store
+  // key; hashed once per session, not per call.
+  const rateKeys = new Map<string, string>();
+  const rateKeyOf = (id: string): string => {
+    let key = rateKeys.get(id);
+    if (key === undefined) {
+      if (rateKeys.size >= 10_000) rateKeys.clear();
+      key = sha256(id).slice(0, 32);
+      rateKeys.set(id, key);
+    }
+    return key;
+  };
+
   const context: BffContext = {
     config,
     logger,
@@ -191,10 +204,9 @@ export function createBff(options: BffOptions): Bff {
     claimOnce: (key, ttlSeconds) => store.claimOnce(`once:${key}`, ttlSeconds),
     consumeRate: async (req, bucket, capacity, refillPerSecond) => {
       // The signed cookie names the session (HMAC checked, cached): no store read just to count a call.
-      // Buckets are keyed by a hash of the id, so the id itself never becomes another store key.
       const id = sessions.sessionIdFromCookie(req.headers.cookie);
       if (id === undefined || store.consumeRate === undefined) return undefined;
-      return store.consumeRate(`rate:${sha256(id).slice(0, 32)}:${bucket}`, capacity, refillPerSecond);
+      return store.consumeRate(`rate:${rateKeyOf(id)}:${bucket}`, capacity, refillPerSecond);
     },
   };
 

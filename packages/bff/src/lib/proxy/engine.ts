@@ -393,7 +393,8 @@ export function createProxyEngine(options: ProxyEngineOptions): ProxyEngine {
         return;
       }
       const out = filterResponseHeaders(headers);
-      const location = headers.location;
+      // undici gives a repeated header as an array (decideLocation refuses or drops those).
+      const location = headers.location as string | string[] | undefined;
       if (location !== undefined) {
         const decision = decideLocation(publicOrigin, this.route.api, status, location, this.upstreamPath);
         if (decision.kind === 'refuse') {

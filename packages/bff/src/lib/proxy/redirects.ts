@@ -36,10 +36,12 @@ export function decideLocation(
   publicOrigin: string,
   route: LocationRoute,
   status: number,
-  location: string,
+  location: string | readonly string[],
   upstreamPath: string,
 ): LocationDecision {
   const redirect = status >= 300 && status < 400;
+  // Several Location headers: no single place a browser would go, so nothing to pass on.
+  if (typeof location !== 'string') return redirect ? REFUSE : DROP;
   let url: URL;
   try {
     // Relative references resolve against the URL the upstream was asked for, as a browser would.

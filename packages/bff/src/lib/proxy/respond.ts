@@ -51,8 +51,9 @@ export function sendProblem(res: ServerResponse, err: BffError, extraHeaders?: O
     body = problemBody(err.code, err.status);
     bodies.set(err.code, body);
   }
-  // Headers the host (or Express) set before the proxy answered must not leak into the error.
-  for (const name of res.getHeaderNames()) res.removeHeader(name);
+  // Headers a host's middleware set before the BFF took the call (helmet's, say) stay; Express's
+  // advertisement does not.
+  if (res.hasHeader('x-powered-by')) res.removeHeader('x-powered-by');
   res.writeHead(err.status, {
     'content-type': 'application/problem+json',
     'content-length': Buffer.byteLength(body),
