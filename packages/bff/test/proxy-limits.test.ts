@@ -299,6 +299,15 @@ describe('keep-alive connections the upstream closes when they are reused', () =
   });
 });
 
+describe('methods', () => {
+  it('P1: TRACE (which would make the upstream echo the access token back) is refused unless a route lists it', async () => {
+    const res = await rawRequest(host.port, { method: 'TRACE', path: '/api/b/echo', headers: SESSION });
+    expect(res.status).toBe(405);
+    expect(res.headers.allow).toBe('GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE');
+    expect(upstream.seen).toHaveLength(0);
+  });
+});
+
 describe('the browser side', () => {
   it('a browser that disconnects mid-call aborts the upstream request', async () => {
     const before = hangAborted.count;

@@ -213,8 +213,8 @@ export function createBff(options: BffOptions): Bff {
   // Only our paths look at sessions; the host's static files and other routes pay nothing. The /bff
   // endpoints run express-session (they create, regenerate and destroy sessions); remote-API calls
   // only read the session, which the session manager does directly (see SessionManager.current).
-  const apiPrefixes = config.remoteApis.map((api) => api.prefix);
-  const isApi = (path: string) => apiPrefixes.some((p) => path === p || path.startsWith(`${p}/`));
+  const apiPrefixes = config.remoteApis.map((api) => [api.prefix, `${api.prefix}/`] as const);
+  const isApi = (path: string) => apiPrefixes.some(([p, under]) => path === p || path.startsWith(under));
 
   // The same engine the remote-API router below uses (one per context, so one agent per upstream).
   const proxyEngine = getProxyEngine(context);

@@ -89,6 +89,12 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
  * challenge (P6) or a reset of a reused connection before any response byte. A POST never is.
  */
 const RETRY_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'DELETE']);
+/**
+ * Refused unless a route lists it in `methods`: TRACE makes an upstream echo the request back, access
+ * token included (a browser cannot send it; any other client holding the cookie could). CONNECT never
+ * reaches a request handler (Node emits 'connect').
+ */
+const UNLISTED_METHODS = new Set(['TRACE']);
 const SIMPLE_TYPES = new Set(['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data']);
 /** Connection-level failures that, before any response byte, mean "the upstream closed this socket". */
 const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'UND_ERR_SOCKET']);
@@ -151,7 +157,7 @@ export function createProxyEngine(options: ProxyEngineOptions): ProxyEngine {
     return {
       api,
       methods: api.methods ? new Set(api.methods) : undefined,
-      allowHeader: api.methods ? api.methods.join(', ') : '',
+      allowHeader: api.methods ? api.methods.join(', ') : 'GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE',
       simpleAllowed: new Set(api.allowSimpleContentTypes),
       timeoutMs: Math.round(api.timeout * 1000),
       host: new URL(api.upstreamOrigin).host,
@@ -210,7 +216,7 @@ export function createProxyEngine(options: ProxyEngineOptions): ProxyEngine {
     chunked: boolean,
   ): BffError | undefined {
     const api = route.api;
-    if (route.methods && !route.methods.has(method)) return ERR.method;
+    if (route.methods ? !route.methods.has(method) : UNLISTED_METHODS.has(method)) return ERR.method;
     // SECURITY X1: a static custom header a cross-site form or <img> cannot send. 401 like the rest of
     // the BFF (ERR_BFF_CSRF, the Duende contract), not X1's 403.
     if (api.csrf && req.headers['x-csrf'] !== '1') return ERR.csrf;
