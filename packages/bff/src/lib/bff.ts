@@ -91,7 +91,10 @@ export interface Bff {
   readonly context: BffContext;
   /** Runs discovery now (it otherwise runs on first use); rejects with BffError on failure. */
   ready(): Promise<void>;
-  /** Stops the default memory store's timers. Does not close a Redis client you passed in. */
+  /**
+   * Closes the remote-API keep-alive connections and stops the default memory store's timers. Does not
+   * close a Redis client you passed in.
+   */
   close(): Promise<void>;
 }
 
@@ -335,6 +338,7 @@ export function createBff(options: BffOptions): Bff {
       await getOidcConfiguration();
     },
     async close() {
+      proxyEngine.close();
       if (ownsStore) await store.close?.();
     },
   });
