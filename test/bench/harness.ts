@@ -15,6 +15,11 @@ export interface BenchRow {
   /** Latency percentiles in milliseconds, where measured. */
   p50Ms?: number;
   p99Ms?: number;
+  /**
+   * CPU time this process spent per request while serving the load (µs): unlike a rate, it barely
+   * moves when other work on the machine takes CPU away, so ratios of it are stable on a busy host.
+   */
+  cpuUsPerReq?: number;
   note?: string;
 }
 
@@ -63,15 +68,18 @@ export async function measureHttp(load: HttpLoad): Promise<Omit<BenchRow, 'name'
     ...Object.entries(load.headers ?? {}).flatMap(([name, value]) => ['--headers', `${name}=${value}`]),
     load.url,
   ];
+  // The servers under test run in this process; autocannon runs in a child, so this counts theirs only.
+  const cpuBefore = process.cpuUsage();
   const output = await new Promise<string>((resolve, reject) => {
     execFile(process.execPath, args, { maxBuffer: 16 * 1024 * 1024 }, (error, stdout) =>
       error ? reject(new Error(`autocannon failed for ${load.url}: ${error.message}`)) : resolve(stdout),
     );
   });
+  const cpu = process.cpuUsage(cpuBefore);
   const result = JSON.parse(output) as {
     non2xx: number;
     errors: number;
-    requests: { average: number };
+    requests: { average: number; total: number };
     latency: { p50: number; p99: number };
   };
   if (result.non2xx > 0 || result.errors > 0) {
@@ -79,7 +87,12 @@ export async function measureHttp(load: HttpLoad): Promise<Omit<BenchRow, 'name'
       `${load.url}: ${result.non2xx} non-2xx responses and ${result.errors} errors during the run`,
     );
   }
-  return { opsPerSec: result.requests.average, p50Ms: result.latency.p50, p99Ms: result.latency.p99 };
+  return {
+    opsPerSec: result.requests.average,
+    p50Ms: result.latency.p50,
+    p99Ms: result.latency.p99,
+    cpuUsPerReq: (cpu.user + cpu.system) / Math.max(1, result.requests.total),
+  };
 }
 
 export interface PacedLoad {
@@ -124,6 +137,7 @@ export function printTable(title: string, rows: BenchRow[], baseline: string): v
     [`× ${baseline}`]: (row.opsPerSec / base.opsPerSec).toFixed(2),
     'p50 ms': fmt(row.p50Ms, 2),
     'p99 ms': fmt(row.p99Ms, 2),
+    ...(rows.some((r) => r.cpuUsPerReq !== undefined) ? { 'CPU µs/req': fmt(row.cpuUsPerReq, 0) } : {}),
     note: row.note ?? '',
   }));
   console.log(`\n${title}`);
