@@ -8,6 +8,8 @@
 //    (its encrypted `appSession` cookie is decrypted on every request), logged in via the real IdP,
 //  - the BFF with its memory store and with the Redis store (skipped with a note when Redis is down),
 //    each logged in via the real sample IdP (TestBrowser), called with the session cookie and X-CSRF,
+//    served through the fast path (`bff.handleRequest` ahead of Express); the memory-store BFF also
+//    through `app.use(bff.router)` alone, to show what the Express path adds,
 //  - the BFF's proxy engine alone with a fixed token (no session layer), to tell the proxy's own cost
 //    from the session layer's.
 // The upstream is a tiny node:http JSON endpoint so the figures are the proxies' own cost.
@@ -331,6 +333,7 @@ export async function main(): Promise<void> {
       port: number,
       clientId: string,
       store?: ReturnType<typeof createRedisStore>,
+      routerOnly = false,
     ) => {
       const baseUrl = `http://127.0.0.1:${port}`;
       const bff = createBff({
@@ -352,7 +355,13 @@ export async function main(): Promise<void> {
       });
       const app = express();
       app.use(bff.router);
-      const server = await listen(createServer(app), port);
+      // The documented fast path: remote-API calls are answered before Express sees them.
+      const server = await listen(
+        createServer((req, res) => {
+          if (!bff.handleRequest(req, res)) app(req, res);
+        }),
+        port,
+      );
       closers.push(async () => {
         await server.close();
         await bff.close();
@@ -363,9 +372,19 @@ export async function main(): Promise<void> {
         throw new Error(`${name}: login ended at ${login.status} ${login.url}`);
       const cookie = await browser.jar.getCookieString(`${baseUrl}${PATH}`);
       cases.push({ name, url: `${baseUrl}${PATH}`, headers: { cookie, 'x-csrf': '1' } });
+      if (routerOnly) {
+        // The same BFF mounted only as `app.use(bff.router)`: what the Express path costs on top.
+        const viaExpress = await listen(createServer(app));
+        closers.push(viaExpress.close);
+        cases.push({
+          name: `${name.slice(0, -1)}, via express router)`,
+          url: `${viaExpress.url}${PATH}`,
+          headers: { cookie, 'x-csrf': '1' },
+        });
+      }
     };
 
-    await addBff('@gatehouse/bff (memory store)', bffPort, 'bff');
+    await addBff('@gatehouse/bff (memory store)', bffPort, 'bff', undefined, true);
     let redisNote: BenchRow | undefined;
     if (await isRedisAvailable()) {
       const client = await connectTestRedis();

@@ -1,7 +1,7 @@
 // createBff: validates the options once, builds the parts (store, sessions, tokens, OIDC client) and
 // wires one Express router: cross-site check → session → /bff endpoints → back-channel logout →
 // remote-API proxy → error handler. Everything per-request is precomputed here.
-import type { IncomingMessage, Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type NextFunction, type Request, type RequestHandler, type Response, Router } from 'express';
 import { createBackchannelRouter } from './backchannel/index.js';
@@ -69,6 +69,14 @@ export interface Bff {
   localApi(options?: LocalApiOptions): RequestHandler;
   /** Error handler for the host's local API routes: BffError → `{ error: code }` with its status. */
   readonly errorHandler: (err: unknown, req: Request, res: Response, next: NextFunction) => void;
+  /**
+   * The fast path for remote-API calls, ahead of Express: answers a call under a declared remote-API
+   * prefix (cross-site check, then the proxy) and returns true; returns false for anything else, which
+   * the host then hands to its app. Optional — `router` proxies the same calls — but it skips Express's
+   * routing and every host middleware for them (see docs/remote-apis.md, "Fast path"):
+   * `createServer((req, res) => bff.handleRequest(req, res) || app(req, res))`.
+   */
+  handleRequest(req: IncomingMessage, res: ServerResponse): boolean;
   /** Handles a WebSocket upgrade for a remote API; false when the path is not one. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean;
   /** Listens for upgrades on `server` (sockets for unknown paths are closed). */
@@ -242,6 +250,26 @@ export function createBff(options: BffOptions): Bff {
     else if (!underBffMount(path)) proxyEngine.handle(req, res, next);
     else next();
   });
+
+  // The same remote-API branch without Express: for hosts that hand requests to the BFF before their
+  // app (bff.handleRequest), so a proxied call costs no Express routing, no host middleware. Same
+  // matchers, same cross-site check, same engine as the entry handler above.
+  const handleRequest = (req: IncomingMessage, res: ServerResponse): boolean => {
+    const url = req.url ?? '/';
+    const query = url.indexOf('?');
+    const path = query === -1 ? url : url.slice(0, query);
+    if (!isApi(path) || underBffMount(path)) return false;
+    const crossSite = crossSiteError(req, config.origin);
+    if (crossSite) {
+      sendJsonError(res, crossSite);
+      return true;
+    }
+    let taken = true;
+    proxyEngine.handle(req, res, () => {
+      taken = false; // not one of the engine's routes after all (it decides on the raw target)
+    });
+    return taken;
+  };
   // The endpoints sit in one sub-router so proxied API calls pass them with a single prefix check.
   const endpoints = Router();
   endpoints.get('/login', loginHandler(core, false));
@@ -300,6 +328,7 @@ export function createBff(options: BffOptions): Bff {
     router,
     localApi,
     errorHandler,
+    handleRequest,
     handleUpgrade: upgrade,
     attach(server: Server) {
       server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {

@@ -1,5 +1,6 @@
 // One error class for the whole package. The browser only ever sees `{ error: code }` (or a
 // problem+json body for login/logout input errors); messages and causes stay server-side.
+import type { ServerResponse } from 'node:http';
 import type { Response } from 'express';
 
 /** Stable error codes; the HTTP status of each is fixed. */
@@ -90,10 +91,10 @@ export function isBffError(err: unknown): err is BffError {
   );
 }
 
-/** Sends `{ error: code }` as JSON with `Cache-Control: no-store`. Never a redirect. */
-export function sendJsonError(res: Response, err: BffError): void {
+/** Sends `{ error: code }` as JSON with `Cache-Control: no-store`. Never a redirect. Express or plain node:http. */
+export function sendJsonError(res: ServerResponse, err: BffError): void {
   if (res.headersSent) return;
-  res.status(err.status);
+  res.statusCode = err.status;
   res.setHeader('Cache-Control', 'no-store');
   res.setHeader('Content-Type', 'application/json; charset=utf-8');
   res.end(JSON.stringify({ error: err.code }));
