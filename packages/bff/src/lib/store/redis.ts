@@ -114,13 +114,30 @@ export function createRedisStore(options: RedisStoreOptions): SessionStore {
   const timeout = Math.round((options.commandTimeout ?? 2) * 1000);
 
   // Fail fast instead of queueing commands while disconnected: a queued request would hang the browser.
-  const cmd = async (args: string[]): Promise<unknown> => {
-    if (!client.isReady) throw new BffError('ERR_BFF_STORE_UNAVAILABLE', 'Redis is not connected');
-    try {
-      return await client.sendCommand(args, { timeout });
-    } catch (err) {
-      throw new BffError('ERR_BFF_STORE_UNAVAILABLE', 'Redis command failed', { cause: err });
-    }
+  // The per-command deadline is a plain timer: node-redis's own `timeout` option builds an
+  // AbortSignal.timeout (a DOMException, an event listener, a weak registry entry) per command, which
+  // took about 7 % of a proxied call's CPU in a profile of the proxy on the Redis store.
+  const cmd = (args: string[]): Promise<unknown> => {
+    if (!client.isReady)
+      return Promise.reject(new BffError('ERR_BFF_STORE_UNAVAILABLE', 'Redis is not connected'));
+    return new Promise((resolve, reject) => {
+      const failed = (err: unknown) => {
+        clearTimeout(timer);
+        reject(new BffError('ERR_BFF_STORE_UNAVAILABLE', 'Redis command failed', { cause: err }));
+      };
+      const timer = setTimeout(
+        () => reject(new BffError('ERR_BFF_STORE_UNAVAILABLE', 'Redis command timed out')),
+        timeout,
+      );
+      try {
+        client.sendCommand(args).then((reply) => {
+          clearTimeout(timer);
+          resolve(reply);
+        }, failed);
+      } catch (err) {
+        failed(err);
+      }
+    });
   };
   const evalScript = (script: string, keys: string[], args: string[]) =>
     cmd(['EVAL', script, String(keys.length), ...keys, ...args]);
