@@ -1,0 +1,227 @@
+// The sample suite as separate processes on free loopback ports: a dedicated redis-server (AOF), the
+// sample IdP, the sample API, one or more sample BFF hosts sharing the Redis sessions, and the sample
+// worker. Every part can be frozen, killed and started again on the same port.
+import { getFreePort } from '@gatehouse/testing';
+import {
+  type Child,
+  type RedisProcess,
+  startApp,
+  startRedisServer,
+  tempDir,
+  waitForHttp,
+  waitForLog,
+} from './processes.js';
+
+/** Session secret of the test BFFs (every instance must share it to read each other's sessions). */
+export const FAULTS_SESSION_SECRET = 'faults-suite-session-secret-0123456789-abcdefghij';
+
+/**
+ * Environment that makes the sample IdP keep its grants, sessions and tokens in `DATA_DIR` across
+ * a SIGKILL. Scenarios that restart the IdP need it; an IdP without the option ignores it (and then
+ * forgets every refresh token on restart, which the kill test reports as lost sessions).
+ */
+export const IDP_PERSIST_ENV: Record<string, string> = { IDP_PERSIST: 'true' };
+
+/** A sample app process that can be restarted on the same port with the same environment. */
+export interface AppHandle {
+  readonly name: string;
+  readonly url: string;
+  readonly port: number;
+  readonly child: Child;
+  /** Starts the app again (after a kill) with the same env plus `overrides`; resolves when healthy. */
+  restart(overrides?: Record<string, string>): Promise<void>;
+  stop(): Promise<void>;
+}
+
+async function launch(
+  app: string,
+  url: string,
+  port: number,
+  env: Record<string, string>,
+  health: string | undefined,
+  options: { keepJson?: boolean } = {},
+): Promise<AppHandle> {
+  let currentEnv = env;
+  const begin = async () => {
+    const child = startApp(app, currentEnv, options);
+    if (health) await waitForHttp(child, `${url}${health}`);
+    return child;
+  };
+  let child = await begin();
+  return {
+    name: app,
+    url,
+    port,
+    get child() {
+      return child;
+    },
+    async restart(overrides = {}) {
+      if (child.running) await child.stop();
+      currentEnv = { ...currentEnv, ...overrides };
+      child = await begin();
+    },
+    stop: () => child.stop(),
+  };
+}
+
+export interface IdpSettings {
+  /** Port the IdP process listens on. */
+  port: number;
+  /** Issuer URL (defaults to the IdP's own address; a front's address puts the front in the way). */
+  issuer?: string;
+  /** Origin the `bff` client's redirect and back-channel URIs point at. */
+  bffBaseUrl: string;
+  /** ACCESS_TOKEN_TTL, seconds. */
+  accessTokenTtl: number;
+  /** Keeps signing keys (and, with persistence, grants) across restarts. */
+  dataDir: string;
+}
+
+export function startIdpProcess(settings: IdpSettings): Promise<AppHandle> {
+  const issuer = settings.issuer ?? `http://127.0.0.1:${settings.port}`;
+  return launch(
+    'idp',
+    `http://127.0.0.1:${settings.port}`,
+    settings.port,
+    {
+      IDP_PORT: String(settings.port),
+      ISSUER: issuer,
+      BFF_BASE_URL: settings.bffBaseUrl,
+      ACCESS_TOKEN_TTL: String(settings.accessTokenTtl),
+      DATA_DIR: settings.dataDir,
+      ...IDP_PERSIST_ENV,
+    },
+    '/health',
+  );
+}
+
+export function startApiProcess(port: number, issuer: string): Promise<AppHandle> {
+  return launch(
+    'api',
+    `http://127.0.0.1:${port}`,
+    port,
+    { API_PORT: String(port), ISSUER: issuer, LOG_LEVEL: 'warn' },
+    '/health',
+  );
+}
+
+export interface BffSettings {
+  port: number;
+  /** Public origin (shared by every instance behind one "load balancer"). */
+  baseUrl: string;
+  issuer: string;
+  apiUrl: string;
+  redisUrl: string;
+  redisPrefix: string;
+}
+
+export function startBffProcess(settings: BffSettings): Promise<AppHandle> {
+  return launch(
+    'bff',
+    `http://localhost:${settings.port}`,
+    settings.port,
+    {
+      BFF_PORT: String(settings.port),
+      BFF_BASE_URL: settings.baseUrl,
+      ISSUER: settings.issuer,
+      API_URL: settings.apiUrl,
+      REDIS_URL: settings.redisUrl,
+      REDIS_PREFIX: settings.redisPrefix,
+      SESSION_SECRET: FAULTS_SESSION_SECRET,
+      // One line per request at info: 50 req/s of them would only cost CPU here.
+      LOG_LEVEL: 'warn',
+    },
+    '/health',
+  );
+}
+
+export async function startWorkerProcess(settings: {
+  issuer: string;
+  apiUrl: string;
+  redisUrl: string;
+  interval: number;
+}): Promise<AppHandle> {
+  const handle = await launch(
+    'worker',
+    '',
+    0,
+    {
+      ISSUER: settings.issuer,
+      API_URL: settings.apiUrl,
+      REDIS_URL: settings.redisUrl,
+      REDIS_PREFIX: 'gatehouse-faults:worker:',
+      TOKEN_CACHE_SECRET: 'faults-suite-worker-cache-secret-0123456789',
+      WORKER_INTERVAL: String(settings.interval),
+    },
+    undefined,
+    { keepJson: true },
+  );
+  await waitForLog(handle.child, (line) => line.msg === 'GET /api/reports' && line.status === 200);
+  return handle;
+}
+
+/** The whole suite: Redis, IdP, API, `bffCount` BFF hosts (one origin), the worker. */
+export interface FaultStack {
+  readonly redis: RedisProcess;
+  readonly idp: AppHandle;
+  readonly api: AppHandle;
+  readonly bffs: readonly AppHandle[];
+  readonly worker: AppHandle | undefined;
+  /** The IdP's issuer. */
+  readonly issuer: string;
+  /** The origin users sign in at (the first BFF's). */
+  readonly baseUrl: string;
+  close(): Promise<void>;
+}
+
+export async function startFaultStack(options: {
+  accessTokenTtl: number;
+  bffCount?: number;
+  worker?: boolean;
+}): Promise<FaultStack> {
+  const dataDir = await tempDir('idp');
+  const [redisPort, idpPort, apiPort, ...bffPorts] = await Promise.all(
+    Array.from({ length: 3 + (options.bffCount ?? 1) }, () => getFreePort()),
+  );
+  const started: Array<{ stop(): Promise<void> }> = [];
+  let redis: RedisProcess | undefined;
+  const close = async () => {
+    await Promise.all(started.map((s) => s.stop()));
+    await redis?.close();
+    await dataDir.remove();
+  };
+  try {
+    redis = await startRedisServer(redisPort!);
+    const baseUrl = `http://localhost:${bffPorts[0]}`;
+    const idp = await startIdpProcess({
+      port: idpPort!,
+      bffBaseUrl: baseUrl,
+      accessTokenTtl: options.accessTokenTtl,
+      dataDir: dataDir.path,
+    });
+    started.push(idp);
+    const issuer = `http://127.0.0.1:${idpPort}`;
+    const apiUrl = `http://127.0.0.1:${apiPort}`;
+    const redisUrl = redis.url;
+    const [api, worker, ...bffs] = await Promise.all([
+      startApiProcess(apiPort!, issuer).then((h) => (started.push(h), h)),
+      options.worker === false
+        ? Promise.resolve(undefined)
+        : startWorkerProcess({ issuer, apiUrl, redisUrl, interval: 0.5 }).then((h) => (started.push(h), h)),
+      ...bffPorts.map((port) =>
+        startBffProcess({
+          port: port!,
+          baseUrl,
+          issuer,
+          apiUrl,
+          redisUrl,
+          redisPrefix: 'gatehouse-faults:bff:',
+        }).then((h) => (started.push(h), h)),
+      ),
+    ]);
+    return { redis, idp, api: api!, bffs, worker, issuer, baseUrl, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
