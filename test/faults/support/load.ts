@@ -17,7 +17,11 @@ export interface VirtualUser {
 export const SESSION_COOKIE = '__Host-bff';
 
 /** Signs `username` in at `origins[0]` with a fresh TestBrowser (the IdP's real login form). */
-export async function signIn(label: string, username: string, origins: readonly string[]): Promise<VirtualUser> {
+export async function signIn(
+  label: string,
+  username: string,
+  origins: readonly string[],
+): Promise<VirtualUser> {
   const browser = new TestBrowser();
   const origin = origins[0]!;
   const done = await browser.login(`${origin}/bff/login`, { username, password: username });
@@ -66,7 +70,8 @@ export async function call(
     if (!res.ok) {
       try {
         const body = JSON.parse(text) as { error?: unknown; code?: unknown };
-        code = typeof body.error === 'string' ? body.error : typeof body.code === 'string' ? body.code : undefined;
+        code =
+          typeof body.error === 'string' ? body.error : typeof body.code === 'string' ? body.code : undefined;
       } catch {
         code = undefined;
       }

@@ -138,11 +138,21 @@ export async function stopAllChildren(): Promise<void> {
 }
 
 /** Starts `apps/<app>/src/server.ts` the way the launcher does. */
-export function startApp(app: string, env: Record<string, string>, options: { keepJson?: boolean } = {}) {
+export function startApp(
+  app: string,
+  env: Record<string, string>,
+  options: { keepJson?: boolean; nodeArgs?: readonly string[] } = {},
+) {
   return spawnChild(
     app,
     process.execPath,
-    ['--conditions=@gatehouse/source', '--import', 'tsx', join('apps', app, 'src', 'server.ts')],
+    [
+      '--conditions=@gatehouse/source',
+      '--import',
+      'tsx',
+      ...(options.nodeArgs ?? []),
+      join('apps', app, 'src', 'server.ts'),
+    ],
     {
       env: { ...baseEnv(), ...env },
       keepJson: options.keepJson,

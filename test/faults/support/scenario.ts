@@ -66,6 +66,22 @@ export async function runScenario(options: {
   };
 }
 
+/** An answer a fault may cause instead of 200. */
+export interface Expected {
+  status: number;
+  /** The `error` code the JSON body must carry. */
+  code?: string;
+  /** The answer must carry `Retry-After`. */
+  retryAfter?: boolean;
+}
+
+/** The BFF's answer while the IdP cannot refresh a token: the session is kept, try again later. */
+export const IDP_UNAVAILABLE: Expected = { status: 503, code: 'ERR_BFF_IDP_UNAVAILABLE', retryAfter: true };
+/** The BFF's answer while its session store is down. */
+export const STORE_UNAVAILABLE: Expected = { status: 503, code: 'ERR_BFF_STORE_UNAVAILABLE' };
+/** The BFF's answer while the upstream API refuses connections. */
+export const UPSTREAM_UNAVAILABLE: Expected = { status: 502, code: 'ERR_BFF_UPSTREAM_UNAVAILABLE' };
+
 /** Describes what is wrong with a set of samples, one line per kind of problem (empty = fine). */
 export class Findings {
   readonly problems: string[] = [];
@@ -82,22 +98,29 @@ export class Findings {
   /** Every request of `samples` got 200. */
   allOk(samples: readonly Sample[], where: string): this {
     const bad = samples.filter((s) => s.status !== 200);
-    if (bad.length > 0) this.problems.push(`${bad.length} of ${samples.length} not 200 ${where}: ${summary(bad)}`);
+    if (bad.length > 0)
+      this.problems.push(`${bad.length} of ${samples.length} not 200 ${where}: ${summary(bad)}`);
     if (samples.length === 0) this.problems.push(`no request was sent ${where}`);
     return this;
   }
 
-  /** Every request of `samples` got 200 or one of `allowed` (503s must carry Retry-After). */
-  only(samples: readonly Sample[], allowed: readonly number[], where: string): this {
-    const bad = samples.filter((s) => s.status !== 200 && !allowed.includes(s.status));
+  /**
+   * Every request of `samples` got 200 or one of the `allowed` answers: a status, with the error
+   * code it must carry and whether it must carry `Retry-After`.
+   */
+  only(samples: readonly Sample[], allowed: readonly Expected[], where: string): this {
+    const fits = (s: Sample, e: Expected) =>
+      s.status === e.status && (e.code === undefined || s.code === e.code);
+    const bad = samples.filter((s) => s.status !== 200 && !allowed.some((e) => fits(s, e)));
     if (bad.length > 0) {
-      this.problems.push(
-        `${bad.length} answers other than 200/${allowed.join('/')} ${where}: ${summary(bad)}`,
-      );
+      const wanted = allowed.map((e) => `${e.status}${e.code ? ` ${e.code}` : ''}`).join(' or ');
+      this.problems.push(`${bad.length} answers other than 200 or ${wanted} ${where}: ${summary(bad)}`);
     }
-    const no503RetryAfter = samples.filter((s) => s.status === 503 && !s.retryAfter);
-    if (allowed.includes(503) && no503RetryAfter.length > 0) {
-      this.problems.push(`${no503RetryAfter.length} × 503 without Retry-After ${where}`);
+    for (const e of allowed) {
+      if (!e.retryAfter) continue;
+      const missing = samples.filter((s) => fits(s, e) && !s.retryAfter);
+      if (missing.length > 0)
+        this.problems.push(`${missing.length} × ${e.status} without Retry-After ${where}`);
     }
     return this;
   }

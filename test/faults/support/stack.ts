@@ -28,6 +28,8 @@ export interface AppHandle {
   readonly url: string;
   readonly port: number;
   readonly child: Child;
+  /** The environment it was (last) started with. */
+  readonly env: Readonly<Record<string, string>>;
   /** Starts the app again (after a kill) with the same env plus `overrides`; resolves when healthy. */
   restart(overrides?: Record<string, string>): Promise<void>;
   stop(): Promise<void>;
@@ -39,7 +41,7 @@ async function launch(
   port: number,
   env: Record<string, string>,
   health: string | undefined,
-  options: { keepJson?: boolean } = {},
+  options: { keepJson?: boolean; nodeArgs?: readonly string[] } = {},
 ): Promise<AppHandle> {
   let currentEnv = env;
   const begin = async () => {
@@ -54,6 +56,9 @@ async function launch(
     port,
     get child() {
       return child;
+    },
+    get env() {
+      return currentEnv;
     },
     async restart(overrides = {}) {
       if (child.running) await child.stop();
@@ -111,8 +116,11 @@ export interface BffSettings {
   baseUrl: string;
   issuer: string;
   apiUrl: string;
-  redisUrl: string;
-  redisPrefix: string;
+  /** Redis for the sessions; without it the BFF keeps them in memory. */
+  redisUrl?: string;
+  redisPrefix?: string;
+  /** Extra node flags (the soak's `--inspect` for heap probes). */
+  nodeArgs?: readonly string[];
 }
 
 export function startBffProcess(settings: BffSettings): Promise<AppHandle> {
@@ -125,13 +133,14 @@ export function startBffProcess(settings: BffSettings): Promise<AppHandle> {
       BFF_BASE_URL: settings.baseUrl,
       ISSUER: settings.issuer,
       API_URL: settings.apiUrl,
-      REDIS_URL: settings.redisUrl,
-      REDIS_PREFIX: settings.redisPrefix,
+      ...(settings.redisUrl ? { REDIS_URL: settings.redisUrl } : {}),
+      ...(settings.redisPrefix ? { REDIS_PREFIX: settings.redisPrefix } : {}),
       SESSION_SECRET: FAULTS_SESSION_SECRET,
       // One line per request at info: 50 req/s of them would only cost CPU here.
       LOG_LEVEL: 'warn',
     },
     '/health',
+    { nodeArgs: settings.nodeArgs },
   );
 }
 
@@ -203,11 +212,15 @@ export async function startFaultStack(options: {
     const issuer = `http://127.0.0.1:${idpPort}`;
     const apiUrl = `http://127.0.0.1:${apiPort}`;
     const redisUrl = redis.url;
+    const track = (handle: AppHandle) => {
+      started.push(handle);
+      return handle;
+    };
     const [api, worker, ...bffs] = await Promise.all([
-      startApiProcess(apiPort!, issuer).then((h) => (started.push(h), h)),
+      startApiProcess(apiPort!, issuer).then(track),
       options.worker === false
         ? Promise.resolve(undefined)
-        : startWorkerProcess({ issuer, apiUrl, redisUrl, interval: 0.5 }).then((h) => (started.push(h), h)),
+        : startWorkerProcess({ issuer, apiUrl, redisUrl, interval: 0.5 }).then(track),
       ...bffPorts.map((port) =>
         startBffProcess({
           port: port!,
@@ -216,7 +229,7 @@ export async function startFaultStack(options: {
           apiUrl,
           redisUrl,
           redisPrefix: 'gatehouse-faults:bff:',
-        }).then((h) => (started.push(h), h)),
+        }).then(track),
       ),
     ]);
     return { redis, idp, api: api!, bffs, worker, issuer, baseUrl, close };
