@@ -14,7 +14,13 @@ import {
   tempDir,
 } from './support/processes.js';
 import { Findings, IDP_UNAVAILABLE, lostSessions, runScenario } from './support/scenario.js';
-import { type AppHandle, startApiProcess, startBffProcess, startIdpProcess } from './support/stack.js';
+import {
+  type AppHandle,
+  recentWarnings,
+  startApiProcess,
+  startBffProcess,
+  startIdpProcess,
+} from './support/stack.js';
 
 const ready = requireRedisServer('fault injection: slow token endpoint with two BFF instances');
 
@@ -122,6 +128,9 @@ describe.skipIf(!ready).sequential('fault injection: slow token endpoint, two BF
       .only(run.during, [IDP_UNAVAILABLE], 'while the token endpoint was slow')
       .allOk(run.after(TOKEN_DELAY_MS + 2000), 'once the last held refresh had come back')
       .add(await lostSessions(users));
+    if (findings.problems.length > 0) {
+      console.log(`what the apps logged (warnings and errors, latest last):\n${recentWarnings(apps)}`);
+    }
     expect(findings.problems).toEqual([]);
   });
 });

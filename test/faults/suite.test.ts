@@ -16,7 +16,7 @@ import {
   sleep,
   UPSTREAM_UNAVAILABLE,
 } from './support/scenario.js';
-import { type FaultStack, startFaultStack } from './support/stack.js';
+import { type FaultStack, recentWarnings, startFaultStack } from './support/stack.js';
 
 const ready = requireRedisServer('fault injection (real IdP, Redis, API, BFF and worker processes)');
 
@@ -53,6 +53,16 @@ describe.skipIf(!ready).sequential('fault injection: the sample suite as real pr
     stack = await startFaultStack({ accessTokenTtl: LONG_TTL });
   });
 
+  /** Fails with the problems, after printing what the apps warned about (the why, for a reader of CI logs). */
+  function expectNoProblems(problems: readonly string[]): void {
+    if (problems.length > 0) {
+      console.log(
+        `what the apps logged (warnings and errors, latest last):\n${recentWarnings([stack.idp, stack.api, ...stack.bffs, stack.worker])}`,
+      );
+    }
+    expect(problems).toEqual([]);
+  }
+
   afterAll(async () => {
     await stack?.close();
     await stopAllChildren();
@@ -80,7 +90,7 @@ describe.skipIf(!ready).sequential('fault injection: the sample suite as real pr
     const findings = new Findings()
       .allOk(run.load.samples, 'during the whole run')
       .add(await lostSessions(users));
-    expect(findings.problems).toEqual([]);
+    expectNoProblems(findings.problems);
   });
 
   it('R5a: IdP frozen 12 s with the access tokens expired → only 503 + Retry-After meanwhile, the same cookie works within 2 s after, no session lost', async () => {
@@ -106,7 +116,7 @@ describe.skipIf(!ready).sequential('fault injection: the sample suite as real pr
       .allOk(run.after(2000), 'from 2 s after the IdP came back')
       .add(recoveredWithin(run, users, 2000))
       .add(await lostSessions(users));
-    expect(findings.problems).toEqual([]);
+    expectNoProblems(findings.problems);
   });
 
   it('R5a: IdP killed (SIGKILL) and restarted with its grants → only 503 + Retry-After meanwhile, the same cookie works within 2 s after, no session lost', async () => {
@@ -129,7 +139,7 @@ describe.skipIf(!ready).sequential('fault injection: the sample suite as real pr
       .allOk(run.after(2000), 'from 2 s after the IdP came back')
       .add(recoveredWithin(run, users, 2000))
       .add(await lostSessions(users));
-    expect(findings.problems).toEqual([]);
+    expectNoProblems(findings.problems);
   });
 
   it('S: Redis killed (SIGKILL) and restarted from its AOF → only 503 meanwhile, the same cookie works after, no session lost', async () => {
@@ -153,7 +163,7 @@ describe.skipIf(!ready).sequential('fault injection: the sample suite as real pr
       .allOk(run.after(2000), 'from 2 s after Redis came back')
       .add(recoveredWithin(run, users, 2000))
       .add(await lostSessions(users));
-    expect(findings.problems).toEqual([]);
+    expectNoProblems(findings.problems);
   });
 
   it('P: sample API killed (SIGKILL) and restarted → 502 meanwhile, 200 after, no session lost', async () => {
@@ -176,7 +186,7 @@ describe.skipIf(!ready).sequential('fault injection: the sample suite as real pr
       .some(run.during, 502, 'while the API was down')
       .allOk(run.after(1000), 'from 1 s after the API came back')
       .add(await lostSessions(users));
-    expect(findings.problems).toEqual([]);
+    expectNoProblems(findings.problems);
   });
 
   it('T: the worker during an IdP freeze keeps succeeding on its cached token until it expires, then recovers', async () => {
@@ -249,6 +259,6 @@ describe.skipIf(!ready).sequential('fault injection: the sample suite as real pr
       );
     }
     if (!worker.child.running) problems.push('the worker process exited');
-    expect(problems).toEqual([]);
+    expectNoProblems(problems);
   });
 });

@@ -16,11 +16,12 @@ import {
 export const FAULTS_SESSION_SECRET = 'faults-suite-session-secret-0123456789-abcdefghij';
 
 /**
- * Environment that makes the sample IdP keep its grants, sessions and tokens in `DATA_DIR` across
- * a SIGKILL. Scenarios that restart the IdP need it; an IdP without the option ignores it (and then
- * forgets every refresh token on restart, which the kill test reports as lost sessions).
+ * The sample IdP keeps its grants, sessions and tokens (and its signing keys) in `IDP_DATA_DIR`
+ * across a SIGKILL. The scenarios that restart the IdP need it; an IdP without that option ignores
+ * the variable (and then forgets every refresh token on restart, which the kill scenario reports as
+ * lost sessions).
  */
-export const IDP_PERSIST_ENV: Record<string, string> = { IDP_PERSIST: 'true' };
+const idpPersistence = (dataDir: string): Record<string, string> => ({ IDP_DATA_DIR: dataDir });
 
 /** A sample app process that can be restarted on the same port with the same environment. */
 export interface AppHandle {
@@ -94,7 +95,7 @@ export function startIdpProcess(settings: IdpSettings): Promise<AppHandle> {
       BFF_BASE_URL: settings.bffBaseUrl,
       ACCESS_TOKEN_TTL: String(settings.accessTokenTtl),
       DATA_DIR: settings.dataDir,
-      ...IDP_PERSIST_ENV,
+      ...idpPersistence(settings.dataDir),
     },
     '/health',
   );
@@ -237,4 +238,39 @@ export async function startFaultStack(options: {
     await close();
     throw error;
   }
+}
+
+/**
+ * The latest warnings and errors each app logged (pino level ≥ 40), deduplicated by message, for a
+ * failed scenario's output. The apps never log tokens, secrets or cookies.
+ */
+export function recentWarnings(handles: ReadonlyArray<AppHandle | undefined>, perApp = 8): string {
+  const out: string[] = [];
+  for (const handle of handles) {
+    if (!handle) continue;
+    const seen = new Map<string, number>();
+    for (const line of handle.child.lines) {
+      if (!line.startsWith('{')) {
+        if (line.trim()) seen.set(line.slice(0, 300), (seen.get(line.slice(0, 300)) ?? 0) + 1);
+        continue;
+      }
+      try {
+        const entry = JSON.parse(line) as Record<string, unknown>;
+        if (typeof entry.level !== 'number' || entry.level < 40) continue;
+        const { level: _l, time: _t, pid: _p, hostname: _h, ...rest } = entry;
+        const key = JSON.stringify(rest).slice(0, 300);
+        seen.set(key, (seen.get(key) ?? 0) + 1);
+      } catch {
+        // not pino
+      }
+    }
+    const last = [...seen].slice(-perApp);
+    if (last.length > 0) {
+      out.push(
+        `${handle.name} (port ${handle.port}):`,
+        ...last.map(([k, n]) => `  ${n > 1 ? `${n}× ` : ''}${k}`),
+      );
+    }
+  }
+  return out.join('\n');
 }
