@@ -24,15 +24,18 @@ import {
 
 const ready = requireRedisServer('fault injection: slow token endpoint with two BFF instances');
 
-/** Access-token lifetime: each session refreshes about every 2 s. */
-const TTL = 4;
 /**
  * How long the front holds each token request. Longer than a refresh may hold the lock without
  * renewing it, shorter than the BFF's `httpTimeout` (10 s by default), so the refresh does finish.
  */
-const TOKEN_DELAY_MS = Number(process.env.FAULTS_TOKEN_DELAY ?? 8) * 1000;
-/** How long the token endpoint stays slow. */
-const SLOW_MS = 12_000;
+const TOKEN_DELAY_MS = Number(process.env.FAULTS_TOKEN_DELAY ?? 6) * 1000;
+/**
+ * Access-token lifetime: refreshed at half of it, so a refresh held TOKEN_DELAY_MS still comes back
+ * before the token expires (a token endpoint slower than the token's life could serve no one).
+ */
+const TTL = Math.ceil((2 * (TOKEN_DELAY_MS + 2000)) / 1000);
+/** How long the token endpoint stays slow: long enough for every session's refresh to fall inside. */
+const SLOW_MS = 14_000;
 
 describe.skipIf(!ready).sequential('fault injection: slow token endpoint, two BFF instances', () => {
   let redis: RedisProcess | undefined;
@@ -88,13 +91,15 @@ describe.skipIf(!ready).sequential('fault injection: slow token endpoint, two BF
   });
 
   it(`R8: token endpoint held ${TOKEN_DELAY_MS / 1000} s with two BFF instances → each refresh token is presented exactly once, no 401/500, no session lost`, async () => {
+    const signedInAt = Date.now();
     const users: VirtualUser[] = await Promise.all(
       Array.from({ length: 4 }, (_, i) => signIn(`u${i}`, i % 2 === 0 ? 'alice' : 'bob', origins)),
     );
     const run = await runScenario({
-      title: `token endpoint held ${TOKEN_DELAY_MS / 1000} s for ${SLOW_MS / 1000} s, calls alternating between two BFF instances: statuses per second`,
+      title: `token endpoint held ${TOKEN_DELAY_MS / 1000} s for ${SLOW_MS / 1000} s (tokens of ${TTL} s), calls alternating between two BFF instances: statuses per second`,
       users,
-      warmup: 3000,
+      // Slow from 2 s before the first session's refresh is due (at half the token's lifetime).
+      warmup: () => new Promise((r) => setTimeout(r, signedInAt + (TTL / 2 - 2) * 1000 - Date.now())),
       inject: async () => {
         front!.delayMs = TOKEN_DELAY_MS;
         await new Promise((r) => setTimeout(r, SLOW_MS));

@@ -72,6 +72,8 @@ describe.skipIf(!ready).sequential('fault injection: the sample suite as real pr
     await useAccessTokenTtl(stack, LONG_TTL);
     const signedInAt = Date.now();
     const users = await signInUsers(stack);
+    // The tokens were issued between signedInAt and now; all must enter the margin inside the freeze.
+    if (Date.now() - signedInAt > 10_000) throw new Error('signing the users in took over 10 s');
     // Freeze one second before the first token enters its refresh margin (half of its lifetime), so
     // every session's refresh falls inside the freeze, and every token still outlives the freeze.
     const freezeAt = signedInAt + (LONG_TTL / 2 - 1) * 1000;
@@ -87,8 +89,11 @@ describe.skipIf(!ready).sequential('fault injection: the sample suite as real pr
       },
       recoveryMs: 3000,
     });
+    // R7: a request holding a valid token never waits for the refresh. 5 s leaves room for a busy
+    // machine; a request that waits for the frozen IdP takes up to the freeze's 12 s.
     const findings = new Findings()
       .allOk(run.load.samples, 'during the whole run')
+      .fasterThan(run.load.samples, 5000, 'during the whole run')
       .add(await lostSessions(users));
     expectNoProblems(findings.problems);
   });
@@ -235,10 +240,11 @@ describe.skipIf(!ready).sequential('fault injection: the sample suite as real pr
     ].join('\n');
     console.log(`\n${table}\n`);
     const problems: string[] = [];
-    // Calls begun with at least half a second of token life left succeed from the cache at once.
+    // Calls begun with at least half a second of token life left succeed from the cache without
+    // waiting for the IdP (2.5 s leaves room for a busy machine; waiting lasts until the thaw).
     const whileValid = calls.filter((c) => c.sentAt >= start && c.sentAt < expiresAt - 500);
     for (const c of whileValid) {
-      if (c.status !== 200 || c.endedAt - c.sentAt > 1000) {
+      if (c.status !== 200 || c.endedAt - c.sentAt > 2500) {
         problems.push(
           `call at +${c.sentAt - start} ms (token valid until +${expiresAt - start} ms) → ${c.status} ${c.error ?? ''} after ${c.endedAt - c.sentAt} ms`,
         );

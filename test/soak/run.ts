@@ -293,12 +293,7 @@ async function main(): Promise<number> {
   }
 }
 
-// Ctrl-C reaches the apps too (same process group); stop what is left and say so.
-process.once('SIGINT', () => {
-  console.error('\nsoak: interrupted, stopping the apps');
-  void stopAllChildren().finally(() => process.exit(130));
-});
-
+// Ctrl-C, a crash or an early exit: ../faults/support/processes.ts kills every app it started.
 main().then(
   (code) => process.exit(code),
   (error: unknown) => {

@@ -158,9 +158,14 @@ const COLUMNS: ReadonlyArray<[string, (s: Sample) => boolean]> = [
   ['t/o', (s) => s.status === -1],
 ];
 
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;
+}
+
 /**
  * Status counts per second (by the second each request was *sent*, relative to the fault's start),
- * rows inside the fault marked with `*`, plus the slowest answer of each second.
+ * rows inside the fault marked with `*`, plus the median and the slowest answer time of each second.
  */
 export function statusTable(
   title: string,
@@ -168,6 +173,7 @@ export function statusTable(
   fault: { start: number; end: number },
 ): string {
   if (samples.length === 0) return `${title}\n  (no requests)`;
+  // Answer times are in the table too: a call that waits 10 s for a frozen IdP is a fault as well.
   const second = (t: number) => Math.floor((t - fault.start) / 1000);
   const rows = new Map<number, Sample[]>();
   for (const s of samples) {
@@ -180,7 +186,7 @@ export function statusTable(
     row.push(s);
   }
   const keys = [...rows.keys()].sort((a, b) => a - b);
-  const header = ['   s', 'sent', ...COLUMNS.map(([name]) => name), 'max ms'];
+  const header = ['   s', 'sent', ...COLUMNS.map(([name]) => name), 'p50 ms', 'max ms'];
   const width = header.map((h) => Math.max(h.length, 5));
   const fmt = (cells: string[]) => cells.map((c, i) => c.padStart(width[i]!)).join(' |');
   const lines = [title, fmt(header), width.map((w) => '-'.repeat(w)).join('-+')];
@@ -196,6 +202,12 @@ export function statusTable(
           const n = row.filter(match).length;
           return n === 0 ? '.' : String(n);
         }),
+        String(
+          percentile(
+            row.map((s) => s.ms),
+            0.5,
+          ),
+        ),
         String(Math.max(...row.map((s) => s.ms))),
       ]),
     );

@@ -43,9 +43,9 @@ export interface Child {
 
 const children = new Set<Child>();
 
-// A last resort when the test process ends without running afterAll (a crash, a timeout kill): no
-// orphaned IdP or redis-server may outlive the suite, and a frozen one would never exit by itself.
-process.once('exit', () => {
+// A last resort when the test process ends without running afterAll (a crash, a timeout kill, Ctrl-C):
+// no orphaned IdP or redis-server may outlive the suite, and a frozen one would never exit by itself.
+function killAllNow(): void {
   for (const child of children) {
     if (!child.running) continue;
     try {
@@ -55,7 +55,15 @@ process.once('exit', () => {
       // already gone
     }
   }
-});
+}
+process.once('exit', killAllNow);
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.once(signal, () => {
+    killAllNow();
+    // Then die of the same signal, as without this handler.
+    process.kill(process.pid, signal);
+  });
+}
 
 /** Spawns `command args` and tracks it in the registry. */
 export function spawnChild(

@@ -125,6 +125,18 @@ export class Findings {
     return this;
   }
 
+  /** No request of `samples` took longer than `limitMs` to answer (it did not wait for the fault). */
+  fasterThan(samples: readonly Sample[], limitMs: number, where: string): this {
+    const slow = samples.filter((s) => s.ms > limitMs);
+    if (slow.length > 0) {
+      const worst = Math.max(...slow.map((s) => s.ms));
+      this.problems.push(
+        `${slow.length} answers took longer than ${limitMs} ms ${where} (slowest ${worst} ms)`,
+      );
+    }
+    return this;
+  }
+
   /** At least one of `samples` got `status` (the fault was really felt). */
   some(samples: readonly Sample[], status: number, where: string): this {
     if (!samples.some((s) => s.status === status)) {
