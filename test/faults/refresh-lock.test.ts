@@ -25,17 +25,19 @@ import {
 const ready = requireRedisServer('fault injection: slow token endpoint with two BFF instances');
 
 /**
- * How long the front holds each token request. Longer than a refresh may hold the lock without
- * renewing it, shorter than the BFF's `httpTimeout` (10 s by default), so the refresh does finish.
+ * How long the front holds each token request: longer than the refresh lock's TTL (the BFF's lock
+ * lives min(10, httpTimeout) s and must be renewed while the refresh runs) and longer than the 10 s
+ * the BFF lets a request wait for a refresh, but shorter than one refresh attempt may take
+ * (3 × httpTimeout), so the held refresh does come back and is used.
  */
-const TOKEN_DELAY_MS = Number(process.env.FAULTS_TOKEN_DELAY ?? 6) * 1000;
+const TOKEN_DELAY_MS = Number(process.env.FAULTS_TOKEN_DELAY ?? 12) * 1000;
 /**
  * Access-token lifetime: refreshed at half of it, so a refresh held TOKEN_DELAY_MS still comes back
  * before the token expires (a token endpoint slower than the token's life could serve no one).
  */
 const TTL = Math.ceil((2 * (TOKEN_DELAY_MS + 2000)) / 1000);
-/** How long the token endpoint stays slow: long enough for every session's refresh to fall inside. */
-const SLOW_MS = 14_000;
+/** How long the token endpoint stays slow: every session's first refresh is due inside it. */
+const SLOW_MS = 8_000;
 
 describe.skipIf(!ready).sequential('fault injection: slow token endpoint, two BFF instances', () => {
   let redis: RedisProcess | undefined;
