@@ -23,7 +23,7 @@ const ready = requireRedisServer('fault injection (real IdP, Redis, API, BFF and
 /** How long the IdP stays frozen (the outside review's figure). */
 const FREEZE_MS = 12_000;
 /** The worker's freeze: long enough for its cached token to expire inside it. */
-const WORKER_FREEZE_MS = 8_000;
+const WORKER_FREEZE_MS = 6_000;
 /** Short access tokens: refreshes happen all the time. */
 const SHORT_TTL = 4;
 /** Long enough that a token entering the refresh margin outlives a 12 s freeze (margin = TTL / 2). */

@@ -215,7 +215,15 @@ async function main(): Promise<number> {
         if (logout.status !== 302 || !location) {
           lost.push(`vu${index}: logout → ${logout.status}`);
         } else {
-          await user.browser.follow(new URL(location, origin), { initiator: `${origin}/` }).catch(() => {});
+          const end = await user.browser
+            .follow(new URL(location, origin), { initiator: `${origin}/` })
+            .catch((error: unknown) => ({ url: `(failed: ${(error as Error).message})`, status: 0 }));
+          if (new URL(end.url, origin).origin !== origin) {
+            lost.push(`vu${index}: sign-out ended at ${end.status} ${end.url.split('?')[0]}`);
+          }
+          // The old cookie must be dead now (O6): a sign-out that left the session would be a bug too.
+          const after = await call(user, origin, '/bff/user', { cookie: user.cookie, timeoutMs: 15_000 });
+          if (after.status !== 401) lost.push(`vu${index}: GET /bff/user after sign-out → ${after.status}`);
         }
         signedIn--;
         tally.signOuts++;
