@@ -48,6 +48,10 @@ if (task === 'start') {
   step('lint (biome)', ...pnpm('exec', 'biome', 'check', '.'));
   step('typecheck (tsc)', ...pnpm('run', 'typecheck'));
   step(
+    'security requirements: every ID in docs/security.md is cited by a test',
+    ...pnpm('run', 'security:coverage', '--check'),
+  );
+  step(
     'build the sample SPA (served by the browser tests)',
     ...pnpm('--filter', '@gatehouse/sample-spa', 'build'),
   );

@@ -26,6 +26,8 @@ describe('resolveRemoteApis', () => {
       resource: undefined,
       scope: undefined,
       websocket: true,
+      forwardHeaders: undefined,
+      xForwarded: false,
     });
     expect(Object.isFrozen(route)).toBe(true);
     expect(

@@ -25,7 +25,8 @@ beforeAll(async () => {
   const closedPort = await getFreePort();
   host = await startEngineHost(
     [
-      { prefix: '/api/b', upstream: `${upstream.origin}/base` },
+      // xForwarded: this route asks for the BFF's own X-Forwarded-* (default off, SECURITY P2a).
+      { prefix: '/api/b', upstream: `${upstream.origin}/base`, xForwarded: true },
       { prefix: '/api/b/deeper', upstream: `${upstream.origin}/deep` },
       { prefix: '/api/client', upstream: `${upstream.origin}/c`, token: 'client' },
       { prefix: '/api/uoc', upstream: `${upstream.origin}/uoc`, token: 'user-or-client' },

@@ -17,6 +17,7 @@ import { createRemoteApiRouter, createUpgradeHandler, getProxyEngine } from './p
 import { callbackHandler, loginHandler, silentCallbackHandler } from './routes/login.js';
 import { logoutHandler, signedOutHandler } from './routes/logout.js';
 import { diagnosticsHandler, userHandler } from './routes/user.js';
+import { createEntryMatcher, ROUTER_OPTIONS } from './routing.js';
 import { type BffSessionData, createSessionManager, type LoadedSession } from './session.js';
 import { guardStore } from './store/guard.js';
 import { createMemoryStore } from './store/memory.js';
@@ -194,34 +195,32 @@ export function createBff(options: BffOptions): Bff {
   // Only our paths look at sessions; the host's static files and other routes pay nothing. The /bff
   // endpoints run express-session (they create, regenerate and destroy sessions); remote-API calls
   // only read the session, which the session manager does directly (see SessionManager.current).
-  const apiPrefixes = config.remoteApis.map((api) => api.prefix);
-  const isApi = (path: string) => apiPrefixes.some((p) => path === p || path.startsWith(`${p}/`));
+  // SECURITY X5: one matcher (routing.ts) decides for the entry checks and, with exact case-sensitive
+  // routers, for the routing too; look-alikes of an endpoint or a prefix get 404 right here.
+  const entry = createEntryMatcher(config.remoteApis);
 
   // The same engine the remote-API router below uses (one per context, so one agent per upstream).
   const proxyEngine = getProxyEngine(context);
-  // True for paths Express's (case-insensitive) `/bff` mounts below could take.
-  const underBffMount = (path: string) => path.length >= 4 && path.slice(0, 4).toLowerCase() === '/bff';
 
-  const router = Router();
+  const router = Router(ROUTER_OPTIONS);
   router.use((req, res, next) => {
-    const path = req.path;
-    const endpoint = path.startsWith('/bff/');
-    if (!endpoint && !isApi(path)) return next();
-    if (path !== '/bff/backchannel') {
+    const kind = entry(req.path);
+    if (kind === 'other') return next();
+    if (kind === 'not-found') return sendJsonError(res, new BffError('ERR_BFF_NOT_FOUND', 'not found'));
+    if (kind !== 'backchannel') {
       const crossSite = crossSiteError(req, config.origin);
       if (crossSite) return sendJsonError(res, crossSite);
     }
-    if (endpoint) sessions.middleware(req, res, next);
+    if (kind !== 'api') sessions.middleware(req, res, next);
     // A remote-API call goes straight to the proxy engine: the layers between here and the remote-API
-    // router (the /bff endpoints and the back-channel route) cannot match a path outside `/bff`, so
-    // walking them only costs router work on every proxied call. The engine does all its own checks
-    // (raw-target match, path safety, method, X-CSRF, content type) exactly as when reached through the
-    // router, and a path it does not take still falls through to the rest of the chain via `next`.
-    else if (!underBffMount(path)) proxyEngine.handle(req, res, next);
-    else next();
+    // router (the /bff endpoints and the back-channel route) cannot match a path outside `/bff` (remote-API
+    // prefixes may not lie inside it), so walking them only costs router work on every proxied call. The
+    // engine does all its own checks (raw-target match, path safety, method, X-CSRF, content type) exactly
+    // as when reached through the router, and a path it does not take still falls through via `next`.
+    else proxyEngine.handle(req, res, next);
   });
   // The endpoints sit in one sub-router so proxied API calls pass them with a single prefix check.
-  const endpoints = Router();
+  const endpoints = Router(ROUTER_OPTIONS);
   endpoints.get('/login', loginHandler(core, false));
   endpoints.get('/silent-login', loginHandler(core, true));
   endpoints.get('/callback', callbackHandler(core));

@@ -59,6 +59,14 @@ export interface BffOptions {
   diagnostics?: boolean;
   /** Local path the callback redirects to on login errors, with `?error=<code>`. Default: an error page. */
   errorPath?: string;
+  /**
+   * Shape of the user-claim values `GET /bff/user` returns. `'json'` (default): as in the ID token and
+   * UserInfo (strings, numbers, booleans, objects). `'string'`: Duende BFF's shape, every user-claim
+   * value a string (`true` → `"true"`, `1700000000` → `"1700000000"`, objects as JSON text), for SPAs
+   * written against Duende. Array claims are one entry per element either way; the `bff:*` entries keep
+   * Duende's own types (`bff:session_expires_in` is a number).
+   */
+  userClaimValues?: 'json' | 'string';
   /** Remote APIs proxied by the BFF. */
   remoteApis?: readonly RemoteApiOptions[];
   /** Back-channel logout options. */
@@ -111,6 +119,7 @@ export interface ResolvedBffConfig {
   readonly fetchUserInfo: boolean;
   readonly diagnostics: boolean;
   readonly errorPath: string | undefined;
+  readonly userClaimValues: 'json' | 'string';
   readonly allowInsecureIssuer: boolean;
   readonly remoteApis: readonly ResolvedRemoteApi[];
   readonly backchannel: ResolvedBackchannelOptions;
@@ -137,6 +146,7 @@ const knownOptions = new Set<string>([
   'fetchUserInfo',
   'diagnostics',
   'errorPath',
+  'userClaimValues',
   'remoteApis',
   'backchannel',
   'logger',
@@ -314,6 +324,13 @@ export function resolveConfig(options: BffOptions): ResolvedBffConfig {
     errorPath = options.errorPath;
   }
 
+  const userClaimValues = options.userClaimValues ?? 'json';
+  if (userClaimValues !== 'json' && userClaimValues !== 'string') {
+    fail(
+      `\`userClaimValues\` must be "json" (values as issued) or "string" (Duende's shape), got ${JSON.stringify(userClaimValues)}`,
+    );
+  }
+
   for (const fn of ['fetch', 'clock', 'getClientAccessToken'] as const) {
     if (options[fn] !== undefined && typeof options[fn] !== 'function') fail(`\`${fn}\` must be a function`);
   }
@@ -339,6 +356,7 @@ export function resolveConfig(options: BffOptions): ResolvedBffConfig {
     fetchUserInfo: options.fetchUserInfo ?? true,
     diagnostics: options.diagnostics ?? process.env.NODE_ENV === 'development',
     errorPath,
+    userClaimValues,
     allowInsecureIssuer,
     remoteApis: resolveRemoteApis(options.remoteApis),
     backchannel: resolveBackchannelOptions(options.backchannel),

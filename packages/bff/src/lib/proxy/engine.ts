@@ -370,7 +370,7 @@ export function createProxyEngine(options: ProxyEngineOptions): ProxyEngine {
           proxyReq: undefined,
         };
         (req as ProxiedRequest)[STATE] = state;
-        prepareRequestHeaders(req.headers, forwarded, req.socket.remoteAddress, token);
+        prepareRequestHeaders(req.headers, forwarded, req.socket.remoteAddress, token, false, route.api);
         req.url = match.upstreamPath;
         res.once('close', () => clearTimer(state));
         startTimer(state, res);
@@ -413,7 +413,7 @@ export function createProxyEngine(options: ProxyEngineOptions): ProxyEngine {
           timer: undefined,
           proxyReq: undefined,
         };
-        prepareRequestHeaders(req.headers, forwarded, req.socket.remoteAddress, token, true);
+        prepareRequestHeaders(req.headers, forwarded, req.socket.remoteAddress, token, true, route.api);
         req.url = match.upstreamPath;
         route.handler.upgrade(req, socket as Socket, head);
       },
