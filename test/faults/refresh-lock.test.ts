@@ -92,7 +92,7 @@ describe.skipIf(!ready).sequential('fault injection: slow token endpoint, two BF
     await dataDir?.remove();
   });
 
-  it(`R8: token endpoint held ${TOKEN_DELAY_MS / 1000} s with two BFF instances → each refresh token is presented exactly once, no 401/500, no session lost`, async () => {
+  it(`R2 R8: token endpoint held ${TOKEN_DELAY_MS / 1000} s with two BFF instances → each refresh token is presented exactly once, no 401/500, no session lost`, async () => {
     const signedInAt = Date.now();
     const users: VirtualUser[] = await Promise.all(
       Array.from({ length: 4 }, (_, i) => signIn(`u${i}`, i % 2 === 0 ? 'alice' : 'bob', origins)),

@@ -98,7 +98,7 @@ describe.skipIf(!ready).sequential('fault injection: the sample suite as real pr
     expectNoProblems(findings.problems);
   });
 
-  it('R5a: IdP frozen 12 s with the access tokens expired → only 503 + Retry-After meanwhile, the same cookie works within 2 s after, no session lost', async () => {
+  it('R5 R5a: IdP frozen 12 s with the access tokens expired → only 503 + Retry-After meanwhile, the same cookie works within 2 s after, no session lost', async () => {
     await useAccessTokenTtl(stack, SHORT_TTL);
     const users = await signInUsers(stack);
     const run = await runScenario({
@@ -124,7 +124,7 @@ describe.skipIf(!ready).sequential('fault injection: the sample suite as real pr
     expectNoProblems(findings.problems);
   });
 
-  it('R5a: IdP killed (SIGKILL) and restarted with its grants → only 503 + Retry-After meanwhile, the same cookie works within 2 s after, no session lost', async () => {
+  it('R5 R5a: IdP killed (SIGKILL) and restarted with its grants → only 503 + Retry-After meanwhile, the same cookie works within 2 s after, no session lost', async () => {
     await useAccessTokenTtl(stack, SHORT_TTL);
     const users = await signInUsers(stack);
     const run = await runScenario({
@@ -147,7 +147,7 @@ describe.skipIf(!ready).sequential('fault injection: the sample suite as real pr
     expectNoProblems(findings.problems);
   });
 
-  it('S: Redis killed (SIGKILL) and restarted from its AOF → only 503 meanwhile, the same cookie works after, no session lost', async () => {
+  it('session store: Redis killed (SIGKILL) and restarted from its AOF → only 503 meanwhile, the same cookie works after, no session lost', async () => {
     await useAccessTokenTtl(stack, SHORT_TTL);
     const users = await signInUsers(stack);
     const run = await runScenario({
@@ -171,7 +171,7 @@ describe.skipIf(!ready).sequential('fault injection: the sample suite as real pr
     expectNoProblems(findings.problems);
   });
 
-  it('P: sample API killed (SIGKILL) and restarted → 502 meanwhile, 200 after, no session lost', async () => {
+  it('upstream: sample API killed (SIGKILL) and restarted → 502 meanwhile, 200 after, no session lost', async () => {
     await useAccessTokenTtl(stack, SHORT_TTL);
     const users = await signInUsers(stack);
     const run = await runScenario({
@@ -194,7 +194,7 @@ describe.skipIf(!ready).sequential('fault injection: the sample suite as real pr
     expectNoProblems(findings.problems);
   });
 
-  it('T: the worker during an IdP freeze keeps succeeding on its cached token until it expires, then recovers', async () => {
+  it('T6: the worker during an IdP freeze keeps succeeding on its cached token until it expires, then recovers', async () => {
     await useAccessTokenTtl(stack, SHORT_TTL);
     const worker = stack.worker!;
     const isCall = (line: Record<string, unknown>) =>
