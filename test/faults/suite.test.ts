@@ -3,7 +3,7 @@
 // requests a second of `GET /api/todos` run across signed-in users. Each scenario prints a table of
 // statuses per second and must show: no 401, no 500, no lost session (SECURITY.md R5a, R7, S-rows of
 // DESIGN.md's "Failure is designed, not discovered"). Run: npx vitest run --project faults
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { signIn, type VirtualUser } from './support/load.js';
 import { requireRedisServer, stopAllChildren } from './support/processes.js';
 import {
@@ -16,7 +16,7 @@ import {
   sleep,
   UPSTREAM_UNAVAILABLE,
 } from './support/scenario.js';
-import { type FaultStack, recentWarnings, startFaultStack } from './support/stack.js';
+import { type FaultStack, recentWarnings, reviveStack, startFaultStack } from './support/stack.js';
 
 const ready = requireRedisServer('fault injection (real IdP, Redis, API, BFF and worker processes)');
 
@@ -62,6 +62,12 @@ describe.skipIf(!ready).sequential('fault injection: the sample suite as real pr
     }
     expect(problems).toEqual([]);
   }
+
+  // Each scenario starts from a working suite, whatever the previous one left behind.
+  beforeEach(async () => {
+    const revived = await reviveStack(stack);
+    if (revived.length > 0) console.log(`restarted after the previous scenario: ${revived.join(', ')}`);
+  });
 
   afterAll(async () => {
     await stack?.close();

@@ -24,7 +24,17 @@ export async function signIn(
 ): Promise<VirtualUser> {
   const browser = new TestBrowser();
   const origin = origins[0]!;
-  const done = await browser.login(`${origin}/bff/login`, { username, password: username });
+  // A wedged BFF must fail the scenario with a message, not hang it until the test's own timeout.
+  let timer: NodeJS.Timeout | undefined;
+  const done = await Promise.race([
+    browser.login(`${origin}/bff/login`, { username, password: username }),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`sign-in of ${username} at ${origin} took over 30 s`)),
+        30_000,
+      );
+    }),
+  ]).finally(() => clearTimeout(timer));
   const value = await browser.cookie(origin, SESSION_COOKIE);
   // Where the chain ends (the SPA's page) does not matter here; that the session works does.
   const user: VirtualUser = { name: label, browser, origins, cookie: `${SESSION_COOKIE}=${value}` };

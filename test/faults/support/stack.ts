@@ -170,6 +170,42 @@ export async function startWorkerProcess(settings: {
   return handle;
 }
 
+/**
+ * Starts again whatever a failed scenario left dead or unresponsive (a process that exited, a BFF or
+ * API whose /health does not answer within 3 s), so one failure does not cascade into the next
+ * scenario. Returns what it restarted, for the test output.
+ */
+export async function reviveStack(stack: FaultStack): Promise<string[]> {
+  const revived: string[] = [];
+  if (!stack.redis.child.running) {
+    await stack.redis.restart();
+    revived.push('redis');
+  }
+  for (const handle of [stack.idp, stack.api, ...stack.bffs]) {
+    handle.child.thaw();
+    let healthy = handle.child.running;
+    if (healthy) {
+      try {
+        const res = await fetch(`${handle.url}/health`, { signal: AbortSignal.timeout(3000) });
+        await res.body?.cancel();
+        healthy = res.ok;
+      } catch {
+        healthy = false;
+      }
+    }
+    if (!healthy) {
+      if (handle.child.running) await handle.child.kill();
+      await handle.restart();
+      revived.push(`${handle.name}:${handle.port}`);
+    }
+  }
+  if (stack.worker && !stack.worker.child.running) {
+    await stack.worker.restart();
+    revived.push('worker');
+  }
+  return revived;
+}
+
 /** The whole suite: Redis, IdP, API, `bffCount` BFF hosts (one origin), the worker. */
 export interface FaultStack {
   readonly redis: RedisProcess;
