@@ -391,7 +391,7 @@ describe('provider metadata checks', () => {
       const first = await fetch(`${stack.bff.url}/bff/login`, { redirect: 'manual' });
       expect(first.status).toBe(500);
       expect(first.headers.get('location')).toBeNull();
-      expect(await first.json()).toEqual({ error: 'ERR_BFF_CONFIGURATION' });
+      expect(await first.json()).toMatchObject({ status: 500, error: 'ERR_BFF_CONFIGURATION' });
       mode = 'pkce';
       stack.clock.advance(3);
       const second = await fetch(`${stack.bff.url}/bff/login`, { redirect: 'manual' });

@@ -92,9 +92,26 @@ export interface Bff {
   readonly context: BffContext;
   /** Runs discovery now (it otherwise runs on first use); rejects with BffError on failure. */
   ready(): Promise<void>;
-  /** Stops the default memory store's timers. Does not close a Redis client you passed in. */
-  close(): Promise<void>;
+  /**
+   * Graceful shutdown. From the call on, new requests to the BFF's paths (`/bff/*`, remote APIs,
+   * `localApi()` routes, WebSocket upgrades) get 503 `ERR_BFF_SHUTTING_DOWN` with `Retry-After` and
+   * `Connection: close`; requests and token refreshes already under way may finish, for at most
+   * `timeout` seconds; then the proxy's keep-alive agents and the store the BFF created itself (the
+   * default memory store) are closed. A store you passed in (and its Redis client) stays open: close it
+   * after this resolves. Call it before closing the HTTP server's remaining connections; repeated calls
+   * return the same promise.
+   */
+  close(options?: BffCloseOptions): Promise<void>;
 }
+
+/** Options of {@link Bff.close}. */
+export interface BffCloseOptions {
+  /** Seconds to let in-flight requests and refreshes finish. Default 10. */
+  timeout?: number;
+}
+
+/** Default of {@link BffCloseOptions.timeout} (seconds). */
+const CLOSE_TIMEOUT = 10;
 
 const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
@@ -202,11 +219,29 @@ export function createBff(options: BffOptions): Bff {
   // The same engine the remote-API router below uses (one per context, so one agent per upstream).
   const proxyEngine = getProxyEngine(context);
 
+  // Graceful shutdown (close()): refuse new work on our paths, count the requests still under way.
+  let closing = false;
+  let inFlight = 0;
+  let idle: (() => void) | undefined;
+  const refuseWhileClosing = (res: Response) => {
+    res.setHeader('Connection', 'close');
+    sendJsonError(res, new BffError('ERR_BFF_SHUTTING_DOWN', 'shutting down', { retryAfter: 1 }));
+  };
+  const track = (res: Response) => {
+    inFlight++;
+    res.once('close', () => {
+      inFlight--;
+      if (inFlight === 0) idle?.();
+    });
+  };
+
   const router = Router(ROUTER_OPTIONS);
   router.use((req, res, next) => {
     const kind = entry(req.path);
     if (kind === 'other') return next();
+    if (closing) return refuseWhileClosing(res);
     if (kind === 'not-found') return sendJsonError(res, new BffError('ERR_BFF_NOT_FOUND', 'not found'));
+    track(res);
     if (kind !== 'backchannel') {
       const crossSite = crossSiteError(req, config.origin);
       if (crossSite) return sendJsonError(res, crossSite);
@@ -244,12 +279,24 @@ export function createBff(options: BffOptions): Bff {
   };
   router.use(errorHandler);
 
-  const upgrade = createUpgradeHandler(context);
+  const proxyUpgrade = createUpgradeHandler(context);
+  let closed: Promise<void> | undefined;
+  const upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): boolean => {
+    if (closing && entry((req.url ?? '').split('?')[0] ?? '') === 'api') {
+      socket.end(
+        'HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: 0\r\n\r\n',
+      );
+      return true;
+    }
+    return proxyUpgrade(req, socket, head);
+  };
 
   const localApi = (opts: LocalApiOptions = {}): RequestHandler => {
     const requireUser = opts.requireUser ?? true;
     const csrf = opts.csrf ?? true;
     return (req, res, next) => {
+      if (closing) return refuseWhileClosing(res);
+      track(res);
       const crossSite = crossSiteError(req, config.origin);
       if (crossSite) return sendJsonError(res, crossSite);
       if (csrf && !hasCsrfHeader(req))
@@ -314,8 +361,36 @@ export function createBff(options: BffOptions): Bff {
     async ready() {
       await getOidcConfiguration();
     },
-    async close() {
-      if (ownsStore) await store.close?.();
+    close(closeOptions: BffCloseOptions = {}): Promise<void> {
+      const timeout = closeOptions.timeout ?? CLOSE_TIMEOUT;
+      if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout < 0 || timeout > 3600) {
+        return Promise.reject(
+          new TypeError(
+            `bff.close: \`timeout\` must be a number of seconds between 0 and 3600 (got ${String(timeout)})`,
+          ),
+        );
+      }
+      closed ??= (async () => {
+        closing = true;
+        const drained = Promise.all([
+          inFlight === 0
+            ? Promise.resolve()
+            : new Promise<void>((resolve) => {
+                idle = resolve;
+              }),
+          tokens.drain(timeout),
+        ]);
+        let timer: NodeJS.Timeout | undefined;
+        const deadline = new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, timeout * 1000);
+        });
+        await Promise.race([drained, deadline]);
+        clearTimeout(timer);
+        if (inFlight > 0) logger.warn({ inFlight }, 'bff: closing with requests still under way');
+        proxyEngine.close();
+        if (ownsStore) await store.close?.();
+      })();
+      return closed;
     },
   });
 }

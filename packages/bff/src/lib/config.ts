@@ -51,7 +51,11 @@ export interface BffOptions {
    * less than twice this is refreshed at half its lifetime instead.
    */
   refreshMargin?: number;
-  /** Timeout of each request to the identity provider. Default 10. */
+  /**
+   * Timeout of each request to the identity provider, and the longest a request holding an expired
+   * access token waits for its refresh. The refresh request itself may take 3 × this (a refresh given
+   * up early and sent again would reuse a rotated refresh token). Default 10.
+   */
   httpTimeout?: number;
   /** Call the UserInfo endpoint at login (and check its `sub`). Default true. */
   fetchUserInfo?: boolean;

@@ -5,6 +5,7 @@ import * as client from 'openid-client';
 import type { FetchLike, ResolvedBffConfig } from './config.js';
 import type { Logger } from './context.js';
 import { BffError, describeError } from './errors.js';
+import { classifyTokenError } from './refresh/failure.js';
 
 const isJwk = (key: CryptoKey | JWK): key is JWK => typeof (key as JWK).kty === 'string';
 
@@ -112,35 +113,6 @@ export function classifyCallbackError(err: unknown): 'transient' | 'response' | 
   return /token_type|"(?:id|access)_token" property/.test(text) ? 'response' : 'validation';
 }
 
-/** Maps an openid-client failure during a token request to a BffError. */
-export function classifyTokenError(err: unknown): 'invalid_grant' | 'transient' | 'response' | 'validation' {
-  if (err instanceof client.ResponseBodyError) {
-    if (err.status >= 500) return 'transient';
-    if (err.error === 'invalid_grant') return 'invalid_grant';
-    return 'response';
-  }
-  if (err instanceof client.ClientError) {
-    switch (err.code) {
-      case 'OAUTH_RESPONSE_IS_NOT_CONFORM': {
-        const cause = (err as { cause?: unknown }).cause;
-        return cause instanceof Response && cause.status >= 500 ? 'transient' : 'response';
-      }
-      case 'OAUTH_RESPONSE_IS_NOT_JSON':
-      case 'OAUTH_PARSE_ERROR':
-      case 'OAUTH_INVALID_RESPONSE':
-      case 'OAUTH_UNSUPPORTED_OPERATION':
-        return 'response';
-      default:
-        return 'validation';
-    }
-  }
-  if (err instanceof BffError) return err.status >= 500 ? 'transient' : 'validation';
-  // fetch failures (TypeError), aborts and timeouts (DOMException) are network trouble.
-  if (
-    err instanceof TypeError ||
-    (err instanceof Error && (err.name === 'AbortError' || err.name === 'TimeoutError'))
-  ) {
-    return 'transient';
-  }
-  return 'validation';
-}
+// Token-endpoint failures are classified by cause in refresh/failure.ts (SECURITY R5a); re-exported
+// here for the login callback, which imports it from this module.
+export { classifyTokenError };

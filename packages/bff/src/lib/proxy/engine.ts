@@ -289,7 +289,12 @@ export function createProxyEngine(options: ProxyEngineOptions): ProxyEngine {
   function answerTokenError(res: ServerResponse, err: unknown): void {
     const known = asHttpError(err);
     if (known) {
-      sendError(res, known.status, known.code);
+      sendError(
+        res,
+        known.status,
+        known.code,
+        known.retryAfter === undefined ? undefined : { 'retry-after': String(known.retryAfter) },
+      );
     } else {
       logger.error({ err: err instanceof Error ? err.name : typeof err }, 'remote API token lookup failed');
       sendError(res, 500, ProxyErrorCode.internal);

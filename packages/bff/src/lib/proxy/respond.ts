@@ -34,15 +34,19 @@ const TITLES: Readonly<Record<number, string>> = {
 export interface HttpErrorLike {
   readonly status: number;
   readonly code: string;
+  /** Whole seconds for a `Retry-After` header (e.g. the IdP in back-off), when the error carries one. */
+  readonly retryAfter?: number;
 }
 
 /** Narrows an unknown error to one that carries a usable HTTP status and a stable code. */
 export function asHttpError(err: unknown): HttpErrorLike | undefined {
   if (typeof err !== 'object' || err === null) return undefined;
-  const { status, code } = err as { status?: unknown; code?: unknown };
+  const { status, code, retryAfter } = err as { status?: unknown; code?: unknown; retryAfter?: unknown };
   if (typeof status !== 'number' || status < 400 || status > 599 || typeof code !== 'string')
     return undefined;
-  return { status, code };
+  return typeof retryAfter === 'number' && retryAfter > 0
+    ? { status, code, retryAfter: Math.ceil(retryAfter) }
+    : { status, code };
 }
 
 /** Sends `{ error: code }` (4xx) or problem+json (5xx); never a redirect (SECURITY P5). */
