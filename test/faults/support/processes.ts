@@ -4,6 +4,7 @@
 // when a test or hook throws or the test process itself exits early.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -285,7 +286,6 @@ export async function startRedisServer(port: number): Promise<RedisProcess> {
 }
 
 async function waitForRedis(child: Child, port: number, timeoutMs = 10_000): Promise<void> {
-  const { createConnection } = await import('node:net');
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (!child.running) throw new Error(`redis-server exited while starting:\n${child.tail()}`);
