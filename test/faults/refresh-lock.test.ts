@@ -108,7 +108,7 @@ describe.skipIf(!ready).sequential('fault injection: slow token endpoint, two BF
         front!.delayMs = 0;
       },
       // The last held request comes back TOKEN_DELAY_MS after the slow period.
-      recoveryMs: TOKEN_DELAY_MS + 3000,
+      recoveryMs: TOKEN_DELAY_MS + 2500,
     });
     const refreshes = front!.tokenRequests.filter((r) => r.grantType === 'refresh_token');
     const held = refreshes.filter((r) => r.heldMs > 0);

@@ -142,7 +142,9 @@ describe.skipIf(!ready).sequential('fault injection: the sample suite as real pr
         await sleep(3000);
         await stack.idp.restart();
       },
-      recoveryMs: 4000,
+      // Long enough to show when the sessions really recover if it takes more than 2 s (the BFF's
+      // back-off is capped at 10 s).
+      recoveryMs: 10_000,
     });
     const findings = new Findings()
       .none(run.load.samples, [401, 500], 'during the whole run')

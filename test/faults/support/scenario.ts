@@ -198,7 +198,8 @@ export function recoveredWithin(run: ScenarioRun, users: readonly VirtualUser[],
       if (s.status === 200) firstGood ??= s.sentAt;
       else firstGood = undefined;
     }
-    if (firstGood === undefined) late.push(`${user.name}: never`);
+    if (firstGood === undefined)
+      late.push(`${user.name}: not within the ${Math.round((Date.now() - run.fault.end) / 1000)} s watched`);
     else if (firstGood - run.fault.end > withinMs) late.push(`${user.name}: ${firstGood - run.fault.end} ms`);
   }
   return late.length > 0
