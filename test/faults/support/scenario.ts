@@ -199,7 +199,9 @@ export function recoveredWithin(run: ScenarioRun, users: readonly VirtualUser[],
       else firstGood = undefined;
     }
     if (firstGood === undefined)
-      late.push(`${user.name}: not within the ${Math.round((Date.now() - run.fault.end) / 1000)} s watched`);
+      late.push(
+        `${user.name}: not within the ${(((mine.at(-1)?.sentAt ?? run.fault.end) - run.fault.end) / 1000).toFixed(1)} s watched`,
+      );
     else if (firstGood - run.fault.end > withinMs) late.push(`${user.name}: ${firstGood - run.fault.end} ms`);
   }
   return late.length > 0
