@@ -2,6 +2,8 @@
 // ratios against it, so figures from different machines are never compared directly.
 import { execFile } from 'node:child_process';
 import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 /** autocannon's command-line entry point (its package main doubles as the CLI). */
 const autocannonCli = createRequire(import.meta.url).resolve('autocannon');
@@ -13,6 +15,11 @@ export interface BenchRow {
   /** Latency percentiles in milliseconds, where measured. */
   p50Ms?: number;
   p99Ms?: number;
+  /**
+   * CPU time this process spent per request while serving the load (µs): unlike a rate, it barely
+   * moves when other work on the machine takes CPU away, so ratios of it are stable on a busy host.
+   */
+  cpuUsPerReq?: number;
   note?: string;
 }
 
@@ -61,15 +68,18 @@ export async function measureHttp(load: HttpLoad): Promise<Omit<BenchRow, 'name'
     ...Object.entries(load.headers ?? {}).flatMap(([name, value]) => ['--headers', `${name}=${value}`]),
     load.url,
   ];
+  // The servers under test run in this process; autocannon runs in a child, so this counts theirs only.
+  const cpuBefore = process.cpuUsage();
   const output = await new Promise<string>((resolve, reject) => {
     execFile(process.execPath, args, { maxBuffer: 16 * 1024 * 1024 }, (error, stdout) =>
       error ? reject(new Error(`autocannon failed for ${load.url}: ${error.message}`)) : resolve(stdout),
     );
   });
+  const cpu = process.cpuUsage(cpuBefore);
   const result = JSON.parse(output) as {
     non2xx: number;
     errors: number;
-    requests: { average: number };
+    requests: { average: number; total: number };
     latency: { p50: number; p99: number };
   };
   if (result.non2xx > 0 || result.errors > 0) {
@@ -77,7 +87,43 @@ export async function measureHttp(load: HttpLoad): Promise<Omit<BenchRow, 'name'
       `${load.url}: ${result.non2xx} non-2xx responses and ${result.errors} errors during the run`,
     );
   }
-  return { opsPerSec: result.requests.average, p50Ms: result.latency.p50, p99Ms: result.latency.p99 };
+  return {
+    opsPerSec: result.requests.average,
+    p50Ms: result.latency.p50,
+    p99Ms: result.latency.p99,
+    cpuUsPerReq: (cpu.user + cpu.system) / Math.max(1, result.requests.total),
+  };
+}
+
+export interface PacedLoad {
+  url: string;
+  headers?: Record<string, string>;
+  /** Requests per second, sent at fixed intervals. */
+  rate: number;
+  seconds?: number;
+}
+
+const pacerFile = join(dirname(fileURLToPath(import.meta.url)), 'pacer.ts');
+
+/**
+ * Sends requests at a steady rate (fixed intervals, from a child process) and reports latency measured
+ * from each request's scheduled start: what a user feels at a moderate load, without autocannon's bursts.
+ */
+export async function measurePaced(load: PacedLoad): Promise<Omit<BenchRow, 'name'>> {
+  const input = JSON.stringify({
+    url: load.url,
+    headers: load.headers ?? {},
+    rate: load.rate,
+    seconds: load.seconds ?? Number(process.env.BENCH_SECONDS ?? 3),
+  });
+  const output = await new Promise<string>((resolve, reject) => {
+    execFile(process.execPath, ['--import', 'tsx', pacerFile, input], (error, stdout) =>
+      error ? reject(new Error(`pacer failed for ${load.url}: ${error.message}`)) : resolve(stdout),
+    );
+  });
+  const result = JSON.parse(output) as { sent: number; failed: number; p50Ms: number; p99Ms: number };
+  if (result.failed > 0) throw new Error(`${load.url}: ${result.failed} failed paced requests`);
+  return { opsPerSec: load.rate, p50Ms: result.p50Ms, p99Ms: result.p99Ms };
 }
 
 /** Prints rows as a table with each row's rate as a ratio of the baseline row's. */
@@ -91,6 +137,7 @@ export function printTable(title: string, rows: BenchRow[], baseline: string): v
     [`× ${baseline}`]: (row.opsPerSec / base.opsPerSec).toFixed(2),
     'p50 ms': fmt(row.p50Ms, 2),
     'p99 ms': fmt(row.p99Ms, 2),
+    ...(rows.some((r) => r.cpuUsPerReq !== undefined) ? { 'CPU µs/req': fmt(row.cpuUsPerReq, 0) } : {}),
     note: row.note ?? '',
   }));
   console.log(`\n${title}`);

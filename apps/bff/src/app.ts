@@ -69,12 +69,17 @@ const minimalPage = `<!doctype html>
 <code>bff:logout_url</code> that <code>GET /bff/user</code> returns to a script sending <code>X-CSRF: 1</code>).</p>
 </body></html>`;
 
+/** `Sec-Fetch-Dest` values of a page load: a top-level document or a frame. */
+const PAGE_DESTINATIONS = new Set(['document', 'iframe', 'frame']);
+
 /**
- * A top-level (or frame) navigation that wants HTML: `Sec-Fetch-Mode` is `navigate` when the browser
- * sends it, and `Accept` names `text/html` explicitly (a fetch() sends `*\/*`, which does not count).
+ * A top-level (or frame) navigation that wants HTML: `Sec-Fetch-Dest` names a document or frame when
+ * the browser sends it (a script's fetch() sends `empty`), and `Accept` names `text/html` explicitly (a
+ * fetch() sends `*\/*`, which does not count). `Sec-Fetch-Dest` rather than `Sec-Fetch-Mode`: both say
+ * the same in browsers, but server-side HTTP clients (Node's fetch) force the mode to `cors`.
  */
-export function isHtmlNavigation(secFetchMode: string | undefined, accept: string | undefined): boolean {
-  if (secFetchMode !== undefined && secFetchMode !== 'navigate') return false;
+export function isHtmlNavigation(secFetchDest: string | undefined, accept: string | undefined): boolean {
+  if (secFetchDest !== undefined && !PAGE_DESTINATIONS.has(secFetchDest)) return false;
   if (!accept) return false;
   return accept.split(',').some((range) => {
     const [type, ...params] = range.split(';').map((part) => part.trim().toLowerCase());
@@ -163,7 +168,7 @@ export function createApp(config: SampleBffConfig = {}): SampleBffApp {
   // else that reaches here is unknown, so a script's fetch() to a missing path gets 404 JSON and the SPA
   // sees a 404, not an HTML page it then fails to parse as JSON (Duende's hosts behave the same way).
   app.get(/^\/(?!api\/|bff\/|local\/).*/, (req, res, next) => {
-    if (!isHtmlNavigation(req.get('sec-fetch-mode'), req.get('accept'))) return next();
+    if (!isHtmlNavigation(req.get('sec-fetch-dest'), req.get('accept'))) return next();
     res.set('Cache-Control', 'no-cache');
     if (hasSpa) return res.sendFile(join(spaDir, 'index.html'));
     res.type('html').send(minimalPage);

@@ -88,10 +88,24 @@ describe('sample BFF host', () => {
     const cases: Array<[string, Record<string, string>]> = [
       ['fetch() defaults (Sec-Fetch-Mode: cors, Accept: */*)', {}],
       ['a fetch asking for JSON', { accept: 'application/json' }],
-      ['a fetch asking for HTML (not a navigation)', { accept: 'text/html', 'sec-fetch-mode': 'cors' }],
-      ['same-origin mode', { accept: 'text/html', 'sec-fetch-mode': 'same-origin' }],
-      ['a navigation that refuses HTML', { accept: 'text/html;q=0, */*', 'sec-fetch-mode': 'navigate' }],
-      ['a navigation without text/html', { accept: '*/*', 'sec-fetch-mode': 'navigate' }],
+      // A browser's fetch() always sends Sec-Fetch-Dest: empty (Node's fetch sends none; set it here).
+      [
+        'a fetch asking for HTML (not a navigation)',
+        { accept: 'text/html', 'sec-fetch-mode': 'cors', 'sec-fetch-dest': 'empty' },
+      ],
+      [
+        'same-origin mode',
+        { accept: 'text/html', 'sec-fetch-mode': 'same-origin', 'sec-fetch-dest': 'empty' },
+      ],
+      ['an image request', { accept: 'text/html,image/*', 'sec-fetch-dest': 'image' }],
+      [
+        'a navigation that refuses HTML',
+        { accept: 'text/html;q=0, */*', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document' },
+      ],
+      [
+        'a navigation without text/html',
+        { accept: '*/*', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document' },
+      ],
     ];
     for (const [name, headers] of cases) {
       const res = await fetch(`${bff.url}/api-v2/missing/thing`, { headers });

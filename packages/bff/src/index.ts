@@ -11,12 +11,13 @@ export {
 } from './lib/bff.js';
 export type { BffOptions, FetchLike, ResolvedBffConfig } from './lib/config.js';
 export type { BffContext, Logger, SessionUser } from './lib/context.js';
-export { BffError, type BffErrorCode } from './lib/errors.js';
-export type { RemoteApiOptions, RemoteApiTokenType } from './lib/proxy/index.js';
+export { BffError, type BffErrorCode, isBffError } from './lib/errors.js';
+export type { RateLimitOptions, RemoteApiOptions, RemoteApiTokenType } from './lib/proxy/index.js';
 export { createMemoryStore, type MemoryStoreOptions } from './lib/store/memory.js';
 export { createRedisStore, type RedisClientLike, type RedisStoreOptions } from './lib/store/redis.js';
 export type {
   LockFence,
+  RateDecision,
   SessionIndex,
   SessionMatch,
   SessionStore,

@@ -1,5 +1,6 @@
 // The remote-API proxy inside the real createBff, against the real sample IdP and the real sample API:
 // each token type reaches the API with the right token (SECURITY P2, P4, P5).
+import { createServer } from 'node:http';
 import { getFreePort, type RunningApi, type RunningIdp, startApi, startIdp } from '@gatehouse/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type BffHost, signIn, spaFetch, startBffHost } from './support-proxy/bff-host.js';
@@ -87,7 +88,14 @@ describe('token types reach the sample API with the right token', () => {
     const res = await fetch(`${baseUrl}/api/todos`, { headers: { 'x-csrf': '1' }, redirect: 'manual' });
     expect(res.status).toBe(401);
     expect(res.headers.get('location')).toBeNull();
-    expect(await res.json()).toEqual({ error: 'ERR_BFF_NO_SESSION' });
+    expect(res.headers.get('content-type')).toBe('application/problem+json');
+    expect(await res.json()).toEqual({
+      type: 'about:blank',
+      title: 'Unauthorized',
+      status: 401,
+      code: 'ERR_BFF_NO_SESSION',
+      error: 'ERR_BFF_NO_SESSION',
+    });
   });
 
   it('P4 client: a client-credentials token of the BFF, without any session', async () => {
@@ -155,6 +163,52 @@ describe('token types reach the sample API with the right token', () => {
     const browser = await signIn(baseUrl);
     const res = await browser.fetch(`${baseUrl}/api/me`, { initiator: `${baseUrl}/` });
     expect(res.status).toBe(401);
-    expect(await res.json()).toEqual({ error: 'ERR_BFF_CSRF' });
+    expect(await res.json()).toEqual({
+      type: 'about:blank',
+      title: 'Unauthorized',
+      status: 401,
+      code: 'ERR_BFF_CSRF',
+      error: 'ERR_BFF_CSRF',
+    });
+  });
+});
+
+describe('bff.handleRequest: the fast path ahead of Express', () => {
+  it('P2/P4/X3: proxies remote-API calls on a plain node:http server and leaves every other path to the host', async () => {
+    const fastPort = await getFreePort();
+    const fastUrl = `http://127.0.0.1:${fastPort}`;
+    const hostSaw: string[] = [];
+    const server = createServer((req, res) => {
+      if (host.bff.handleRequest(req, res)) return;
+      hostSaw.push(req.url ?? '');
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('host');
+    });
+    await new Promise<void>((resolve) => server.listen(fastPort, '127.0.0.1', resolve));
+    try {
+      const browser = await signIn(baseUrl);
+      // The session cookie is per host, not per port, so the browser's cookie goes to this server too.
+      const me = await spaFetch(browser, fastUrl, '/api/me');
+      expect(me.status).toBe(200);
+      expect(await me.json()).toMatchObject({ kind: 'user', sub: 'alice', client_id: 'bff' });
+      expect(me.headers.get('x-content-type-options')).toBe('nosniff');
+      // The BFF's own endpoints and unknown paths are the host's.
+      expect((await spaFetch(browser, fastUrl, '/bff/user')).status).toBe(404);
+      expect((await spaFetch(browser, fastUrl, '/api/unknown')).status).toBe(404);
+      expect(hostSaw).toEqual(['/bff/user', '/api/unknown']);
+      // The same checks as through the router: path escapes, CSRF header, cross-site writes.
+      expect((await spaFetch(browser, fastUrl, '/api/me/..%2fadmin')).status).toBe(400);
+      expect((await browser.fetch(`${fastUrl}/api/me`, { initiator: `${fastUrl}/` })).status).toBe(401);
+      const crossSite = await fetch(`${fastUrl}/api/todos`, {
+        method: 'POST',
+        headers: { 'x-csrf': '1', 'sec-fetch-site': 'cross-site', 'content-type': 'application/json' },
+        body: '{}',
+      });
+      expect(crossSite.status).toBe(403);
+      expect(await crossSite.json()).toEqual({ error: 'ERR_BFF_CROSS_SITE' });
+      expect(hostSaw).toHaveLength(2);
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 });

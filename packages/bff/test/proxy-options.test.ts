@@ -28,6 +28,10 @@ describe('resolveRemoteApis', () => {
       websocket: true,
       forwardHeaders: undefined,
       xForwarded: false,
+      maxBodySize: 10 * 1024 * 1024,
+      maxHeaderCount: 100,
+      maxHeaderBytes: 16_384,
+      rateLimit: { burst: 100, perSecond: 20 },
     });
     expect(Object.isFrozen(route)).toBe(true);
     expect(
@@ -62,7 +66,31 @@ describe('resolveRemoteApis', () => {
       /may only list/,
     ],
     ['typo in an option', [{ ...api(), tokn: 'user' }], /tokn is not an option/],
+    ['P9: body limit in megabytes by mistake', [api({ maxBodySize: 1.5 })], /in bytes/],
+    ['P9: negative body limit', [api({ maxBodySize: -1 })], /in bytes/],
+    ['P9: header count too small', [api({ maxHeaderCount: 2 })], /maxHeaderCount/],
+    ['P9: header bytes too small', [api({ maxHeaderBytes: 100 })], /maxHeaderBytes/],
+    ['P7: rate limit true', [api({ rateLimit: true as never })], /rateLimit must be false or/],
+    ['P7: rate limit without burst', [api({ rateLimit: { perSecond: 1 } as never })], /burst/],
+    ['P7: zero refill', [api({ rateLimit: { burst: 5, perSecond: 0 } })], /perSecond/],
+    ['P7: typo in rate limit', [api({ rateLimit: { burst: 5, perSec: 1 } as never })], /perSec is not/],
   ];
+
+  it('P7/P9: rateLimit false turns the bucket off; limits are kept as given', () => {
+    const [route] = resolveRemoteApis([
+      api({ rateLimit: false, maxBodySize: 0, maxHeaderCount: 20, maxHeaderBytes: 2048 }),
+    ]);
+    expect(route).toMatchObject({
+      rateLimit: undefined,
+      maxBodySize: 0,
+      maxHeaderCount: 20,
+      maxHeaderBytes: 2048,
+    });
+    expect(resolveRemoteApis([api({ rateLimit: { burst: 3, perSecond: 0.5 } })])[0]?.rateLimit).toEqual({
+      burst: 3,
+      perSecond: 0.5,
+    });
+  });
   for (const [name, input, message] of bad) {
     it(`rejects ${name} with a TypeError that says the fix`, () => {
       expect(() => resolveRemoteApis(input as RemoteApiOptions[])).toThrow(TypeError);

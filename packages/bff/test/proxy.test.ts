@@ -27,6 +27,8 @@ beforeAll(async () => {
     [
       // xForwarded: this route asks for the BFF's own X-Forwarded-* (default off, SECURITY P2a).
       { prefix: '/api/b', upstream: `${upstream.origin}/base`, xForwarded: true },
+      // The default maxBodySize is 10 MiB; the streaming tests send 50 MB.
+      { prefix: '/api/big', upstream: `${upstream.origin}/base`, maxBodySize: 64 * 1024 * 1024 },
       { prefix: '/api/b/deeper', upstream: `${upstream.origin}/deep` },
       { prefix: '/api/client', upstream: `${upstream.origin}/c`, token: 'client' },
       { prefix: '/api/uoc', upstream: `${upstream.origin}/uoc`, token: 'user-or-client' },
@@ -66,6 +68,11 @@ beforeEach(() => {
   tokens.failRefresh = false;
 });
 
+/** The one body shape of every proxy failure: problem+json with the stable code (also as `error`). */
+function problem(code: string, status: number, title: string) {
+  return { type: 'about:blank', title, status, code, error: code };
+}
+
 /** The request headers the /echo upstream reported. */
 function upstreamHeaders(res: { json?: Record<string, unknown> }): Record<string, string> {
   return (res.json?.headers ?? {}) as Record<string, string>;
@@ -96,7 +103,8 @@ describe('P1 route allowlist after path normalisation', () => {
     it(`P1: ${path} → 400 and zero outbound requests`, async () => {
       const res = await rawRequest(host.port, { path, headers: SESSION });
       expect(res.status).toBe(400);
-      expect(JSON.parse(res.body)).toEqual({ error: 'ERR_BFF_PROXY_BAD_PATH' });
+      expect(res.headers['content-type']).toBe('application/problem+json');
+      expect(JSON.parse(res.body)).toEqual(problem('ERR_BFF_PROXY_BAD_PATH', 400, 'Bad Request'));
       expect(upstream.seen).toHaveLength(0);
     });
   }
@@ -239,9 +247,9 @@ describe('P4/P5 tokens per route type', () => {
   it('P5: no session on a user route → 401 JSON, no Location, upstream not called', async () => {
     const res = await getJson('/api/b/echo', { 'x-csrf': '1' });
     expect(res.status).toBe(401);
-    expect(res.headers['content-type']).toMatch(/^application\/json/);
+    expect(res.headers['content-type']).toBe('application/problem+json');
     expect(res.headers.location).toBeUndefined();
-    expect(res.json).toEqual({ error: 'ERR_BFF_NO_SESSION' });
+    expect(res.json).toEqual(problem('ERR_BFF_NO_SESSION', 401, 'Unauthorized'));
     expect(upstream.seen).toHaveLength(0);
   });
 
@@ -335,7 +343,7 @@ describe('P6 one refresh and one retry on invalid_token, idempotent methods only
     tokens.failRefresh = true;
     const res = await getJson('/api/b/always-401');
     expect(res.status).toBe(401);
-    expect(res.json).toEqual({ error: 'ERR_BFF_SESSION_ENDED' });
+    expect(res.json).toEqual(problem('ERR_BFF_SESSION_ENDED', 401, 'Unauthorized'));
     expect(upstream.seen).toHaveLength(1);
   });
 });
@@ -348,7 +356,7 @@ describe('X1/X4 cross-site request checks', () => {
     >[]) {
       const res = await rawRequest(host.port, { method: 'POST', path: '/api/b/echo', headers });
       expect(res.status).toBe(401);
-      expect(JSON.parse(res.body)).toEqual({ error: 'ERR_BFF_CSRF' });
+      expect(JSON.parse(res.body)).toEqual(problem('ERR_BFF_CSRF', 401, 'Unauthorized'));
     }
     expect(upstream.seen).toHaveLength(0);
   });
@@ -405,12 +413,7 @@ describe('gateway failures', () => {
     const res = await getJson('/api/down/x');
     expect(res.status).toBe(502);
     expect(res.headers['content-type']).toBe('application/problem+json');
-    expect(res.json).toEqual({
-      type: 'about:blank',
-      title: 'Bad Gateway',
-      status: 502,
-      error: 'ERR_BFF_UPSTREAM_UNAVAILABLE',
-    });
+    expect(res.json).toEqual(problem('ERR_BFF_UPSTREAM_UNAVAILABLE', 502, 'Bad Gateway'));
     expect(res.body).not.toMatch(/127\.0\.0\.1|ECONNREFUSED/);
   });
 
@@ -420,7 +423,7 @@ describe('gateway failures', () => {
     const elapsed = performance.now() - started;
     expect(res.status).toBe(504);
     expect(res.headers['content-type']).toBe('application/problem+json');
-    expect(res.json).toMatchObject({ status: 504, error: 'ERR_BFF_UPSTREAM_TIMEOUT' });
+    expect(res.json).toEqual(problem('ERR_BFF_UPSTREAM_TIMEOUT', 504, 'Gateway Timeout'));
     expect(elapsed).toBeGreaterThanOrEqual(250);
     expect(elapsed).toBeLessThan(2000);
   });
@@ -439,7 +442,7 @@ describe('streaming both ways', () => {
           host: '127.0.0.1',
           port: host.port,
           method: 'PUT',
-          path: '/api/b/upload',
+          path: '/api/big/upload',
           headers: { ...SESSION, 'content-type': 'application/octet-stream' },
         },
         (res) => {

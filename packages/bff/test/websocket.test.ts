@@ -148,7 +148,13 @@ describe('WebSocket upgrades on remote API prefixes', () => {
     expect(result).toEqual({
       kind: 'refused',
       status: 401,
-      body: JSON.stringify({ error: 'ERR_BFF_NO_SESSION' }),
+      body: JSON.stringify({
+        type: 'about:blank',
+        title: 'Unauthorized',
+        status: 401,
+        code: 'ERR_BFF_NO_SESSION',
+        error: 'ERR_BFF_NO_SESSION',
+      }),
     });
     expect(handshakes).toBe(before);
   });

@@ -1,7 +1,7 @@
 // createBff: validates the options once, builds the parts (store, sessions, tokens, OIDC client) and
 // wires one Express router: cross-site check → session → /bff endpoints → back-channel logout →
 // remote-API proxy → error handler. Everything per-request is precomputed here.
-import type { IncomingMessage, Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type NextFunction, type Request, type RequestHandler, type Response, Router } from 'express';
 import { createBackchannelRouter } from './backchannel/index.js';
@@ -70,6 +70,14 @@ export interface Bff {
   localApi(options?: LocalApiOptions): RequestHandler;
   /** Error handler for the host's local API routes: BffError → `{ error: code }` with its status. */
   readonly errorHandler: (err: unknown, req: Request, res: Response, next: NextFunction) => void;
+  /**
+   * The fast path for remote-API calls, ahead of Express: answers a call under a declared remote-API
+   * prefix (cross-site check, then the proxy) and returns true; returns false for anything else, which
+   * the host then hands to its app. Optional — `router` proxies the same calls — but it skips Express's
+   * routing and every host middleware for them (see docs/remote-apis.md, "Fast path"):
+   * `createServer((req, res) => bff.handleRequest(req, res) || app(req, res))`.
+   */
+  handleRequest(req: IncomingMessage, res: ServerResponse): boolean;
   /** Handles a WebSocket upgrade for a remote API; false when the path is not one. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean;
   /** Listens for upgrades on `server` (sockets for unknown paths are closed). */
@@ -198,6 +206,19 @@ export function createBff(options: BffOptions): Bff {
   const clientTokens =
     options.getClientAccessToken ?? createClientTokenSource(config, options.fetch, clock, logger);
 
+  // Rate buckets are keyed by a hash of the session id, so the id itself never becomes another store
+  // key; hashed once per session, not per call.
+  const rateKeys = new Map<string, string>();
+  const rateKeyOf = (id: string): string => {
+    let key = rateKeys.get(id);
+    if (key === undefined) {
+      if (rateKeys.size >= 10_000) rateKeys.clear();
+      key = sha256(id).slice(0, 32);
+      rateKeys.set(id, key);
+    }
+    return key;
+  };
+
   const context: BffContext = {
     config,
     logger,
@@ -207,6 +228,12 @@ export function createBff(options: BffOptions): Bff {
     getClientAccessToken: (opts) => clientTokens(opts ?? {}),
     endSessions,
     claimOnce: (key, ttlSeconds) => store.claimOnce(`once:${key}`, ttlSeconds),
+    consumeRate: async (req, bucket, capacity, refillPerSecond) => {
+      // The signed cookie names the session (HMAC checked, cached): no store read just to count a call.
+      const id = sessions.sessionIdFromCookie(req.headers.cookie);
+      if (id === undefined || store.consumeRate === undefined) return undefined;
+      return store.consumeRate(`rate:${rateKeyOf(id)}:${bucket}`, capacity, refillPerSecond);
+    },
   };
 
   // Only our paths look at sessions; the host's static files and other routes pay nothing. The /bff
@@ -223,11 +250,11 @@ export function createBff(options: BffOptions): Bff {
   let closing = false;
   let inFlight = 0;
   let idle: (() => void) | undefined;
-  const refuseWhileClosing = (res: Response) => {
+  const refuseWhileClosing = (res: ServerResponse) => {
     res.setHeader('Connection', 'close');
     sendJsonError(res, new BffError('ERR_BFF_SHUTTING_DOWN', 'shutting down', { retryAfter: 1 }));
   };
-  const track = (res: Response) => {
+  const track = (res: ServerResponse) => {
     inFlight++;
     res.once('close', () => {
       inFlight--;
@@ -254,6 +281,31 @@ export function createBff(options: BffOptions): Bff {
     // as when reached through the router, and a path it does not take still falls through via `next`.
     else proxyEngine.handle(req, res, next);
   });
+
+  // The same remote-API branch without Express: for hosts that hand requests to the BFF before their
+  // app (bff.handleRequest), so a proxied call costs no Express routing, no host middleware. Same
+  // matchers, same cross-site check, same engine as the entry handler above.
+  const handleRequest = (req: IncomingMessage, res: ServerResponse): boolean => {
+    const url = req.url ?? '/';
+    const query = url.indexOf('?');
+    const path = query === -1 ? url : url.slice(0, query);
+    if (entry(path) !== 'api') return false;
+    if (closing) {
+      refuseWhileClosing(res);
+      return true;
+    }
+    track(res);
+    const crossSite = crossSiteError(req, config.origin);
+    if (crossSite) {
+      sendJsonError(res, crossSite);
+      return true;
+    }
+    let taken = true;
+    proxyEngine.handle(req, res, () => {
+      taken = false; // not one of the engine's routes after all (it decides on the raw target)
+    });
+    return taken;
+  };
   // The endpoints sit in one sub-router so proxied API calls pass them with a single prefix check.
   const endpoints = Router(ROUTER_OPTIONS);
   endpoints.get('/login', loginHandler(core, false));
@@ -324,6 +376,7 @@ export function createBff(options: BffOptions): Bff {
     router,
     localApi,
     errorHandler,
+    handleRequest,
     handleUpgrade: upgrade,
     attach(server: Server) {
       server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {

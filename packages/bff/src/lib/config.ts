@@ -7,6 +7,7 @@ import {
   resolveBackchannelOptions,
 } from './backchannel/index.js';
 import type { Logger } from './context.js';
+import { ID_TOKEN_ALGORITHMS } from './id-token.js';
 import { type RemoteApiOptions, type ResolvedRemoteApi, resolveRemoteApis } from './proxy/index.js';
 import type { SessionStore } from './store/types.js';
 
@@ -59,6 +60,18 @@ export interface BffOptions {
   httpTimeout?: number;
   /** Call the UserInfo endpoint at login (and check its `sub`). Default true. */
   fetchUserInfo?: boolean;
+  /**
+   * The client's registered `id_token_signed_response_alg` (e.g. `ES256`): the only `alg` accepted in
+   * ID tokens (login and refresh) and back-channel logout tokens. Default: every algorithm the OP
+   * advertises in `id_token_signing_alg_values_supported` except `none` and HS*. Asymmetric only.
+   * @see https://openid.net/specs/openid-connect-core-1_0.html#IDTokenValidation
+   */
+  idTokenSignedResponseAlg?: string;
+  /**
+   * Most concurrent sessions one user (`iss` + `sub`) may hold; a sign-in beyond it ends that user's
+   * oldest session (never another user's). Default 20.
+   */
+  maxSessionsPerUser?: number;
   /** Serve `GET /bff/diagnostics`. Default: only when `NODE_ENV === 'development'`. */
   diagnostics?: boolean;
   /** Local path the callback redirects to on login errors, with `?error=<code>`. Default: an error page. */
@@ -121,6 +134,9 @@ export interface ResolvedBffConfig {
   readonly refreshMargin: number;
   readonly httpTimeout: number;
   readonly fetchUserInfo: boolean;
+  /** The registered ID-token `alg`, or undefined to accept the OP's advertised asymmetric set. */
+  readonly idTokenSignedResponseAlg: string | undefined;
+  readonly maxSessionsPerUser: number;
   readonly diagnostics: boolean;
   readonly errorPath: string | undefined;
   readonly userClaimValues: 'json' | 'string';
@@ -148,6 +164,8 @@ const knownOptions = new Set<string>([
   'refreshMargin',
   'httpTimeout',
   'fetchUserInfo',
+  'idTokenSignedResponseAlg',
+  'maxSessionsPerUser',
   'diagnostics',
   'errorPath',
   'userClaimValues',
@@ -328,6 +346,19 @@ export function resolveConfig(options: BffOptions): ResolvedBffConfig {
     errorPath = options.errorPath;
   }
 
+  const idTokenSignedResponseAlg = options.idTokenSignedResponseAlg;
+  if (idTokenSignedResponseAlg !== undefined && !ID_TOKEN_ALGORITHMS.includes(idTokenSignedResponseAlg)) {
+    fail(
+      `\`idTokenSignedResponseAlg\` must be the client's registered asymmetric algorithm, one of ${ID_TOKEN_ALGORITHMS.join(', ')} (got ${JSON.stringify(idTokenSignedResponseAlg)}); "none" and HS* are never accepted`,
+    );
+  }
+  const maxSessionsPerUser = options.maxSessionsPerUser ?? 20;
+  if (!Number.isInteger(maxSessionsPerUser) || maxSessionsPerUser < 1 || maxSessionsPerUser > 10_000) {
+    fail(
+      `\`maxSessionsPerUser\` must be an integer between 1 and 10000, e.g. 20 (got ${String(maxSessionsPerUser)})`,
+    );
+  }
+
   const userClaimValues = options.userClaimValues ?? 'json';
   if (userClaimValues !== 'json' && userClaimValues !== 'string') {
     fail(
@@ -358,6 +389,8 @@ export function resolveConfig(options: BffOptions): ResolvedBffConfig {
     refreshMargin,
     httpTimeout,
     fetchUserInfo: options.fetchUserInfo ?? true,
+    idTokenSignedResponseAlg,
+    maxSessionsPerUser,
     diagnostics: options.diagnostics ?? process.env.NODE_ENV === 'development',
     errorPath,
     userClaimValues,
@@ -369,15 +402,28 @@ export function resolveConfig(options: BffOptions): ResolvedBffConfig {
 
 /**
  * A local, same-origin path: starts with a single `/`, no `//` or `/\` prefix, no backslash, only
- * printable ASCII (no control characters or spaces), at most 2048 characters (L14).
+ * printable ASCII (no control characters or spaces), at most 2048 characters (L14). Defence in depth:
+ * its path part (before `?` or `#`) has no percent-encoded `/` or `\` and no dot segment (`.`, `..`,
+ * also percent-encoded or with a `;` parameter), which a proxy, framework or later decoding step could
+ * turn into `//host` (`/%2F%2Fhost`, `/..//host`).
  */
 export function isLocalPath(value: string): boolean {
-  return (
-    value.length > 0 &&
-    value.length <= 2048 &&
-    value[0] === '/' &&
-    value[1] !== '/' &&
-    !value.includes('\\') &&
-    /^[\x21-\x7e]+$/.test(value)
-  );
+  if (
+    value.length === 0 ||
+    value.length > 2048 ||
+    value[0] !== '/' ||
+    value[1] === '/' ||
+    value.includes('\\') ||
+    !/^[\x21-\x7e]+$/.test(value)
+  ) {
+    return false;
+  }
+  const end = value.search(/[?#]/);
+  const path = end === -1 ? value : value.slice(0, end);
+  if (/%(?:2f|5c)/i.test(path)) return false;
+  for (const segment of path.split('/')) {
+    const name = (segment.split(';')[0] ?? '').replace(/%2e/gi, '.');
+    if (name === '.' || name === '..') return false;
+  }
+  return true;
 }

@@ -7,6 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Request } from 'express';
 import type { Configuration } from 'openid-client';
 import type { ResolvedBffConfig } from './config.js';
+import type { RateDecision } from './store/types.js';
 
 /** The parts of the session the proxy and the routes read. Tokens are decrypted only on demand. */
 export interface SessionUser {
@@ -57,4 +58,15 @@ export interface BffContext {
   endSessions(match: { iss: string; sid?: string; sub?: string }): Promise<number>;
   /** Records `key` once for `ttlSeconds` across instances; false when it was already recorded (replay). */
   claimOnce(key: string, ttlSeconds: number): Promise<boolean>;
+  /**
+   * Takes one call from the token bucket `bucket` of the request's session, across instances
+   * (SECURITY P7); undefined when the request carries no validly signed session cookie.
+   * @throws BffError `ERR_BFF_STORE_UNAVAILABLE` (503) when the store cannot be reached.
+   */
+  consumeRate(
+    req: Request | IncomingMessage,
+    bucket: string,
+    capacity: number,
+    refillPerSecond: number,
+  ): Promise<RateDecision | undefined>;
 }

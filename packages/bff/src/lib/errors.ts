@@ -1,5 +1,6 @@
 // One error class for the whole package. The browser only ever sees `{ error: code }` (or a
 // problem+json body for login/logout input errors); messages and causes stay server-side.
+import type { ServerResponse } from 'node:http';
 import type { Response } from 'express';
 
 /** Stable error codes; the HTTP status of each is fixed. */
@@ -37,6 +38,28 @@ export const errorStatus = {
   ERR_BFF_METHOD: 405,
   /** `bff.close()` was called: this instance takes no new work. Sent with `Retry-After`. */
   ERR_BFF_SHUTTING_DOWN: 503,
+  /** A remote-API path that is unsafe or ambiguous (dot segments, encoded separators, …; SECURITY P1). */
+  ERR_BFF_PROXY_BAD_PATH: 400,
+  /** A WebSocket handshake on a remote-API route that does not allow upgrades. */
+  ERR_BFF_PROXY_NOT_FOUND: 404,
+  /** A WebSocket handshake whose `Origin` is not the BFF's own origin. */
+  ERR_BFF_PROXY_ORIGIN: 403,
+  /** A method the remote-API route does not allow (`Allow` lists the ones it does). */
+  ERR_BFF_PROXY_METHOD: 405,
+  /** A request body larger than the route's `maxBodySize` (SECURITY P9); nothing beyond it is forwarded. */
+  ERR_BFF_PROXY_BODY_TOO_LARGE: 413,
+  /** A simple content type (`text/plain`, form, multipart, none) on a state-changing call (SECURITY X4). */
+  ERR_BFF_PROXY_CONTENT_TYPE: 415,
+  /** Too many request headers, or too many header bytes, for a remote-API call (SECURITY P9). */
+  ERR_BFF_PROXY_HEADERS_TOO_LARGE: 431,
+  /** The session called this remote API faster than its rate limit allows (SECURITY P7); see `Retry-After`. */
+  ERR_BFF_RATE_LIMITED: 429,
+  /** The upstream API could not be reached, reset the connection, or answered unusably. */
+  ERR_BFF_UPSTREAM_UNAVAILABLE: 502,
+  /** The upstream answered a redirect the BFF will not pass on (SECURITY P8). */
+  ERR_BFF_UPSTREAM_REDIRECT: 502,
+  /** The upstream sent no response headers within the route's `timeout` (SECURITY P9). */
+  ERR_BFF_UPSTREAM_TIMEOUT: 504,
 } as const;
 
 /** A stable error code of `@gatehouse/bff`. */
@@ -62,9 +85,19 @@ export class BffError extends Error {
   }
 }
 
-/** Whether `err` is a BffError (also across module copies). */
+/**
+ * Whether `err` is a BffError, also one thrown by another copy of this package (two versions in one
+ * `node_modules`): `instanceof` fails across copies, so the name, the code and its fixed status decide.
+ */
 export function isBffError(err: unknown): err is BffError {
-  return err instanceof BffError;
+  if (err instanceof BffError) return true;
+  if (!(err instanceof Error) || err.name !== 'BffError') return false;
+  const { code, status } = err as { code?: unknown; status?: unknown };
+  return (
+    typeof code === 'string' &&
+    Object.hasOwn(errorStatus, code) &&
+    errorStatus[code as BffErrorCode] === status
+  );
 }
 
 /**
@@ -72,9 +105,9 @@ export function isBffError(err: unknown): err is BffError {
  * (the Duende shape SPAs handle), an RFC 9457 problem+json body with the same `error` member for 5xx
  * (as the proxy answers gateway failures), plus `Retry-After` when the error carries one.
  */
-export function sendJsonError(res: Response, err: BffError): void {
+export function sendJsonError(res: ServerResponse, err: BffError): void {
   if (res.headersSent) return;
-  res.status(err.status);
+  res.statusCode = err.status;
   res.setHeader('Cache-Control', 'no-store');
   if (err.retryAfter !== undefined) res.setHeader('Retry-After', String(err.retryAfter));
   if (err.status >= 500) {

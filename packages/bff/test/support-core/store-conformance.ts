@@ -108,6 +108,27 @@ export function storeConformance(
       expect(await store.claimOnce('jti-1', 1)).toBe(true);
     });
 
+    it('P7: consumeRate is a token bucket: `capacity` calls at once, then refusals with retryAfter; refills; keys are separate', async () => {
+      const consume = (key: string) => {
+        if (!store.consumeRate) throw new Error('the store has no consumeRate');
+        return store.consumeRate(key, 5, 2);
+      };
+      // Concurrent calls: the bucket is taken atomically, never more than its capacity.
+      const burst = await Promise.all(Array.from({ length: 8 }, () => consume('rate-a')));
+      expect(burst.filter((d) => d.allowed)).toHaveLength(5);
+      for (const d of burst.filter((d) => d.allowed)) expect(d.retryAfter).toBe(0);
+      const refused = burst.filter((d) => !d.allowed);
+      expect(refused).toHaveLength(3);
+      // 2 calls per second: the next call is at most 0.5 s away (a little less once time has passed).
+      for (const d of refused) {
+        expect(d.retryAfter).toBeGreaterThan(0);
+        expect(d.retryAfter).toBeLessThanOrEqual(0.5);
+      }
+      expect((await consume('rate-b')).allowed).toBe(true);
+      await sleep(Math.ceil((refused[0]?.retryAfter ?? 0.5) * 1000) + 100);
+      expect((await consume('rate-a')).allowed).toBe(true);
+    });
+
     it('R2: a lock has one holder; release frees it; a stale holder cannot release a newer lock', async () => {
       const locks = await Promise.all(Array.from({ length: 10 }, () => store.lock('l1', 1)));
       const held = locks.filter((l) => l !== undefined);

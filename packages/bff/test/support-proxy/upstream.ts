@@ -54,6 +54,10 @@ async function listen(server: Server, seen: SeenRequest[]): Promise<TestUpstream
 
 /** SSE streams the upstream saw closed by the other side before they finished. */
 export const sseAborted = { count: 0 };
+/** `/hang` requests whose connection the other side closed (the proxy gave up on them). */
+export const hangAborted = { count: 0 };
+/** Bytes `/count` received, whether or not the body was ever completed. */
+export const counted = { bytes: 0 };
 
 /**
  * The behaviour upstream. Paths (under any base path):
@@ -81,8 +85,17 @@ export function startBehaviourUpstream(): Promise<TestUpstream> {
         return;
       }
       case 'redirect':
-        res.writeHead(307, { location: url.searchParams.get('to') ?? 'https://evil.example/' });
+        req.resume();
+        res.writeHead(Number(url.searchParams.get('status') ?? '307'), {
+          location: url.searchParams.get('to') ?? 'https://evil.example/',
+        });
         res.end();
+        return;
+      case 'count':
+        req.on('data', (chunk: Buffer) => {
+          counted.bytes += chunk.length;
+        });
+        req.on('end', () => res.end('counted'));
         return;
       case 'set-cookie':
         res.writeHead(200, {
@@ -113,6 +126,9 @@ export function startBehaviourUpstream(): Promise<TestUpstream> {
         return;
       case 'hang':
         req.resume();
+        res.on('close', () => {
+          if (!res.writableFinished) hangAborted.count += 1;
+        });
         return; // never answers
       case 'download': {
         const total = Number(url.searchParams.get('bytes') ?? '0');
@@ -177,6 +193,42 @@ export function startBehaviourUpstream(): Promise<TestUpstream> {
         res.end();
     }
   });
+}
+
+/**
+ * An upstream that answers the first request on each keep-alive connection and closes the connection,
+ * without a byte of answer, when a second request arrives on it: the race of a reused idle socket the
+ * server is closing. `mode: 'reset'` closes with a TCP RST (ECONNRESET), `'close'` with a FIN.
+ */
+export async function startClosingUpstream(
+  mode: 'reset' | 'close',
+): Promise<TestUpstream & { readonly closedOnReuse: () => number }> {
+  const seen: SeenRequest[] = [];
+  let closed = 0;
+  const perSocket = new WeakMap<object, number>();
+  const server = createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
+    seen.push({
+      method: req.method ?? '',
+      url: req.url ?? '',
+      headers: { ...req.headers },
+      remotePort: req.socket.remotePort,
+    });
+    const n = (perSocket.get(req.socket) ?? 0) + 1;
+    perSocket.set(req.socket, n);
+    if (n >= 2) {
+      closed += 1;
+      if (mode === 'reset') req.socket.resetAndDestroy();
+      else req.socket.destroy();
+      return;
+    }
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end(`ok ${req.method}`);
+    });
+  });
+  const listening = await listen(server, seen);
+  return { ...listening, closedOnReuse: () => closed };
 }
 
 /** A raw HTTP/1.1 request (no URL normalisation by the client), for path-escape tests. */

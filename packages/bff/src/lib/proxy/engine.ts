@@ -1,14 +1,18 @@
-// The remote-API proxy engine (SECURITY P1–P6, X1, X4). Built once at start-up: the route table, one
-// http-proxy-middleware instance per route and ONE keep-alive agent per upstream origin. Per request it
-// matches the raw target, runs the cheap checks (path, method, CSRF header, content type), gets the
-// token, rewrites the headers in place and hands the request to http-proxy, which streams both ways.
-import { type ClientRequest, Agent as HttpAgent, type IncomingMessage, type ServerResponse } from 'node:http';
-import { Agent as HttpsAgent } from 'node:https';
-import type { Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
-import { Readable } from 'node:stream';
-import { createProxyMiddleware, type Options, type Plugin, type RequestHandler } from 'http-proxy-middleware';
+// The remote-API proxy engine (SECURITY P1–P9, X1, X4). Built once at start-up: the route table, one
+// keep-alive undici Pool per upstream origin (upstreams.ts) and everything a request needs that does not
+// depend on the request. Per call it matches the raw target, runs the cheap checks (path, method, CSRF
+// header, content type, body and header limits), takes one call from the session's rate bucket, gets
+// the token, and sends a copy of the request headers, rewritten, with the body streamed, straight to the
+// upstream. The response streams back through `ProxyCall`, which also carries the two retries: one
+// forced refresh after an `invalid_token` 401 (P6), and one fresh connection after a reused keep-alive
+// connection was found closed.
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Duplex, Readable } from 'node:stream';
+import { Transform } from 'node:stream';
+import type { Dispatcher } from 'undici';
 import type { Logger } from '../context.js';
+import { BffError } from '../errors.js';
+import type { RateDecision } from '../store/types.js';
 import {
   type ForwardedFor,
   filterResponseHeaders,
@@ -17,7 +21,10 @@ import {
 } from './headers.js';
 import type { ResolvedRemoteApi } from './options.js';
 import { RouteTable } from './path.js';
-import { asHttpError, ProxyErrorCode, rejectUpgrade, sendError } from './respond.js';
+import { decideLocation } from './redirects.js';
+import { rejectUpgrade, sendProblem, toBffError } from './respond.js';
+import { createUpgradeForwarder, type UpgradeForwarder } from './upgrade.js';
+import { createUpstreams, type Upstreams } from './upstreams.js';
 
 /** Where the proxy gets tokens (the BffContext's functions, narrowed to what the proxy calls). */
 export interface ProxyTokenSource {
@@ -29,13 +36,26 @@ export interface ProxyTokenSource {
   getClientAccessToken(options: { resource?: string; scope?: string }): Promise<string>;
 }
 
+/**
+ * Per-session rate limiting (SECURITY P7): takes one call from the bucket `bucket` of the request's
+ * session (see SessionStore.consumeRate); undefined when the request carries no session to count.
+ */
+export type ProxyRateLimiter = (
+  req: IncomingMessage,
+  bucket: string,
+  capacity: number,
+  refillPerSecond: number,
+) => Promise<RateDecision | undefined>;
+
 /** Everything the engine needs, resolved by the caller once. */
 export interface ProxyEngineOptions {
   readonly routes: readonly ResolvedRemoteApi[];
-  /** The BFF's public origin, e.g. `https://app.example`: X-Forwarded-Proto/Host and the WebSocket Origin check. */
+  /** The BFF's public origin, e.g. `https://app.example`: X-Forwarded-Proto/Host, the WebSocket Origin check, P8. */
   readonly publicOrigin: string;
   readonly tokens: ProxyTokenSource;
   readonly logger: Logger;
+  /** Without it, routes' `rateLimit` settings are not enforced. */
+  readonly rateLimiter?: ProxyRateLimiter | undefined;
 }
 
 /** The proxy's two entry points. */
@@ -48,257 +68,101 @@ export interface ProxyEngine {
   ): void;
   /** `server.on('upgrade')` helper: true when it took the socket (proxied or refused). */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean;
-  /** Closes the keep-alive agents (for tests and graceful shutdown). */
+  /** Closes the keep-alive pools (for tests and graceful shutdown). */
   close(): void;
 }
 
-type ProxyServer = Parameters<Plugin>[0];
-
 interface CompiledRoute {
   readonly api: ResolvedRemoteApi;
-  readonly handler: RequestHandler;
-  /** The http-proxy server inside `handler`, captured through a plugin, for the one retry. */
-  server: ProxyServer | undefined;
-  readonly proxyOptions: Options;
   readonly methods: ReadonlySet<string> | undefined;
+  readonly allowHeader: string;
   readonly simpleAllowed: ReadonlySet<string>;
   readonly timeoutMs: number;
+  /** `Host` sent upstream (the upstream's own, as `changeOrigin` did). */
+  readonly host: string;
+  readonly upgrade: UpgradeForwarder | undefined;
 }
-
-/** Per-request bookkeeping, hung off the request under a private symbol. */
-interface RequestState {
-  readonly route: CompiledRoute;
-  /** A user token was sent, so a forced refresh can help (SECURITY P6). */
-  readonly userToken: boolean;
-  /** Idempotent and body-less: can be sent again without buffering (SECURITY P6). */
-  readonly retryable: boolean;
-  retried: boolean;
-  timedOut: boolean;
-  /** The browser's Cookie header, kept aside (it is stripped from req.headers) for the retry's refresh. */
-  readonly cookie: string | undefined;
-  timer: NodeJS.Timeout | undefined;
-  proxyReq: ClientRequest | undefined;
-}
-
-const STATE = Symbol('gatehouse.proxy.state');
-type ProxiedRequest = IncomingMessage & { [STATE]?: RequestState };
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
-/** Methods replayed once after an `invalid_token` challenge, and only without a body. A POST never is. */
+/**
+ * Methods sent again — only without a body, so nothing needs buffering — after an `invalid_token`
+ * challenge (P6) or a reset of a reused connection before any response byte. A POST never is.
+ */
 const RETRY_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'DELETE']);
+/**
+ * Refused unless a route lists it in `methods`: TRACE makes an upstream echo the request back, access
+ * token included (a browser cannot send it; any other client holding the cookie could). CONNECT never
+ * reaches a request handler (Node emits 'connect').
+ */
+const UNLISTED_METHODS = new Set(['TRACE']);
 const SIMPLE_TYPES = new Set(['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data']);
+/** Connection-level failures that, before any response byte, mean "the upstream closed this socket". */
+const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'UND_ERR_SOCKET']);
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT']);
+
+/**
+ * Headers helmet would put on a response, for proxied responses (the host's helmet does not see them
+ * when the BFF answers first). Only where the upstream set none of its own, except `nosniff`, always:
+ * an API body must never be sniffed into HTML on the BFF's origin.
+ */
+const DEFAULT_SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
+  'cross-origin-resource-policy': 'same-origin',
+  'referrer-policy': 'no-referrer',
+  'x-frame-options': 'DENY',
+});
+
+// The fixed answers, built once.
+const ERR = {
+  badPath: new BffError('ERR_BFF_PROXY_BAD_PATH', 'unsafe or ambiguous path'),
+  notFound: new BffError('ERR_BFF_PROXY_NOT_FOUND', 'no WebSocket on this route'),
+  method: new BffError('ERR_BFF_PROXY_METHOD', 'method not allowed on this route'),
+  csrf: new BffError('ERR_BFF_CSRF', 'X-CSRF header required'),
+  contentType: new BffError('ERR_BFF_PROXY_CONTENT_TYPE', 'simple content type on a state-changing call'),
+  origin: new BffError('ERR_BFF_PROXY_ORIGIN', 'WebSocket Origin is not the BFF origin'),
+  bodyTooLarge: new BffError('ERR_BFF_PROXY_BODY_TOO_LARGE', 'request body larger than maxBodySize'),
+  headersTooLarge: new BffError('ERR_BFF_PROXY_HEADERS_TOO_LARGE', 'too many request headers'),
+  rateLimited: new BffError('ERR_BFF_RATE_LIMITED', 'rate limit exceeded'),
+  unavailable: new BffError('ERR_BFF_UPSTREAM_UNAVAILABLE', 'upstream unavailable'),
+  redirect: new BffError('ERR_BFF_UPSTREAM_REDIRECT', 'upstream redirect refused'),
+  timeout: new BffError('ERR_BFF_UPSTREAM_TIMEOUT', 'upstream timed out'),
+} satisfies Record<string, BffError>;
+
+/** Why an upstream call was stopped by us (never shown to anyone; tells onResponseError what happened). */
+class Stop extends Error {
+  constructor(readonly why: 'client-gone' | 'body-too-large' | 'answered') {
+    super(why);
+  }
+}
 
 /** Builds the proxy engine; call once per BFF. */
 export function createProxyEngine(options: ProxyEngineOptions): ProxyEngine {
-  const { tokens, logger } = options;
+  const { tokens, logger, rateLimiter } = options;
   const publicUrl = new URL(options.publicOrigin);
   const publicOrigin = publicUrl.origin;
   const forwarded: ForwardedFor = Object.freeze({
     proto: publicUrl.protocol.slice(0, -1),
     host: publicUrl.host,
   });
+  const securityHeaders: Readonly<Record<string, string>> =
+    publicUrl.protocol === 'https:'
+      ? { ...DEFAULT_SECURITY_HEADERS, 'strict-transport-security': 'max-age=31536000' }
+      : DEFAULT_SECURITY_HEADERS;
+  const securityHeaderNames = Object.keys(securityHeaders);
 
-  // One keep-alive agent per upstream origin, shared by every route to it (and by the retry).
-  const agents = new Map<string, HttpAgent>();
-  const agentFor = (origin: string): HttpAgent => {
-    let agent = agents.get(origin);
-    if (!agent) {
-      agent = origin.startsWith('https:')
-        ? new HttpsAgent({ keepAlive: true })
-        : new HttpAgent({ keepAlive: true });
-      agents.set(origin, agent);
-    }
-    return agent;
-  };
+  const upstreams: Upstreams = createUpstreams(options.routes.map((api) => api.upstreamOrigin));
+  const table = new RouteTable(options.routes.map(compileRoute));
 
-  const compiled = options.routes.map((api) => compileRoute(api, agentFor(api.upstreamOrigin)));
-  const table = new RouteTable(compiled);
-
-  function compileRoute(api: ResolvedRemoteApi, agent: HttpAgent): CompiledRoute {
-    const url = new URL(api.upstreamOrigin);
-    const route: CompiledRoute = {
+  function compileRoute(api: ResolvedRemoteApi): CompiledRoute {
+    return {
       api,
-      server: undefined,
-      // Filled in right below; http-proxy-middleware needs the options to build the handler.
-      handler: undefined as unknown as RequestHandler,
-      proxyOptions: {
-        // A parsed target, so http-proxy does not re-parse a URL string on every request.
-        target: {
-          protocol: url.protocol,
-          host: url.host,
-          // Node wants IPv6 literals without brackets.
-          hostname: url.hostname.replace(/^\[(.*)\]$/, '$1'),
-          port: Number(url.port || (url.protocol === 'https:' ? 443 : 80)),
-        },
-        agent,
-        changeOrigin: true,
-        // req.url is already the exact upstream path: `toProxy` makes http-proxy use it as is instead of
-        // running the legacy url.parse() on it per request.
-        toProxy: true,
-        xfwd: false,
-        secure: true,
-        // We write the response ourselves: to filter headers and to retry once on invalid_token.
-        selfHandleResponse: true,
-        // No default plugins (their error handler would echo the host and path to the browser).
-        ejectPlugins: true,
-        plugins: [
-          (server) => {
-            route.server = server;
-            registerProxyEvents(server);
-          },
-        ],
-      },
       methods: api.methods ? new Set(api.methods) : undefined,
+      allowHeader: api.methods ? api.methods.join(', ') : 'GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE',
       simpleAllowed: new Set(api.allowSimpleContentTypes),
       timeoutMs: Math.round(api.timeout * 1000),
+      host: new URL(api.upstreamOrigin).host,
+      upgrade: api.websocket ? createUpgradeForwarder(api, logger) : undefined,
     };
-    (route as { handler: RequestHandler }).handler = createProxyMiddleware(route.proxyOptions);
-    return route;
-  }
-
-  function registerProxyEvents(server: ProxyServer): void {
-    server.on('proxyReq', (proxyReq, req) => {
-      const state = (req as ProxiedRequest)[STATE];
-      if (state) state.proxyReq = proxyReq;
-    });
-    server.on('proxyReqWs', (proxyReq, req) => {
-      const state = (req as ProxiedRequest)[STATE];
-      if (state) proxyReq.setTimeout(state.route.timeoutMs, () => proxyReq.destroy());
-    });
-    server.on('proxyRes', (proxyRes, req, res) => onProxyResponse(proxyRes, req as ProxiedRequest, res));
-    server.on('error', (err, req, res) => {
-      const state = (req as ProxiedRequest)[STATE];
-      if (state) clearTimer(state);
-      const code = (err as NodeJS.ErrnoException).code;
-      logger.warn(
-        { prefix: state?.route.api.prefix, code, timedOut: state?.timedOut ?? false },
-        'remote API call failed',
-      );
-      if ('writeHead' in res) {
-        if (state?.timedOut) sendError(res, 504, ProxyErrorCode.upstreamTimeout);
-        else sendError(res, 502, ProxyErrorCode.upstreamUnavailable);
-      } else {
-        // A WebSocket: the handshake may be half done, so no HTTP answer is safe; just close.
-        (res as Duplex).destroy();
-      }
-    });
-  }
-
-  function startTimer(state: RequestState, res: ServerResponse): void {
-    state.timer = setTimeout(() => {
-      state.timer = undefined;
-      state.timedOut = true;
-      // Destroying the outgoing request surfaces as a proxy 'error', which answers 504.
-      if (state.proxyReq) state.proxyReq.destroy();
-      else sendError(res, 504, ProxyErrorCode.upstreamTimeout);
-    }, state.route.timeoutMs);
-  }
-
-  function clearTimer(state: RequestState): void {
-    if (state.timer) {
-      clearTimeout(state.timer);
-      state.timer = undefined;
-    }
-  }
-
-  function onProxyResponse(proxyRes: IncomingMessage, req: ProxiedRequest, res: ServerResponse): void {
-    const state = req[STATE];
-    if (!state) {
-      proxyRes.destroy();
-      return;
-    }
-    clearTimer(state);
-    state.proxyReq = undefined;
-    const status = proxyRes.statusCode ?? 502;
-    if (
-      status === 401 &&
-      state.userToken &&
-      state.retryable &&
-      !state.retried &&
-      isInvalidTokenChallenge(proxyRes.headers['www-authenticate'])
-    ) {
-      state.retried = true;
-      proxyRes.resume(); // discard the 401's body; the socket goes back to the pool
-      void retry(req, res, state);
-      return;
-    }
-    if (res.writableEnded || res.destroyed) {
-      proxyRes.destroy();
-      return;
-    }
-    res.writeHead(status, filterResponseHeaders(proxyRes.headers));
-    // Stop reading from the upstream when the browser goes away (long downloads, SSE), and cut the
-    // browser's response when the upstream's breaks off: a truncated body must not look complete.
-    res.once('close', () => {
-      if (!proxyRes.complete) proxyRes.destroy();
-    });
-    proxyRes.once('close', () => {
-      if (!proxyRes.complete) res.destroy();
-    });
-    proxyRes.pipe(res);
-  }
-
-  // SECURITY P6: one forced refresh, one retry. The request had no body, so an empty stream stands in
-  // for it: nothing needs to be buffered.
-  async function retry(req: ProxiedRequest, res: ServerResponse, state: RequestState): Promise<void> {
-    let token: string;
-    // The token source may read the session cookie from the request: put it back for this call only.
-    if (state.cookie !== undefined) req.headers.cookie = state.cookie;
-    try {
-      token = await tokens.getUserAccessToken(req, {
-        forceRefresh: true,
-        resource: state.route.api.resource,
-      });
-    } catch (err) {
-      answerTokenError(res, err);
-      return;
-    } finally {
-      delete req.headers.cookie;
-    }
-    const server = state.route.server;
-    if (!server || res.destroyed) return;
-    req.headers.authorization = `Bearer ${token}`;
-    startTimer(state, res);
-    server.web(req, res, { ...state.route.proxyOptions, buffer: Readable.from([]) });
-  }
-
-  // Hands the prepared request to http-proxy. The route's options are complete and static (parsed target,
-  // no pathFilter, router or pathRewrite, req.url already the upstream path), so the middleware wrapper
-  // would only copy them and await three no-op steps per request; calling the captured http-proxy server
-  // directly does the same proxying (http-proxy copies the options per call) without those microtask
-  // hops. This is how `retry` already sends. The middleware stays as the fallback should the plugin not
-  // have run.
-  function forward(
-    route: CompiledRoute,
-    req: IncomingMessage,
-    res: ServerResponse,
-    next: (err?: unknown) => void,
-  ): void {
-    const server = route.server;
-    if (!server) {
-      route.handler(req, res, next).catch(next);
-      return;
-    }
-    try {
-      server.web(req, res, route.proxyOptions);
-    } catch (err) {
-      next(err);
-    }
-  }
-
-  function answerTokenError(res: ServerResponse, err: unknown): void {
-    const known = asHttpError(err);
-    if (known) {
-      sendError(
-        res,
-        known.status,
-        known.code,
-        known.retryAfter === undefined ? undefined : { 'retry-after': String(known.retryAfter) },
-      );
-    } else {
-      logger.error({ err: err instanceof Error ? err.name : typeof err }, 'remote API token lookup failed');
-      sendError(res, 500, ProxyErrorCode.internal);
-    }
   }
 
   /** The token this route sends, or undefined for none; throws the context's BffErrors (401/503). */
@@ -324,6 +188,51 @@ export function createProxyEngine(options: ProxyEngineOptions): ProxyEngine {
     }
   }
 
+  /** SECURITY P7: one call from the session's bucket for this route (undefined when not limited). */
+  function consumeRate(
+    route: CompiledRoute,
+    req: IncomingMessage,
+  ): Promise<RateDecision | undefined> | undefined {
+    const limit = route.api.rateLimit;
+    if (!limit || !rateLimiter) return undefined;
+    return rateLimiter(req, route.api.prefix, limit.burst, limit.perSecond);
+  }
+
+  function rateLimited(res: ServerResponse, decision: RateDecision): void {
+    fail(res, ERR.rateLimited, { 'retry-after': String(Math.max(1, Math.ceil(decision.retryAfter))) });
+  }
+
+  function fail(res: ServerResponse, err: BffError, headers?: OutgoingHttpHeaders): void {
+    if (err.status >= 500) logger.warn({ code: err.code }, 'remote API call failed');
+    sendProblem(res, err, headers);
+  }
+
+  /** The checks that need neither the session nor the upstream (SECURITY P1, X1, X4, P9). */
+  function refusal(
+    route: CompiledRoute,
+    req: IncomingMessage,
+    method: string,
+    hasBody: boolean,
+    chunked: boolean,
+  ): BffError | undefined {
+    const api = route.api;
+    if (route.methods ? !route.methods.has(method) : UNLISTED_METHODS.has(method)) return ERR.method;
+    // SECURITY X1: a static custom header a cross-site form or <img> cannot send. 401 like the rest of
+    // the BFF (ERR_BFF_CSRF, the Duende contract), not X1's 403.
+    if (api.csrf && req.headers['x-csrf'] !== '1') return ERR.csrf;
+    if (!hasBody) return undefined;
+    // SECURITY X4: state-changing calls with a type a cross-site form can send need an explicit
+    // allowlist; a body without any type (a no-cors Blob) counts as simple too.
+    if (!SAFE_METHODS.has(method)) {
+      const type = mediaType(req.headers['content-type']);
+      if (type === '' || (SIMPLE_TYPES.has(type) && !route.simpleAllowed.has(type))) return ERR.contentType;
+    }
+    // SECURITY P9: a declared length over the limit is refused before anything is sent (without
+    // Transfer-Encoding, Node's parser has checked that Content-Length is a plain number).
+    if (!chunked && Number(req.headers['content-length']) > api.maxBodySize) return ERR.bodyTooLarge;
+    return undefined;
+  }
+
   function handle(
     req: IncomingMessage & { originalUrl?: string },
     res: ServerResponse,
@@ -335,54 +244,249 @@ export function createProxyEngine(options: ProxyEngineOptions): ProxyEngine {
       return;
     }
     if (match.kind === 'invalid') {
-      sendError(res, 400, ProxyErrorCode.badPath);
+      fail(res, ERR.badPath);
       return;
     }
     const route = match.route;
     const method = req.method ?? 'GET';
-    if (route.methods && !route.methods.has(method)) {
-      sendError(res, 405, ProxyErrorCode.method, { allow: [...route.methods].join(', ') });
+    const contentLength = req.headers['content-length'];
+    const chunked = req.headers['transfer-encoding'] !== undefined;
+    const hasBody = chunked || (contentLength !== undefined && contentLength !== '0');
+    const refused = refusal(route, req, method, hasBody, chunked);
+    if (refused) {
+      fail(res, refused, refused === ERR.method ? { allow: route.allowHeader } : undefined);
       return;
     }
-    // SECURITY X1: a static custom header a cross-site form or <img> cannot send. 401 like the rest of
-    // the BFF (ERR_BFF_CSRF, the Duende contract), not X1's 403.
-    if (route.api.csrf && req.headers['x-csrf'] !== '1') {
-      sendError(res, 401, ProxyErrorCode.csrf);
+    start(route, match.upstreamPath, req, res, method, hasBody, chunked).catch((err: unknown) => {
+      const known = toBffError(err);
+      if (known.code === 'ERR_BFF_INTERNAL')
+        logger.error({ err: err instanceof Error ? err.name : typeof err }, 'remote API call failed');
+      fail(res, known);
+    });
+  }
+
+  async function start(
+    route: CompiledRoute,
+    upstreamPath: string,
+    req: IncomingMessage,
+    res: ServerResponse,
+    method: string,
+    hasBody: boolean,
+    chunked: boolean,
+  ): Promise<void> {
+    // The bucket and the token in parallel: on a shared store both are one round trip (pipelined).
+    const rate = consumeRate(route, req);
+    const [decision, [token, userToken]] = await Promise.all([rate, tokenFor(route.api, req)]);
+    if (decision && !decision.allowed) {
+      rateLimited(res, decision);
       return;
     }
-    const hasBody =
-      req.headers['transfer-encoding'] !== undefined || hasNonZeroLength(req.headers['content-length']);
-    // SECURITY X4: state-changing calls with a type a cross-site form can send need an explicit allowlist;
-    // a body without any type (a no-cors Blob) counts as simple too.
-    if (!SAFE_METHODS.has(method) && hasBody) {
-      const type = mediaType(req.headers['content-type']);
-      if (type === '' || (SIMPLE_TYPES.has(type) && !route.simpleAllowed.has(type))) {
-        sendError(res, 415, ProxyErrorCode.contentType);
+    if (res.destroyed) return;
+    // A copy: the request's own headers stay as the browser sent them (the P6 retry reads the cookie).
+    const headers: IncomingHttpHeaders = { ...req.headers };
+    prepareRequestHeaders(headers, forwarded, req.socket.remoteAddress, token, false, route.api);
+    // The client frames the body itself (chunked when there is no Content-Length).
+    delete headers['transfer-encoding'];
+    headers.host = route.host;
+    if (!withinHeaderLimits(headers, route.api)) {
+      fail(res, ERR.headersTooLarge);
+      return;
+    }
+    const retryable = !hasBody && RETRY_METHODS.has(method);
+    const call = new ProxyCall(
+      route,
+      req,
+      res,
+      upstreamPath,
+      method,
+      headers,
+      userToken && retryable,
+      retryable,
+    );
+    call.send(hasBody ? (chunked ? call.limitedBody() : req) : null, false);
+  }
+
+  /**
+   * One proxied call: the undici dispatch handler that streams the response to the browser, and the
+   * state of its retries. One object per call, methods on the prototype.
+   */
+  class ProxyCall implements Dispatcher.DispatchHandler {
+    controller: Dispatcher.DispatchController | undefined;
+    /** Reading the body of an invalid_token 401 to throw it away, then refresh and retry (P6). */
+    discarding = false;
+    /** We answered or stopped the call ourselves; later callbacks only clean up. */
+    settled = false;
+    bodyTooLarge = false;
+    resetRetried = false;
+
+    constructor(
+      readonly route: CompiledRoute,
+      readonly req: IncomingMessage,
+      readonly res: ServerResponse,
+      readonly upstreamPath: string,
+      readonly method: string,
+      readonly headers: IncomingHttpHeaders,
+      /** A user token went out on an idempotent body-less call: a forced refresh can help once (P6). */
+      public tokenRetry: boolean,
+      /** Idempotent and body-less: may be sent again once after a reset before any response byte. */
+      readonly retryable: boolean,
+    ) {
+      res.once('close', this.onClientClose);
+    }
+
+    /** The browser went away (or the response finished): stop the upstream call if it still runs. */
+    onClientClose = (): void => {
+      if (!this.res.writableFinished) this.stop('client-gone');
+    };
+
+    stop(why: 'client-gone' | 'body-too-large' | 'answered'): void {
+      this.settled = true;
+      this.controller?.abort(new Stop(why));
+    }
+
+    send(body: Readable | null, fresh: boolean): void {
+      if (this.res.destroyed) return;
+      const options: Dispatcher.DispatchOptions = {
+        path: this.upstreamPath,
+        method: this.method as Dispatcher.HttpMethod,
+        headers: this.headers as Record<string, string | string[]>,
+        body,
+        headersTimeout: this.route.timeoutMs,
+        bodyTimeout: 0,
+      };
+      if (fresh) upstreams.dispatchFresh(this.route.api.upstreamOrigin, options, this);
+      else upstreams.dispatch(this.route.api.upstreamOrigin, options, this);
+    }
+
+    /** SECURITY P9 for chunked bodies: count as they stream; the chunk that crosses the limit is not sent. */
+    limitedBody(): Readable {
+      const limit = this.route.api.maxBodySize;
+      let total = 0;
+      const counter = new Transform({
+        transform: (chunk: Buffer, _encoding, callback) => {
+          total += chunk.length;
+          if (total > limit) {
+            this.bodyTooLarge = true;
+            callback(new Stop('body-too-large'));
+            return;
+          }
+          callback(null, chunk);
+        },
+      });
+      counter.once('error', () => {
+        this.req.unpipe(counter);
+        // Read and drop the rest, so the browser gets to read the 413 (closing now would reset it).
+        this.req.resume();
+      });
+      this.req.pipe(counter);
+      return counter;
+    }
+
+    onRequestStart(controller: Dispatcher.DispatchController): void {
+      this.controller = controller;
+      if (this.settled) controller.abort(new Stop('answered'));
+    }
+
+    onResponseStart(
+      controller: Dispatcher.DispatchController,
+      status: number,
+      headers: IncomingHttpHeaders,
+    ): void {
+      if (this.settled) return;
+      if (status === 401 && this.tokenRetry && invalidToken(headers['www-authenticate'])) {
+        this.tokenRetry = false;
+        this.discarding = true; // read the 401's body to the end so the socket goes back to the pool
         return;
       }
+      const out = filterResponseHeaders(headers);
+      // undici gives a repeated header as an array (decideLocation refuses or drops those).
+      const location = headers.location as string | string[] | undefined;
+      if (location !== undefined) {
+        const decision = decideLocation(publicOrigin, this.route.api, status, location, this.upstreamPath);
+        if (decision.kind === 'refuse') {
+          this.settled = true;
+          controller.abort(new Stop('answered'));
+          logger.warn({ prefix: this.route.api.prefix, status }, 'remote API redirect refused');
+          sendProblem(this.res, ERR.redirect);
+          return;
+        }
+        if (decision.kind === 'rewrite') out.location = decision.location;
+        else if (decision.kind === 'drop') delete out.location;
+      }
+      for (const name of securityHeaderNames) if (out[name] === undefined) out[name] = securityHeaders[name];
+      out['x-content-type-options'] = 'nosniff';
+      delete out['x-powered-by'];
+      // Express may have set X-Powered-By on the response before the BFF took it.
+      if (this.res.hasHeader('x-powered-by')) this.res.removeHeader('x-powered-by');
+      this.res.writeHead(status, out);
     }
-    tokenFor(route.api, req).then(
-      ([token, userToken]) => {
-        if (res.destroyed) return;
-        const state: RequestState = {
-          route,
-          userToken,
-          retryable: !hasBody && RETRY_METHODS.has(method),
-          retried: false,
-          timedOut: false,
-          cookie: req.headers.cookie,
-          timer: undefined,
-          proxyReq: undefined,
-        };
-        (req as ProxiedRequest)[STATE] = state;
-        prepareRequestHeaders(req.headers, forwarded, req.socket.remoteAddress, token, false, route.api);
-        req.url = match.upstreamPath;
-        res.once('close', () => clearTimer(state));
-        startTimer(state, res);
-        forward(route, req, res, next);
-      },
-      (err: unknown) => answerTokenError(res, err),
-    );
+
+    onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+      if (this.discarding || this.settled) return;
+      if (!this.res.write(chunk)) {
+        controller.pause();
+        this.res.once('drain', () => controller.resume());
+      }
+    }
+
+    onResponseEnd(): void {
+      if (this.discarding) {
+        this.discarding = false;
+        void this.retryWithFreshToken();
+        return;
+      }
+      if (!this.settled) this.res.end();
+    }
+
+    onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+      if (this.discarding) {
+        // The 401 itself arrived; only its body broke off. The refresh and retry still apply.
+        this.discarding = false;
+        void this.retryWithFreshToken();
+        return;
+      }
+      if (this.bodyTooLarge) {
+        this.settled = true;
+        fail(this.res, ERR.bodyTooLarge);
+        return;
+      }
+      if (this.settled) return;
+      const res = this.res;
+      if (res.headersSent) {
+        // The upstream broke off mid-body: cut the browser's response too, a short body must not look complete.
+        res.destroy();
+        return;
+      }
+      const code = (err as { code?: unknown }).code;
+      if (this.retryable && !this.resetRetried && typeof code === 'string' && RESET_CODES.has(code)) {
+        // A keep-alive connection the upstream closed just as it was reused: nothing was answered, the
+        // call is idempotent and has no body, so send it once more on a connection opened for it.
+        this.resetRetried = true;
+        logger.debug({ prefix: this.route.api.prefix, code }, 'remote API connection reset; retrying once');
+        this.send(null, true);
+        return;
+      }
+      this.settled = true;
+      logger.warn({ prefix: this.route.api.prefix, code }, 'remote API call failed');
+      sendProblem(res, typeof code === 'string' && TIMEOUT_CODES.has(code) ? ERR.timeout : ERR.unavailable);
+    }
+
+    /** SECURITY P6: one forced refresh, one retry; the request has no body, so nothing was buffered. */
+    async retryWithFreshToken(): Promise<void> {
+      let token: string;
+      try {
+        token = await tokens.getUserAccessToken(this.req, {
+          forceRefresh: true,
+          resource: this.route.api.resource,
+        });
+      } catch (err) {
+        this.settled = true;
+        fail(this.res, toBffError(err));
+        return;
+      }
+      this.headers.authorization = `Bearer ${token}`;
+      this.send(null, false);
+    }
   }
 
   function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
@@ -391,54 +495,61 @@ export function createProxyEngine(options: ProxyEngineOptions): ProxyEngine {
     // Upgrade sockets have no error listener of the server's any more; a reset must not crash us.
     socket.on('error', () => socket.destroy());
     if (match.kind === 'invalid') {
-      rejectUpgrade(socket, 400, ProxyErrorCode.badPath);
+      rejectUpgrade(socket, ERR.badPath);
       return true;
     }
     const route = match.route;
-    if (!route.api.websocket) {
-      rejectUpgrade(socket, 404, ProxyErrorCode.badPath);
+    const forward = route.upgrade;
+    if (!forward) {
+      rejectUpgrade(socket, ERR.notFound);
       return true;
     }
     // CSRF for WebSockets is an Origin check: browsers always send Origin on a handshake and a page on
     // another origin cannot forge it (cross-site WebSocket hijacking).
     if (req.headers.origin !== publicOrigin) {
-      rejectUpgrade(socket, 403, ProxyErrorCode.origin);
+      rejectUpgrade(socket, ERR.origin);
       return true;
     }
-    tokenFor(route.api, req).then(
-      ([token, userToken]) => {
-        if (socket.destroyed) return;
-        (req as ProxiedRequest)[STATE] = {
-          route,
-          userToken,
-          retryable: false,
-          retried: false,
-          timedOut: false,
-          cookie: undefined,
-          timer: undefined,
-          proxyReq: undefined,
-        };
-        prepareRequestHeaders(req.headers, forwarded, req.socket.remoteAddress, token, true, route.api);
-        req.url = match.upstreamPath;
-        route.handler.upgrade(req, socket as Socket, head);
-      },
-      (err: unknown) => {
-        const known = asHttpError(err);
-        rejectUpgrade(socket, known?.status ?? 500, known?.code ?? ProxyErrorCode.internal);
-      },
-    );
+    (async () => {
+      const [decision, [token]] = await Promise.all([consumeRate(route, req), tokenFor(route.api, req)]);
+      if (decision && !decision.allowed) throw ERR.rateLimited;
+      if (socket.destroyed) return;
+      prepareRequestHeaders(req.headers, forwarded, req.socket.remoteAddress, token, true, route.api);
+      req.url = match.upstreamPath;
+      forward(req, socket, head);
+    })().catch((err: unknown) => rejectUpgrade(socket, toBffError(err)));
     return true;
   }
 
   function close(): void {
-    for (const agent of agents.values()) agent.destroy();
+    void upstreams.close();
   }
 
   return { handle, upgrade, close };
 }
 
-function hasNonZeroLength(value: string | undefined): boolean {
-  return value !== undefined && value !== '0';
+/** True when any `WWW-Authenticate` challenge says `invalid_token` (RFC 6750 §3.1). */
+function invalidToken(header: string | string[] | undefined): boolean {
+  if (Array.isArray(header)) return header.some((value) => isInvalidTokenChallenge(value));
+  return isInvalidTokenChallenge(header);
+}
+
+/** SECURITY P9: the headers about to go upstream (token included, cookie gone) within the route's limits. */
+function withinHeaderLimits(headers: IncomingHttpHeaders, api: ResolvedRemoteApi): boolean {
+  let count = 0;
+  let bytes = 0;
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined) continue;
+    if (typeof value === 'string') {
+      count += 1;
+      bytes += name.length + value.length;
+    } else {
+      count += value.length;
+      for (const item of value) bytes += name.length + item.length;
+    }
+  }
+  return count <= api.maxHeaderCount && bytes <= api.maxHeaderBytes;
 }
 
 /** `Text/Plain; charset=utf-8` → `text/plain`. */

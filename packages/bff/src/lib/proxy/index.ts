@@ -1,15 +1,20 @@
 // Remote-API proxy (issue 6): the entry points createBff uses. The engine lives in engine.ts; this file
 // adapts the BffContext to it and makes sure the router and the upgrade handler share one engine (and
-// so one keep-alive agent per upstream).
+// so one keep-alive pool per upstream).
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type Request, type Response, Router } from 'express';
 import type { BffContext } from '../context.js';
 import { createProxyEngine, type ProxyEngine } from './engine.js';
 
-export type { ProxyEngine, ProxyEngineOptions, ProxyTokenSource } from './engine.js';
+export type { ProxyEngine, ProxyEngineOptions, ProxyRateLimiter, ProxyTokenSource } from './engine.js';
 export { createProxyEngine } from './engine.js';
-export type { RemoteApiOptions, RemoteApiTokenType, ResolvedRemoteApi } from './options.js';
+export type {
+  RateLimitOptions,
+  RemoteApiOptions,
+  RemoteApiTokenType,
+  ResolvedRemoteApi,
+} from './options.js';
 export { resolveRemoteApis } from './options.js';
 
 const engines = new WeakMap<BffContext, ProxyEngine>();
@@ -27,6 +32,8 @@ export function getProxyEngine(ctx: BffContext): ProxyEngine {
         getUserAccessToken: (req, options) => ctx.getUserAccessToken(req, options),
         getClientAccessToken: (options) => ctx.getClientAccessToken(options),
       },
+      rateLimiter: (req, bucket, capacity, refillPerSecond) =>
+        ctx.consumeRate(req, bucket, capacity, refillPerSecond),
     });
     engines.set(ctx, engine);
   }

@@ -74,7 +74,41 @@ export interface RemoteApiOptions {
    * public origin) to this upstream. The browser's own are always dropped (SECURITY P2a). Default false.
    */
   xForwarded?: boolean;
+  /**
+   * Largest request body forwarded, in bytes (SECURITY P9). A larger `Content-Length` gets 413 before
+   * anything is sent; a chunked body is counted as it streams and cut at the limit (the upstream gets
+   * nothing beyond it). Default 10 MiB (10 485 760).
+   */
+  maxBodySize?: number;
+  /**
+   * Most request headers forwarded, counted after the BFF's own header changes (SECURITY P9); more →
+   * 431. Default 100.
+   */
+  maxHeaderCount?: number;
+  /**
+   * Most bytes of request header names and values forwarded, counted after the BFF's own header
+   * changes (so with the access token, without the cookie); more → 431. Default 16 384.
+   */
+  maxHeaderBytes?: number;
+  /**
+   * Per-session token bucket for this route (SECURITY P7): `burst` calls at once, refilled at
+   * `perSecond`; over it → 429 with `Retry-After`. Kept in the session store, so it holds across BFF
+   * instances. Applies to calls made with a session; anonymous calls are not limited. `false` turns
+   * it off. Default `{ burst: 100, perSecond: 20 }`.
+   */
+  rateLimit?: RateLimitOptions | false;
 }
+
+/** A token bucket: `burst` calls at once, refilled at `perSecond` calls per second. */
+export interface RateLimitOptions {
+  burst: number;
+  perSecond: number;
+}
+
+/** Default per-session, per-route bucket: generous for a person, a brake on a runaway script. */
+export const DEFAULT_RATE_LIMIT: Readonly<RateLimitOptions> = Object.freeze({ burst: 100, perSecond: 20 });
+/** Default `maxBodySize`: 10 MiB. */
+export const DEFAULT_MAX_BODY_SIZE = 10 * 1024 * 1024;
 
 /** A remote API route after validation (frozen). */
 export interface ResolvedRemoteApi {
@@ -95,6 +129,10 @@ export interface ResolvedRemoteApi {
   /** Lower-case header names forwarded in allowlist mode, or undefined for the default filter. */
   readonly forwardHeaders: readonly string[] | undefined;
   readonly xForwarded: boolean;
+  readonly maxBodySize: number;
+  readonly maxHeaderCount: number;
+  readonly maxHeaderBytes: number;
+  readonly rateLimit: Readonly<RateLimitOptions> | undefined;
 }
 
 const KNOWN_KEYS = new Set([
@@ -110,6 +148,10 @@ const KNOWN_KEYS = new Set([
   'websocket',
   'forwardHeaders',
   'xForwarded',
+  'maxBodySize',
+  'maxHeaderCount',
+  'maxHeaderBytes',
+  'rateLimit',
 ]);
 
 /** Validates the `remoteApis` option once at start-up; throws TypeError with the fix. */
@@ -172,6 +214,23 @@ export function resolveRemoteApis(
     const forwardHeaders = resolveForwardHeaders(api.forwardHeaders, where);
     const xForwarded = api.xForwarded ?? false;
     if (typeof xForwarded !== 'boolean') throw new TypeError(`${where}.xForwarded must be true or false`);
+    const maxBodySize = api.maxBodySize ?? DEFAULT_MAX_BODY_SIZE;
+    if (!Number.isSafeInteger(maxBodySize) || maxBodySize < 0) {
+      throw new TypeError(
+        `${where}.maxBodySize is in bytes and must be a whole number ≥ 0, e.g. 10485760 for 10 MiB`,
+      );
+    }
+    const maxHeaderCount = api.maxHeaderCount ?? 100;
+    if (!Number.isSafeInteger(maxHeaderCount) || maxHeaderCount < 10) {
+      throw new TypeError(`${where}.maxHeaderCount must be a whole number ≥ 10, e.g. 100`);
+    }
+    const maxHeaderBytes = api.maxHeaderBytes ?? 16_384;
+    if (!Number.isSafeInteger(maxHeaderBytes) || maxHeaderBytes < 1024) {
+      throw new TypeError(
+        `${where}.maxHeaderBytes is in bytes and must be a whole number ≥ 1024, e.g. 16384`,
+      );
+    }
+    const rateLimit = resolveRateLimit(api.rateLimit, where);
     return Object.freeze({
       prefix,
       upstreamOrigin: origin,
@@ -186,6 +245,10 @@ export function resolveRemoteApis(
       websocket,
       forwardHeaders,
       xForwarded,
+      maxBodySize,
+      maxHeaderCount,
+      maxHeaderBytes,
+      rateLimit,
     });
   });
   return Object.freeze(resolved);
@@ -214,6 +277,25 @@ function resolveForwardHeaders(list: unknown, where: string): readonly string[] 
     names.add(name.toLowerCase());
   });
   return Object.freeze([...names]);
+}
+
+function resolveRateLimit(
+  input: RateLimitOptions | false | undefined,
+  where: string,
+): Readonly<RateLimitOptions> | undefined {
+  if (input === false) return undefined;
+  if (input === undefined) return DEFAULT_RATE_LIMIT;
+  const fix = `${where}.rateLimit must be false or { burst, perSecond } with burst a whole number ≥ 1 and perSecond a number > 0, e.g. { burst: 100, perSecond: 20 }`;
+  if (typeof input !== 'object' || input === null) throw new TypeError(fix);
+  for (const key of Object.keys(input)) {
+    if (key !== 'burst' && key !== 'perSecond')
+      throw new TypeError(`${where}.rateLimit.${key} is not an option; ${fix}`);
+  }
+  const { burst, perSecond } = input;
+  if (!Number.isSafeInteger(burst) || burst < 1) throw new TypeError(fix);
+  if (typeof perSecond !== 'number' || !Number.isFinite(perSecond) || perSecond <= 0)
+    throw new TypeError(fix);
+  return Object.freeze({ burst, perSecond });
 }
 
 function resolvePrefix(prefix: unknown, where: string): string {

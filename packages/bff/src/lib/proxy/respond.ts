@@ -1,21 +1,10 @@
-// The proxy's own answers. The browser only ever sees a stable error code: never the upstream's body,
-// its address, or a token. 4xx answers are `application/json` `{ error }` (the Duende shape SPAs
-// already handle); gateway failures are `application/problem+json` (RFC 9457) with the same code.
-import type { ServerResponse } from 'node:http';
+// The proxy's own answers. Every failure is a BffError (one code table, errors.ts) and goes to the
+// browser in one shape: `application/problem+json` (RFC 9457) with the stable code as `code`, and as
+// `error` too, the member the rest of the BFF (and the Duende contract SPAs know) uses. Never the
+// upstream's body, its address, an errno or a token.
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-
-/** Stable error codes the proxy answers with (next to the core's `ERR_BFF_NO_SESSION` & co.). */
-export const ProxyErrorCode = Object.freeze({
-  badPath: 'ERR_BFF_PROXY_BAD_PATH',
-  method: 'ERR_BFF_PROXY_METHOD',
-  csrf: 'ERR_BFF_CSRF',
-  contentType: 'ERR_BFF_PROXY_CONTENT_TYPE',
-  origin: 'ERR_BFF_PROXY_ORIGIN',
-  noSession: 'ERR_BFF_NO_SESSION',
-  upstreamUnavailable: 'ERR_BFF_UPSTREAM_UNAVAILABLE',
-  upstreamTimeout: 'ERR_BFF_UPSTREAM_TIMEOUT',
-  internal: 'ERR_BFF_INTERNAL',
-});
+import { BffError, type BffErrorCode, isBffError } from '../errors.js';
 
 const TITLES: Readonly<Record<number, string>> = {
   400: 'Bad Request',
@@ -23,67 +12,67 @@ const TITLES: Readonly<Record<number, string>> = {
   403: 'Forbidden',
   404: 'Not Found',
   405: 'Method Not Allowed',
+  413: 'Content Too Large',
   415: 'Unsupported Media Type',
+  429: 'Too Many Requests',
+  431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
   502: 'Bad Gateway',
   503: 'Service Unavailable',
   504: 'Gateway Timeout',
 };
 
-/** A BffError-shaped value (`status` + `code`), as thrown by the context's token functions. */
-export interface HttpErrorLike {
-  readonly status: number;
-  readonly code: string;
-  /** Whole seconds for a `Retry-After` header (e.g. the IdP in back-off), when the error carries one. */
-  readonly retryAfter?: number;
+/** The problem+json body of `code` (a pure function of the code, so bodies can be built once). */
+export function problemBody(code: BffErrorCode, status: number): string {
+  return JSON.stringify({ type: 'about:blank', title: TITLES[status] ?? 'Error', status, code, error: code });
 }
 
-/** Narrows an unknown error to one that carries a usable HTTP status and a stable code. */
-export function asHttpError(err: unknown): HttpErrorLike | undefined {
-  if (typeof err !== 'object' || err === null) return undefined;
-  const { status, code, retryAfter } = err as { status?: unknown; code?: unknown; retryAfter?: unknown };
-  if (typeof status !== 'number' || status < 400 || status > 599 || typeof code !== 'string')
-    return undefined;
-  return typeof retryAfter === 'number' && retryAfter > 0
-    ? { status, code, retryAfter: Math.ceil(retryAfter) }
-    : { status, code };
+// Bodies per code, built on first use: answers like 401/429 can come at a high rate.
+const bodies = new Map<BffErrorCode, string>();
+
+/** `err` as a BffError; anything else is an internal error (its details stay in `cause`, server-side). */
+export function toBffError(err: unknown): BffError {
+  return isBffError(err) ? err : new BffError('ERR_BFF_INTERNAL', 'internal error', { cause: err });
 }
 
-/** Sends `{ error: code }` (4xx) or problem+json (5xx); never a redirect (SECURITY P5). */
-export function sendError(
-  res: ServerResponse,
-  status: number,
-  code: string,
-  extraHeaders?: Record<string, string>,
-): void {
-  if (res.writableEnded) return; // already answered (e.g. 504 before the upstream failed too)
+/**
+ * Answers `err` as problem+json with its status, `Cache-Control: no-store` and no `Location` (SECURITY
+ * P5). When the response has already started, it is cut instead: a truncated body must never look
+ * like a complete one.
+ */
+export function sendProblem(res: ServerResponse, err: BffError, extraHeaders?: OutgoingHttpHeaders): void {
+  if (res.writableEnded || res.destroyed) return;
   if (res.headersSent) {
-    // Too late for a status: cut the response so the browser sees a failure, not a truncated success.
     res.destroy();
     return;
   }
-  const problem = status >= 500;
-  const body = JSON.stringify(
-    problem
-      ? { type: 'about:blank', title: TITLES[status] ?? 'Error', status, error: code }
-      : { error: code },
-  );
-  res.writeHead(status, {
-    'content-type': problem ? 'application/problem+json' : 'application/json',
+  let body = bodies.get(err.code);
+  if (body === undefined) {
+    body = problemBody(err.code, err.status);
+    bodies.set(err.code, body);
+  }
+  // Headers a host's middleware set before the BFF took the call (helmet's, say) stay; Express's
+  // advertisement does not.
+  if (res.hasHeader('x-powered-by')) res.removeHeader('x-powered-by');
+  res.writeHead(err.status, {
+    'content-type': 'application/problem+json',
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+    // e.g. the IdP in back-off, or the rate limit: when to try again.
+    ...(err.retryAfter !== undefined ? { 'retry-after': String(err.retryAfter) } : {}),
     ...extraHeaders,
   });
   res.end(body);
 }
 
-/** Answers a refused WebSocket handshake on the raw socket, then closes it. */
-export function rejectUpgrade(socket: Duplex, status: number, code: string): void {
+/** Answers a refused WebSocket handshake on the raw socket (problem+json), then closes it. */
+export function rejectUpgrade(socket: Duplex, err: BffError): void {
   if (socket.destroyed) return;
-  const body = JSON.stringify({ error: code });
+  const body = problemBody(err.code, err.status);
   socket.end(
-    `HTTP/1.1 ${status} ${TITLES[status] ?? 'Error'}\r\n` +
-      'Content-Type: application/json\r\n' +
+    `HTTP/1.1 ${err.status} ${TITLES[err.status] ?? 'Error'}\r\n` +
+      'Content-Type: application/problem+json\r\n' +
       `Content-Length: ${Buffer.byteLength(body)}\r\n` +
       'Cache-Control: no-store\r\n' +
       'Connection: close\r\n\r\n' +

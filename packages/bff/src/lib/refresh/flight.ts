@@ -8,6 +8,7 @@ import * as client from 'openid-client';
 import type { ResolvedBffConfig } from '../config.js';
 import type { Logger } from '../context.js';
 import { BffError, describeError } from '../errors.js';
+import { checkRefreshedIdToken } from '../id-token.js';
 import type { LoadedSession } from '../session.js';
 import type { SessionStore, StoreLock } from '../store/types.js';
 import type { TokenRecord } from '../tokens.js';
@@ -175,27 +176,6 @@ export function createFlight(deps: FlightDeps) {
     }
   }
 
-  /** R6: the refreshed ID token names the same user, client and authentication as the login's. */
-  function sameUser(
-    response: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers,
-    loaded: LoadedSession,
-  ) {
-    const claims = response.claims();
-    if (!claims) return false;
-    const data = loaded.data;
-    const aud = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
-    const previousAuthTime = data.claims.auth_time;
-    return (
-      claims.iss === data.iss &&
-      claims.sub === data.sub &&
-      aud.includes(config.clientId) &&
-      (claims.azp === undefined || claims.azp === config.clientId) &&
-      (previousAuthTime === undefined ||
-        claims.auth_time === undefined ||
-        claims.auth_time === previousAuthTime)
-    );
-  }
-
   /**
    * Writes the new tokens fenced by `lock`. If the fence refuses (the lock lapsed, e.g. the store was
    * unreachable for a heartbeat), the lock is taken again and the write goes through only if the stored
@@ -285,7 +265,9 @@ export function createFlight(deps: FlightDeps) {
         );
       }
 
-      if (response.id_token && !sameUser(response, loaded)) {
+      // R6: same iss, sub, aud, azp and auth_time as the login, signed with an accepted key (L17).
+      const configuration = await deps.getOidcConfiguration();
+      if (!(await checkRefreshedIdToken(configuration, response, loaded.data))) {
         logger.warn({}, 'bff: refreshed ID token does not match the session; ending it');
         await deps.endSession(sessionId);
         throw new BffError('ERR_BFF_SESSION_ENDED', 'refreshed ID token does not match the session');

@@ -3,7 +3,8 @@
 // writes sessions needs no try/catch of its own and a host's custom store gets the same treatment as
 // the Redis store.
 import { BffError } from '../errors.js';
-import type { SessionStore, StoreLock } from './types.js';
+import { createTokenBuckets } from './memory.js';
+import type { RateDecision, SessionStore, StoreLock } from './types.js';
 
 function unavailable(err: unknown): never {
   if (err instanceof BffError && err.code === 'ERR_BFF_STORE_UNAVAILABLE') throw err;
@@ -27,6 +28,13 @@ export function guardStore(store: SessionStore): SessionStore {
       release: () => guarded(() => lock.release()),
       extend: (ttlSeconds) => guarded(() => lock.extend(ttlSeconds)),
     };
+  // A custom store without consumeRate still gets rate limiting, per process (documented).
+  const consumeRate = store.consumeRate?.bind(store);
+  const local = consumeRate ? undefined : createTokenBuckets(Date.now, 10_000);
+  const rate = (key: string, capacity: number, refillPerSecond: number): Promise<RateDecision> =>
+    consumeRate
+      ? guarded(() => consumeRate(key, capacity, refillPerSecond))
+      : Promise.resolve((local as NonNullable<typeof local>).consume(key, capacity, refillPerSecond));
   return {
     kind: store.kind,
     get: (id) => guarded(() => store.get(id)),
@@ -38,6 +46,7 @@ export function guardStore(store: SessionStore): SessionStore {
     putTransaction: (key, value, ttlSeconds) => guarded(() => store.putTransaction(key, value, ttlSeconds)),
     takeTransaction: (key) => guarded(() => store.takeTransaction(key)),
     lock: async (key, ttlSeconds) => guardLock(await guarded(() => store.lock(key, ttlSeconds))),
+    consumeRate: rate,
     close: async () => store.close?.(),
   };
 }

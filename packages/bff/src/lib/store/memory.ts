@@ -2,7 +2,14 @@
 // hosts; several instances behind a load balancer need a shared store (Redis).
 
 import { randomBytes } from 'node:crypto';
-import type { SessionIndex, SessionMatch, SessionStore, StoredSession, StoreLock } from './types.js';
+import type {
+  RateDecision,
+  SessionIndex,
+  SessionMatch,
+  SessionStore,
+  StoredSession,
+  StoreLock,
+} from './types.js';
 
 /** Options of {@link createMemoryStore}. */
 export interface MemoryStoreOptions {
@@ -28,6 +35,40 @@ interface Expiring {
 
 const subKey = (iss: string, sub: string) => `${iss}\u0000${sub}`;
 
+/** In-process token buckets: the memory store's `consumeRate`, and the fallback for stores without one. */
+export interface TokenBuckets {
+  consume(key: string, capacity: number, refillPerSecond: number): RateDecision;
+  /** Drops buckets that are full again (an absent bucket reads as full). */
+  sweep(): void;
+}
+
+/** Token buckets in a bounded Map (oldest dropped first beyond `maxEntries`; a dropped bucket is full). */
+export function createTokenBuckets(now: () => number, maxEntries: number): TokenBuckets {
+  const buckets = new Map<string, { tokens: number; at: number; fullAt: number }>();
+  return {
+    consume(key, capacity, refillPerSecond) {
+      const t = now();
+      const bucket = buckets.get(key);
+      let tokens = capacity;
+      if (bucket) {
+        buckets.delete(key); // re-inserted below: Map order is last use
+        tokens = Math.min(capacity, bucket.tokens + (Math.max(0, t - bucket.at) / 1000) * refillPerSecond);
+      } else if (buckets.size >= maxEntries) {
+        const oldest = buckets.keys().next();
+        if (!oldest.done) buckets.delete(oldest.value);
+      }
+      const allowed = tokens >= 1;
+      if (allowed) tokens -= 1;
+      buckets.set(key, { tokens, at: t, fullAt: t + ((capacity - tokens) / refillPerSecond) * 1000 });
+      return { allowed, retryAfter: allowed ? 0 : (1 - tokens) / refillPerSecond };
+    },
+    sweep() {
+      const t = now();
+      for (const [key, bucket] of buckets) if (bucket.fullAt <= t) buckets.delete(key);
+    },
+  };
+}
+
 /**
  * Creates the in-memory session store. Maps iterate in insertion order, so re-inserting on access
  * gives LRU eviction for free.
@@ -47,6 +88,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): SessionStor
   const transactions = new Map<string, Expiring>();
   const claims = new Map<string, Expiring>();
   const locks = new Map<string, Expiring>();
+  const rates = createTokenBuckets(now, maxEntries);
 
   const addIndex = (map: Map<string, Set<string>>, key: string, id: string) => {
     let set = map.get(key);
@@ -110,6 +152,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): SessionStor
     for (const [id, entry] of sessions) if (entry.expiresAt <= t) drop(id);
     for (const map of [transactions, claims, locks])
       for (const [k, v] of map) if (v.expiresAt <= t) map.delete(k);
+    rates.sweep();
   }, 60_000);
   sweep.unref();
 
@@ -197,6 +240,9 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): SessionStor
           return true;
         },
       };
+    },
+    async consumeRate(key, capacity, refillPerSecond) {
+      return rates.consume(key, capacity, refillPerSecond);
     },
     async close() {
       clearInterval(sweep);

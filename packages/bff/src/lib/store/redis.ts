@@ -2,12 +2,13 @@
 //   s:<id>   hash { d: session data, t: encrypted tokens, i: JSON list of index keys }  (PEXPIRE = TTL)
 //   u:<h>    set of session ids of one (iss, sub);  x:<h> set of ids of one (iss, sid)
 //   o:<key>  replay marks (SET NX EX)   t:<key> login transactions (GETDEL)   l:<key> locks (SET NX PX)
+//   r:<key>  rate-limit buckets, hash { t: tokens, a: last update in ms of Redis's clock }  (PEXPIRE)
 // Multi-key updates run as Lua scripts, so a write never leaves a session half-indexed and a token
 // write never resurrects a destroyed session.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { sha256 } from '../crypto.js';
 import { BffError } from '../errors.js';
-import type { SessionMatch, SessionStore, StoredSession, StoreLock } from './types.js';
+import type { RateDecision, SessionMatch, SessionStore, StoredSession, StoreLock } from './types.js';
 
 /** The part of a node-redis v5 client the store uses (`createClient()` satisfies it). */
 export interface RedisClientLike {
@@ -74,6 +75,36 @@ return 0`;
 const EXTEND = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0`;
+// Token bucket on Redis's own clock (TIME), so instances with skewed clocks share one bucket. The key
+// expires once the bucket would be full again: an absent bucket reads as full.
+const CONSUME_RATE = `
+if redis.replicate_commands then redis.replicate_commands() end
+local capacity = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local bucket = redis.call('HMGET', KEYS[1], 't', 'a')
+local tokens = tonumber(bucket[1])
+local at = tonumber(bucket[2])
+if tokens == nil or at == nil then
+  tokens = capacity
+else
+  local elapsed = now - at
+  if elapsed < 0 then elapsed = 0 end
+  tokens = math.min(capacity, tokens + elapsed * rate / 1000)
+end
+local allowed = 0
+local wait = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+  allowed = 1
+else
+  wait = math.ceil((1 - tokens) * 1000 / rate)
+end
+redis.call('HSET', KEYS[1], 't', tostring(tokens), 'a', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil((capacity - tokens) * 1000 / rate) + 1000)
+return { allowed, wait }`;
+const CONSUME_RATE_SHA = createHash('sha1').update(CONSUME_RATE).digest('hex');
 
 /** Creates a Redis-backed session store on a node-redis v5 client the host connects and closes. */
 export function createRedisStore(options: RedisStoreOptions): SessionStore {
@@ -88,16 +119,45 @@ export function createRedisStore(options: RedisStoreOptions): SessionStore {
   const timeout = Math.round((options.commandTimeout ?? 2) * 1000);
 
   // Fail fast instead of queueing commands while disconnected: a queued request would hang the browser.
-  const cmd = async (args: string[]): Promise<unknown> => {
-    if (!client.isReady) throw new BffError('ERR_BFF_STORE_UNAVAILABLE', 'Redis is not connected');
-    try {
-      return await client.sendCommand(args, { timeout });
-    } catch (err) {
-      throw new BffError('ERR_BFF_STORE_UNAVAILABLE', 'Redis command failed', { cause: err });
-    }
+  // The per-command deadline is a plain timer: node-redis's own `timeout` option builds an
+  // AbortSignal.timeout (a DOMException, an event listener, a weak registry entry) per command, which
+  // took about 7 % of a proxied call's CPU in a profile of the proxy on the Redis store.
+  const cmd = (args: string[]): Promise<unknown> => {
+    if (!client.isReady)
+      return Promise.reject(new BffError('ERR_BFF_STORE_UNAVAILABLE', 'Redis is not connected'));
+    return new Promise((resolve, reject) => {
+      const failed = (err: unknown) => {
+        clearTimeout(timer);
+        reject(new BffError('ERR_BFF_STORE_UNAVAILABLE', 'Redis command failed', { cause: err }));
+      };
+      const timer = setTimeout(
+        () => reject(new BffError('ERR_BFF_STORE_UNAVAILABLE', 'Redis command timed out')),
+        timeout,
+      );
+      try {
+        client.sendCommand(args).then((reply) => {
+          clearTimeout(timer);
+          resolve(reply);
+        }, failed);
+      } catch (err) {
+        failed(err);
+      }
+    });
   };
   const evalScript = (script: string, keys: string[], args: string[]) =>
     cmd(['EVAL', script, String(keys.length), ...keys, ...args]);
+
+  // The rate limiter runs on every proxied call: send the script's hash, and the script itself only when
+  // Redis does not know it yet (first call, or after SCRIPT FLUSH / a restart).
+  const evalCached = async (script: string, sha: string, keys: string[], args: string[]) => {
+    try {
+      return await cmd(['EVALSHA', sha, String(keys.length), ...keys, ...args]);
+    } catch (err) {
+      const cause = err instanceof BffError ? err.cause : err;
+      if (!(cause instanceof Error) || !cause.message.startsWith('NOSCRIPT')) throw err;
+      return evalScript(script, keys, args);
+    }
+  };
 
   const sessionKey = (id: string) => `${prefix}s:${id}`;
   const subIndexKey = (iss: string, sub: string) => `${prefix}u:${sha256(`${iss}\u0000${sub}`)}`;
@@ -197,6 +257,16 @@ export function createRedisStore(options: RedisStoreOptions): SessionStore {
           return (await evalScript(EXTEND, [lockKey], [token, ms])) === 1;
         },
       };
+    },
+    async consumeRate(key, capacity, refillPerSecond): Promise<RateDecision> {
+      const reply = (await evalCached(
+        CONSUME_RATE,
+        CONSUME_RATE_SHA,
+        [`${prefix}r:${key}`],
+        [String(capacity), String(refillPerSecond)],
+      )) as [number, number];
+      const allowed = reply[0] === 1;
+      return { allowed, retryAfter: allowed ? 0 : reply[1] / 1000 };
     },
   };
 }

@@ -42,6 +42,14 @@ export interface SessionMatch {
   readonly sid?: string | undefined;
 }
 
+/** Outcome of {@link SessionStore.consumeRate}. */
+export interface RateDecision {
+  /** True when one call was taken from the bucket. */
+  readonly allowed: boolean;
+  /** When refused: seconds until the bucket holds a call again (for `Retry-After`); 0 when allowed. */
+  readonly retryAfter: number;
+}
+
 /**
  * Where the BFF keeps sessions, login transactions, replay marks and refresh locks.
  * Every method rejects with an Error when the backend is unavailable; the BFF answers 503 then.
@@ -81,6 +89,13 @@ export interface SessionStore {
   takeTransaction(key: string): Promise<string | undefined>;
   /** Takes the lock `key` for `ttlSeconds` (renewable with `extend`); undefined when someone else holds it. */
   lock(key: string, ttlSeconds: number): Promise<StoreLock | undefined>;
+  /**
+   * Token bucket (SECURITY P7): takes one call from the bucket `key`, which holds at most `capacity`
+   * calls and refills at `refillPerSecond`; a bucket never seen (or idle long enough) is full. Atomic
+   * across every user of the store, so the limit holds across BFF instances on a shared store.
+   * Optional for custom stores: without it the BFF keeps the buckets in process memory.
+   */
+  consumeRate?(key: string, capacity: number, refillPerSecond: number): Promise<RateDecision>;
   /** Stops timers; does not close connections the host passed in. */
   close?(): Promise<void>;
 }

@@ -1,0 +1,343 @@
+// The forwarding layer's edges over real HTTP on loopback: upstream redirects into the BFF (SECURITY P8),
+// bounded requests (P9: body and header limits, hung upstream → 504), a keep-alive connection the
+// upstream closes just as it is reused (one retry on a fresh connection for idempotent calls, never a
+// replayed POST), a browser that leaves mid-call, and the headers the BFF adds to proxied responses.
+import { request } from 'node:http';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { decideLocation } from '../src/lib/proxy/redirects.js';
+import { type EngineHost, FakeTokens, startEngineHost } from './support-proxy/engine-host.js';
+import {
+  counted,
+  hangAborted,
+  rawRequest,
+  startBehaviourUpstream,
+  startClosingUpstream,
+  type TestUpstream,
+} from './support-proxy/upstream.js';
+
+const PUBLIC = 'https://app.example';
+const SESSION = { cookie: 'session=alice', 'x-csrf': '1' };
+const MiB = 1024 * 1024;
+
+let upstream: TestUpstream;
+let closing: Awaited<ReturnType<typeof startClosingUpstream>>;
+let resetting: Awaited<ReturnType<typeof startClosingUpstream>>;
+let host: EngineHost;
+const tokens = new FakeTokens();
+
+beforeAll(async () => {
+  upstream = await startBehaviourUpstream();
+  closing = await startClosingUpstream('close');
+  resetting = await startClosingUpstream('reset');
+  host = await startEngineHost(
+    [
+      { prefix: '/api/b', upstream: `${upstream.origin}/base` },
+      { prefix: '/api/small', upstream: `${upstream.origin}/small`, maxBodySize: MiB },
+      { prefix: '/api/hung', upstream: `${upstream.origin}/h`, timeout: 0.4 },
+      { prefix: '/api/tight', upstream: `${upstream.origin}/t`, maxHeaderCount: 20, maxHeaderBytes: 2048 },
+      { prefix: '/api/closing', upstream: `${closing.origin}/c` },
+      { prefix: '/api/resetting', upstream: `${resetting.origin}/r` },
+    ],
+    tokens,
+    PUBLIC,
+  );
+});
+
+afterAll(async () => {
+  await host?.close();
+  await upstream?.close();
+  await closing?.close();
+  await resetting?.close();
+});
+
+beforeEach(() => {
+  upstream.seen.length = 0;
+  closing.seen.length = 0;
+  resetting.seen.length = 0;
+  counted.bytes = 0;
+});
+
+function problem(code: string, status: number, title: string) {
+  return { type: 'about:blank', title, status, code, error: code };
+}
+
+const redirect = (status: number, to: string) =>
+  `/api/b/redirect?status=${status}&to=${encodeURIComponent(to)}`;
+
+describe('P8 upstream redirects', () => {
+  for (const status of [307, 308]) {
+    it(`P8: ${status} Location: <BFF origin>/bff/logout to a POST → 502 problem+json, no Location`, async () => {
+      const res = await rawRequest(host.port, {
+        method: 'POST',
+        path: redirect(status, `${PUBLIC}/bff/logout`),
+        headers: { ...SESSION, 'content-type': 'application/json' },
+        body: '{"a":1}',
+      });
+      expect(res.status).toBe(502);
+      expect(res.headers.location).toBeUndefined();
+      expect(res.headers['content-type']).toBe('application/problem+json');
+      expect(JSON.parse(res.body)).toEqual(problem('ERR_BFF_UPSTREAM_REDIRECT', 502, 'Bad Gateway'));
+      expect(upstream.seen).toHaveLength(1); // asked once, never followed
+    });
+  }
+
+  it('P8: a path-absolute Location (/bff/logout) means the upstream origin, outside the route: refused, not leaked', async () => {
+    const res = await rawRequest(host.port, { path: redirect(307, '/bff/logout'), headers: SESSION });
+    // Resolved against the upstream it is the upstream's own origin, outside the route's base path.
+    expect(res.status).toBe(502);
+    expect(res.headers.location).toBeUndefined();
+  });
+
+  it('P8: a Location on the upstream origin under the route base is rewritten to the public path', async () => {
+    const absolute = await rawRequest(host.port, {
+      path: redirect(302, `${upstream.origin}/base/items/7?x=1`),
+      headers: SESSION,
+    });
+    expect(absolute.status).toBe(302);
+    expect(absolute.headers.location).toBe('/api/b/items/7?x=1');
+    const relative = await rawRequest(host.port, { path: redirect(308, 'items/8'), headers: SESSION });
+    expect(relative.status).toBe(308);
+    expect(relative.headers.location).toBe('/api/b/items/8');
+    expect(JSON.stringify(absolute.headers)).not.toContain(upstream.origin);
+  });
+
+  it('P8: a Location on the upstream origin outside the route base → 502; on a 201 it is dropped', async () => {
+    const outside = await rawRequest(host.port, {
+      path: redirect(302, `${upstream.origin}/admin`),
+      headers: SESSION,
+    });
+    expect(outside.status).toBe(502);
+    expect(outside.headers.location).toBeUndefined();
+    const created = await rawRequest(host.port, {
+      path: redirect(201, `${upstream.origin}/internal/7`),
+      headers: SESSION,
+    });
+    expect(created.status).toBe(201);
+    expect(created.headers.location).toBeUndefined();
+  });
+
+  it('P3/P8: other origins and non-replaying redirects to the BFF pass through untouched, never followed', async () => {
+    const other = await rawRequest(host.port, {
+      path: redirect(307, 'https://elsewhere.example/x'),
+      headers: SESSION,
+    });
+    expect(other.status).toBe(307);
+    expect(other.headers.location).toBe('https://elsewhere.example/x');
+    // A 303 makes the browser GET the page; it cannot replay the call's method and body.
+    const seeOther = await rawRequest(host.port, { path: redirect(303, `${PUBLIC}/done`), headers: SESSION });
+    expect(seeOther.status).toBe(303);
+    expect(seeOther.headers.location).toBe(`${PUBLIC}/done`);
+  });
+});
+
+describe('P8 decideLocation', () => {
+  const route = {
+    prefix: '/api/todos',
+    upstreamOrigin: 'http://10.0.0.5:8080',
+    upstreamBasePath: '/v1/todos',
+  };
+  const decide = (status: number, location: string | string[]) =>
+    decideLocation('https://app.example', route, status, location, '/v1/todos/1?x=1');
+  it.each([
+    [307, 'https://app.example/bff/logout', { kind: 'refuse' }],
+    [308, 'https://APP.example:443/anything', { kind: 'refuse' }],
+    [302, 'https://app.example/bff/logout', { kind: 'keep' }],
+    [301, 'http://10.0.0.5:8080/v1/todos/2', { kind: 'rewrite', location: '/api/todos/2' }],
+    [307, '/v1/todos?page=2#top', { kind: 'rewrite', location: '/api/todos?page=2#top' }],
+    [307, '../todos/3', { kind: 'rewrite', location: '/api/todos/3' }],
+    [302, 'http://10.0.0.5:8080/v1/todosX', { kind: 'refuse' }],
+    [302, '/internal/admin', { kind: 'refuse' }],
+    [201, 'http://10.0.0.5:8080/v2/x', { kind: 'drop' }],
+    [201, '/v1/todos/9', { kind: 'rewrite', location: '/api/todos/9' }],
+    [302, 'http://[::1', { kind: 'refuse' }],
+    [302, ['/v1/todos/1', '/v1/todos/2'], { kind: 'refuse' }],
+    [200, ['/a', '/b'], { kind: 'drop' }],
+    [303, '//evil.example/x', { kind: 'keep' }],
+  ] as const)('P8: %i Location %j → %j', (status, location, expected) => {
+    expect(decide(status, location as string | string[])).toEqual(expected);
+  });
+});
+
+/** Sends `total` bytes as a chunked POST (no Content-Length); resolves with the answer. */
+function chunkedPost(path: string, total: number): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port: host.port,
+        method: 'POST',
+        path,
+        headers: { ...SESSION, 'content-type': 'application/octet-stream' },
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => {
+          body += d;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    req.on('error', reject);
+    const chunk = Buffer.alloc(64 * 1024, 1);
+    let sent = 0;
+    const write = () => {
+      while (sent < total) {
+        sent += chunk.length;
+        if (!req.write(chunk)) {
+          req.once('drain', write);
+          return;
+        }
+      }
+      req.end();
+    };
+    write();
+  });
+}
+
+describe('P9 bounded requests', () => {
+  it('P9: an 11 MB POST with Content-Length → 413 before anything is sent upstream', async () => {
+    const res = await rawRequest(host.port, {
+      method: 'POST',
+      path: '/api/b/count',
+      headers: { ...SESSION, 'content-type': 'application/octet-stream' },
+      body: Buffer.alloc(11 * 1000 * 1000, 1),
+    });
+    expect(res.status).toBe(413);
+    expect(JSON.parse(res.body)).toEqual(problem('ERR_BFF_PROXY_BODY_TOO_LARGE', 413, 'Content Too Large'));
+    expect(upstream.seen).toHaveLength(0);
+    expect(counted.bytes).toBe(0);
+  });
+
+  it('P9: an 11 MB chunked POST → 413; the upstream received nothing beyond the 10 MiB limit', async () => {
+    const res = await chunkedPost('/api/b/count', 11 * 1000 * 1000);
+    expect(res.status).toBe(413);
+    expect(JSON.parse(res.body)).toMatchObject({ code: 'ERR_BFF_PROXY_BODY_TOO_LARGE' });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(counted.bytes).toBeLessThanOrEqual(10 * MiB);
+  });
+
+  it('P9: a route limit of 1 MiB: 1 MiB passes exactly, 1 MiB + 1 byte does not', async () => {
+    const exact = await chunkedPost('/api/small/count', MiB);
+    expect(exact.status).toBe(200);
+    expect(counted.bytes).toBe(MiB);
+    counted.bytes = 0;
+    const over = await rawRequest(host.port, {
+      method: 'PUT',
+      path: '/api/small/count',
+      headers: { ...SESSION, 'content-type': 'application/octet-stream' },
+      body: Buffer.alloc(MiB + 1, 1),
+    });
+    expect(over.status).toBe(413);
+    expect(counted.bytes).toBe(0);
+  });
+
+  it('P9: a hung upstream → 504 after the route timeout, and the upstream request is closed', async () => {
+    const before = hangAborted.count;
+    const started = performance.now();
+    const res = await rawRequest(host.port, { path: '/api/hung/hang', headers: SESSION });
+    expect(res.status).toBe(504);
+    expect(JSON.parse(res.body)).toEqual(problem('ERR_BFF_UPSTREAM_TIMEOUT', 504, 'Gateway Timeout'));
+    expect(performance.now() - started).toBeGreaterThanOrEqual(350);
+    for (let i = 0; i < 40 && hangAborted.count === before; i++) await new Promise((r) => setTimeout(r, 25));
+    expect(hangAborted.count).toBe(before + 1);
+  });
+
+  it('P9: too many request headers, or too many header bytes → 431, upstream not called', async () => {
+    const many: Record<string, string> = { ...SESSION };
+    for (let i = 0; i < 30; i++) many[`x-extra-${i}`] = 'v';
+    const count = await rawRequest(host.port, { path: '/api/tight/echo', headers: many });
+    expect(count.status).toBe(431);
+    expect(JSON.parse(count.body)).toEqual(
+      problem('ERR_BFF_PROXY_HEADERS_TOO_LARGE', 431, 'Request Header Fields Too Large'),
+    );
+    const big = await rawRequest(host.port, {
+      path: '/api/tight/echo',
+      headers: { ...SESSION, 'x-big': 'x'.repeat(3000) },
+    });
+    expect(big.status).toBe(431);
+    // The cookie is not forwarded, so a large cookie does not count against the limit.
+    const cookie = await rawRequest(host.port, {
+      path: '/api/tight/echo',
+      headers: { ...SESSION, cookie: `session=alice; junk=${'j'.repeat(3000)}` },
+    });
+    expect(cookie.status).toBe(200);
+    expect(upstream.seen).toHaveLength(1);
+  });
+});
+
+describe('keep-alive connections the upstream closes when they are reused', () => {
+  for (const [name, getUpstream, prefix] of [
+    ['FIN', () => closing, '/api/closing'],
+    ['RST (ECONNRESET)', () => resetting, '/api/resetting'],
+  ] as const) {
+    it(`GET after the connection was closed with a ${name} → retried once on a fresh connection, never 502`, async () => {
+      const statuses: number[] = [];
+      for (let i = 0; i < 6; i++) {
+        statuses.push((await rawRequest(host.port, { path: `${prefix}/x${i}`, headers: SESSION })).status);
+      }
+      expect(statuses).toEqual([200, 200, 200, 200, 200, 200]);
+      // The race really happened, and each such GET reached the upstream twice (reused, then fresh).
+      expect(getUpstream().closedOnReuse()).toBeGreaterThanOrEqual(2);
+      const urls = getUpstream().seen.map((r) => r.url);
+      expect(urls.length).toBe(6 + getUpstream().closedOnReuse());
+    });
+  }
+
+  it('a POST on a reused connection that the upstream closes is never replayed: 502', async () => {
+    const first = await rawRequest(host.port, { path: '/api/closing/warm', headers: SESSION });
+    expect(first.status).toBe(200);
+    const post = await rawRequest(host.port, {
+      method: 'POST',
+      path: '/api/closing/create',
+      headers: { ...SESSION, 'content-type': 'application/json' },
+      body: '{"title":"once"}',
+    });
+    expect(post.status).toBe(502);
+    expect(JSON.parse(post.body)).toMatchObject({ code: 'ERR_BFF_UPSTREAM_UNAVAILABLE' });
+    expect(closing.seen.filter((r) => r.method === 'POST')).toHaveLength(1);
+  });
+});
+
+describe('methods', () => {
+  it('P1: TRACE (which would make the upstream echo the access token back) is refused unless a route lists it', async () => {
+    const res = await rawRequest(host.port, { method: 'TRACE', path: '/api/b/echo', headers: SESSION });
+    expect(res.status).toBe(405);
+    expect(res.headers.allow).toBe('GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE');
+    expect(upstream.seen).toHaveLength(0);
+  });
+});
+
+describe('the browser side', () => {
+  it('a browser that disconnects mid-call aborts the upstream request', async () => {
+    const before = hangAborted.count;
+    await new Promise<void>((resolve) => {
+      const req = request({ host: '127.0.0.1', port: host.port, path: '/api/b/hang', headers: SESSION });
+      req.on('error', () => resolve());
+      req.end();
+      const wait = async () => {
+        for (let i = 0; i < 80 && upstream.seen.length === 0; i++)
+          await new Promise((r) => setTimeout(r, 10));
+        req.destroy();
+        resolve();
+      };
+      void wait();
+    });
+    expect(upstream.seen).toHaveLength(1);
+    for (let i = 0; i < 40 && hangAborted.count === before; i++) await new Promise((r) => setTimeout(r, 25));
+    expect(hangAborted.count).toBe(before + 1);
+  });
+
+  it('proxied responses get the security headers helmet would set, and no X-Powered-By', async () => {
+    const res = await rawRequest(host.port, { path: '/api/b/echo', headers: SESSION });
+    expect(res.status).toBe(200);
+    expect(res.headers['x-content-type-options']).toBe('nosniff');
+    expect(res.headers['x-frame-options']).toBe('DENY');
+    expect(res.headers['content-security-policy']).toBe("default-src 'none'; frame-ancestors 'none'");
+    expect(res.headers['referrer-policy']).toBe('no-referrer');
+    expect(res.headers['cross-origin-resource-policy']).toBe('same-origin');
+    // https public origin → HSTS, like helmet.
+    expect(res.headers['strict-transport-security']).toBe('max-age=31536000');
+    expect(res.headers['x-powered-by']).toBeUndefined();
+  });
+});
