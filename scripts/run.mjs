@@ -57,6 +57,10 @@ if (task === 'start') {
   );
   step('unit and integration tests (vitest)', ...pnpm('exec', 'vitest', 'run', '--project', 'unit'));
   step(
+    'fault injection (IdP, Redis, API, BFF and worker as processes, frozen and killed under load)',
+    ...pnpm('exec', 'vitest', 'run', '--project', 'faults'),
+  );
+  step(
     'browser tests (vitest + playwright-core + Chromium)',
     ...pnpm('exec', 'vitest', 'run', '--project', 'e2e'),
   );
