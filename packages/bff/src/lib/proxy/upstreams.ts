@@ -3,6 +3,8 @@
 // keep-alive Agent in test/bench/proxy.ts (the same bare proxy on both): undici forwarded about 1.4×
 // as many small calls per second on the same machine, and it parses each response once, into the
 // header object the proxy filters anyway.
+// First, for its side effect: Node's fetch gets its own dispatcher before undici could install one.
+import './global-fetch-guard.js';
 import { Client, type Dispatcher, Pool } from 'undici';
 
 /**
