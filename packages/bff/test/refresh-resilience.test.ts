@@ -382,6 +382,46 @@ describe('R7: an IdP that keeps failing is short-circuited (one probe at a time)
   });
 });
 
+describe('R7: once the IdP answers again, every session recovers at once', () => {
+  let env: Env;
+  beforeAll(async () => {
+    env = await startEnv();
+  });
+  afterAll(async () => {
+    await env?.close();
+  });
+
+  it('R7 R5a: the first successful refresh after an outage lifts the back-off of every other session (no wait of up to 10 s per session)', async () => {
+    const cookies: string[] = [];
+    for (let i = 0; i < 3; i++) cookies.push(await signInCookie(env, i % 2 ? 'bob' : 'alice'));
+    env.clock.advance(400);
+    env.front.fault = { kind: 'answer', status: 503, body: 'down', contentType: 'text/plain' };
+    // A long outage: every session fails several times, so their back-offs grow to several seconds.
+    for (let t = 0; t < 30; t += 0.5) {
+      for (const cookie of cookies) expectIdpUnavailable(await call(env, cookie));
+      env.clock.advance(0.5);
+    }
+    env.front.fault = { kind: 'pass' };
+    // Step the clock until the first session may try again and succeeds...
+    let first = -1;
+    for (let step = 0; step < 40 && first === -1; step++) {
+      env.clock.advance(0.25);
+      for (const [i, cookie] of cookies.entries()) {
+        if ((await call(env, cookie)).status === 200) {
+          first = i;
+          break;
+        }
+      }
+    }
+    expect(first).not.toBe(-1);
+    // ...then the others work at once, without the clock moving: their back-off was lifted.
+    const others = cookies.filter((_, i) => i !== first);
+    const statuses = [];
+    for (const cookie of others) statuses.push((await call(env, cookie)).status);
+    expect(statuses).toEqual([200, 200]);
+  });
+});
+
 describe('R5a R7 (the outside review): short tokens, a frozen IdP under steady load', () => {
   let env: Env;
   beforeAll(async () => {

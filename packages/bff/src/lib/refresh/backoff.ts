@@ -10,7 +10,10 @@ export const BACKOFF_BASE = 1;
 export const BACKOFF_CAP = 10;
 /** Failed token requests in a row (any session) that open the circuit, and how long it stays open (seconds). */
 export const BREAKER_THRESHOLD = 5;
-export const BREAKER_OPEN = 5;
+// Short: once the OP is back, a session learns it within about a second (plus its own back-off, which
+// an observed recovery lifts, see flight.ts); the breaker still lets at most one request through per
+// window while the OP stays down.
+export const BREAKER_OPEN = 1;
 /** Sessions remembered at most (oldest forgotten first). */
 const MAX_ENTRIES = 10_000;
 
@@ -27,6 +30,8 @@ export interface SessionBackoff {
   fail(sessionId: string, code: BffErrorCode, atLeast?: number): number;
   /** Forgets the session's failures (after a successful refresh, or when the session ends). */
   reset(sessionId: string): void;
+  /** Forgets every session's failures: the OP answered again, so nobody needs to wait any longer. */
+  resetAll(): void;
 }
 
 /** Creates the per-session back-off; `clock` in epoch ms, `random` in [0, 1). */
@@ -57,6 +62,9 @@ export function createSessionBackoff(clock: () => number, random = Math.random):
     },
     reset(sessionId) {
       entries.delete(sessionId);
+    },
+    resetAll() {
+      entries.clear();
     },
   };
 }

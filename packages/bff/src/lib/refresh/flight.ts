@@ -12,7 +12,7 @@ import { checkRefreshedIdToken } from '../id-token.js';
 import type { LoadedSession } from '../session.js';
 import type { SessionStore, StoreLock } from '../store/types.js';
 import type { TokenRecord } from '../tokens.js';
-import type { CircuitBreaker, SessionBackoff } from './backoff.js';
+import { BREAKER_OPEN, type CircuitBreaker, type SessionBackoff } from './backoff.js';
 import { classifyTokenFailure, type TokenFailure } from './failure.js';
 
 /** Token requests per refresh at most (R5). */
@@ -80,6 +80,18 @@ class RefreshFailed extends Error {
 /** Returns `refresh(loaded, resource, staleAt)`: one cluster-wide refresh of a session. */
 export function createFlight(deps: FlightDeps) {
   const { config, store, logger, timings, backoff, breaker } = deps;
+  /**
+   * Refresh locks this instance keeps for a session's back-off. When a refresh succeeds again the OP is
+   * back: the back-offs are lifted and these locks released, so every session can refresh at once
+   * instead of waiting out steps of up to BACKOFF_CAP seconds after the outage ended.
+   */
+  const kept = new Map<string, StoreLock>();
+  function liftBackoffs(): void {
+    if (kept.size === 0) return;
+    backoff.resetAll();
+    for (const lock of kept.values()) lock.release().catch(() => {});
+    kept.clear();
+  }
 
   /** Polls for the session's refresh lock (growing pause), until `lockWait` is over. */
   async function acquire(key: string): Promise<StoreLock> {
@@ -252,12 +264,25 @@ export function createFlight(deps: FlightDeps) {
           await deps.endSession(sessionId);
           throw new BffError('ERR_BFF_SESSION_ENDED', 'refresh rejected', { cause: err.cause });
         }
+        // Refused by the open circuit: no request went out, so this session failed nothing of its own.
+        if (failure.cause === 'circuit_open') {
+          throw new BffError('ERR_BFF_IDP_UNAVAILABLE', 'identity provider circuit open', {
+            retryAfter: failure.retryAfter ?? BREAKER_OPEN,
+          });
+        }
         // Keep the lock for the back-off, so no instance tries this session again before it is over.
         const code = failure.kind === 'response' ? 'ERR_BFF_IDP_RESPONSE' : 'ERR_BFF_IDP_UNAVAILABLE';
         const seconds = backoff.fail(sessionId, code, failure.retryAfter);
         stopHeartbeat();
         stopHeartbeat = () => {};
         keepLock = await lock.extend(seconds).catch(() => false);
+        if (keepLock) {
+          kept
+            .get(sessionId)
+            ?.release()
+            .catch(() => {});
+          kept.set(sessionId, lock);
+        }
         throw new BffError(
           code,
           code === 'ERR_BFF_IDP_RESPONSE' ? 'unusable token response' : 'token endpoint unavailable',
@@ -279,6 +304,7 @@ export function createFlight(deps: FlightDeps) {
       if (theirs) return theirs;
       deps.open(sessionId, sealed); // warm the decrypted-record cache
       backoff.reset(sessionId);
+      liftBackoffs();
       return resource === undefined ? next.at : (next.res?.[resource]?.at ?? next.at);
     } finally {
       stopHeartbeat();
