@@ -46,6 +46,11 @@ export interface SampleBffConfig {
   refreshMargin?: number;
   /** Serve /bff/diagnostics. Default: NODE_ENV === 'development'. */
   diagnostics?: boolean;
+  /**
+   * Pushed authorization requests (PAR, RFC 9126), as @gatehouse/bff's `pushedAuthorizationRequests`.
+   * Default `'auto'`: the sample IdP advertises PAR, so every sign-in is pushed (env `BFF_PAR`).
+   */
+  pushedAuthorizationRequests?: BffOptions['pushedAuthorizationRequests'];
   /** Logger (pino in server.ts). Default silent. */
   logger?: Logger;
   /** Further createBff options (tests inject `fetch`, `clock`, timeouts). */
@@ -68,6 +73,29 @@ const minimalPage = `<!doctype html>
 <p><a href="/bff/login">Sign in</a> · <a href="/bff/logout">Sign out</a> (signing out from a page needs the
 <code>bff:logout_url</code> that <code>GET /bff/user</code> returns to a script sending <code>X-CSRF: 1</code>).</p>
 </body></html>`;
+
+/**
+ * Reads `BFF_PAR`: unset or `auto` → `'auto'` (push when the IdP advertises PAR), `true` → `'always'`,
+ * `false` → `'never'`. Anything else throws, so a typo does not silently change how sign-in works.
+ */
+export function pushedAuthorizationRequestsFromEnv(
+  value: string | undefined,
+): BffOptions['pushedAuthorizationRequests'] {
+  switch (value?.trim().toLowerCase()) {
+    case undefined:
+    case '':
+    case 'auto':
+      return 'auto';
+    case 'true':
+      return 'always';
+    case 'false':
+      return 'never';
+    default:
+      throw new TypeError(
+        `BFF_PAR must be true (always push), false (never push) or auto (push when the IdP advertises PAR), got ${JSON.stringify(value)}`,
+      );
+  }
+}
 
 /**
  * A top-level (or frame) navigation that wants HTML: `Sec-Fetch-Mode` is `navigate` when the browser
@@ -106,6 +134,9 @@ export function createApp(config: SampleBffConfig = {}): SampleBffApp {
       : {}),
     ...(config.refreshMargin !== undefined ? { refreshMargin: config.refreshMargin } : {}),
     ...(config.diagnostics !== undefined ? { diagnostics: config.diagnostics } : {}),
+    ...(config.pushedAuthorizationRequests !== undefined
+      ? { pushedAuthorizationRequests: config.pushedAuthorizationRequests }
+      : {}),
     ...(config.logger ? { logger: config.logger } : {}),
     remoteApis: [{ prefix: '/api/todos', upstream: `${apiUrl}/api/todos`, token: 'user' }],
     ...config.bff,
