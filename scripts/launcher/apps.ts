@@ -105,5 +105,8 @@ export function deriveEnv(env: Env, apps: readonly LaunchApp[] = APPS): Env {
   out.API_REQUIRE_DPOP ??= 'true';
   // ... and the worker gets DPoP-bound tokens (a key pair generated at start) to call it.
   out.WORKER_DPOP ??= 'true';
+  // The IdP takes sign-ins of the `bff` client only as pushed authorization requests (RFC 9126), which
+  // the BFF sends by default: the browser sees only client_id and request_uri (BFF_PAR=false: refused).
+  out.IDP_REQUIRE_PAR ??= 'true';
   return out;
 }

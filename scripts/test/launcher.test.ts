@@ -82,6 +82,11 @@ describe('launcher: environment and output', () => {
     expect(deriveEnv({ ACCESS_TOKEN_TTL: '300' }).ACCESS_TOKEN_TTL).toBe('300');
   });
 
+  it('L16: runs the suite with PAR required by the IdP unless IDP_REQUIRE_PAR says otherwise', () => {
+    expect(deriveEnv({}).IDP_REQUIRE_PAR).toBe('true');
+    expect(deriveEnv({ IDP_REQUIRE_PAR: 'false' }).IDP_REQUIRE_PAR).toBe('false');
+  });
+
   it('turns pino JSON lines into readable ones and leaves others alone', () => {
     const line = JSON.stringify({
       level: 30,

@@ -46,6 +46,11 @@ export interface SampleBffConfig {
   refreshMargin?: number;
   /** Serve /bff/diagnostics. Default: NODE_ENV === 'development'. */
   diagnostics?: boolean;
+  /**
+   * Pushed authorization requests (PAR, RFC 9126), as @gatehouse/bff's `pushedAuthorizationRequests`.
+   * Default `'auto'`: the sample IdP advertises PAR, so every sign-in is pushed (env `BFF_PAR`).
+   */
+  pushedAuthorizationRequests?: BffOptions['pushedAuthorizationRequests'];
   /** Logger (pino in server.ts). Default silent. */
   logger?: Logger;
   /** Further createBff options (tests inject `fetch`, `clock`, timeouts). */
@@ -71,6 +76,29 @@ const minimalPage = `<!doctype html>
 
 /** `Sec-Fetch-Dest` values of a page load: a top-level document or a frame. */
 const PAGE_DESTINATIONS = new Set(['document', 'iframe', 'frame']);
+
+/**
+ * Reads `BFF_PAR`: unset or `auto` → `'auto'` (push when the IdP advertises PAR), `true` → `'always'`,
+ * `false` → `'never'`. Anything else throws, so a typo does not silently change how sign-in works.
+ */
+export function pushedAuthorizationRequestsFromEnv(
+  value: string | undefined,
+): BffOptions['pushedAuthorizationRequests'] {
+  switch (value?.trim().toLowerCase()) {
+    case undefined:
+    case '':
+    case 'auto':
+      return 'auto';
+    case 'true':
+      return 'always';
+    case 'false':
+      return 'never';
+    default:
+      throw new TypeError(
+        `BFF_PAR must be true (always push), false (never push) or auto (push when the IdP advertises PAR), got ${JSON.stringify(value)}`,
+      );
+  }
+}
 
 /**
  * A top-level (or frame) navigation that wants HTML: `Sec-Fetch-Dest` names a document or frame when
@@ -111,6 +139,9 @@ export function createApp(config: SampleBffConfig = {}): SampleBffApp {
       : {}),
     ...(config.refreshMargin !== undefined ? { refreshMargin: config.refreshMargin } : {}),
     ...(config.diagnostics !== undefined ? { diagnostics: config.diagnostics } : {}),
+    ...(config.pushedAuthorizationRequests !== undefined
+      ? { pushedAuthorizationRequests: config.pushedAuthorizationRequests }
+      : {}),
     ...(config.logger ? { logger: config.logger } : {}),
     remoteApis: [{ prefix: '/api/todos', upstream: `${apiUrl}/api/todos`, token: 'user' }],
     ...config.bff,

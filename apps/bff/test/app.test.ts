@@ -151,10 +151,22 @@ describe('sample BFF host', () => {
   });
 
   it('L6: a sign-in refused at the IdP lands in the SPA as /?error=<code>, with no session', async () => {
-    const browser = new TestBrowser();
-    const start = await browser.follow(`${bff.url}/bff/login`);
-    const authorize = start.hops.find((hop) => hop.url.startsWith(`${idp.issuer}/auth`));
-    const state = new URL(authorize!.url).searchParams.get('state')!;
+    // The state travels to the IdP inside the pushed request (PAR), so read it where the IdP sends the
+    // browser back: a prompt=none sign-in without an IdP session returns at once, held before the BFF.
+    let held: URL | undefined;
+    const browser = new TestBrowser({
+      fetch: async (input, init) => {
+        const url = String(input instanceof Request ? input.url : input);
+        if (!held && url.startsWith(`${bff.url}/bff/callback`)) {
+          held = new URL(url);
+          return new Response('held', { status: 200, headers: { 'content-type': 'text/plain' } });
+        }
+        return fetch(input, init);
+      },
+    });
+    await browser.follow(`${bff.url}/bff/login?prompt=none`);
+    const state = held!.searchParams.get('state')!;
+    expect(state.length).toBeGreaterThanOrEqual(43);
     const callback = new URL(`${bff.url}/bff/callback`);
     callback.searchParams.set('error', 'access_denied');
     callback.searchParams.set('error_description', '<script>alert(1)</script>');

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   assertNoSecrets,
+  authorizationParams,
   getUser,
   SESSION_SECRET,
   type Stack,
@@ -24,14 +25,18 @@ describe('login → /bff/user → logout round trip', () => {
     expect(login.status).toBe(302);
     const authz = new URL(login.location!);
     expect(authz.origin).toBe(stack.idp.issuer);
-    expect(authz.searchParams.get('response_type')).toBe('code');
-    expect(authz.searchParams.get('code_challenge_method')).toBe('S256');
-    expect(authz.searchParams.get('code_challenge')).toMatch(/^[A-Za-z0-9_-]{43}$/);
-    expect(authz.searchParams.get('state')!.length).toBeGreaterThanOrEqual(43);
-    expect(authz.searchParams.get('nonce')!.length).toBeGreaterThanOrEqual(43);
-    expect(authz.searchParams.get('redirect_uri')).toBe(`${stack.bff.url}/bff/callback`);
-    expect(authz.searchParams.get('client_id')).toBe('bff');
-    expect(authz.searchParams.get('scope')).toBe('openid profile email offline_access api');
+    // The sample IdP advertises PAR, so the default ('auto') pushes: the browser sees only client_id
+    // and request_uri (L16); the request itself is the pushed one.
+    expect([...authz.searchParams.keys()].sort()).toEqual(['client_id', 'request_uri']);
+    const request = authorizationParams(stack, authz);
+    expect(request.get('response_type')).toBe('code');
+    expect(request.get('code_challenge_method')).toBe('S256');
+    expect(request.get('code_challenge')).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(request.get('state')!.length).toBeGreaterThanOrEqual(43);
+    expect(request.get('nonce')!.length).toBeGreaterThanOrEqual(43);
+    expect(request.get('redirect_uri')).toBe(`${stack.bff.url}/bff/callback`);
+    expect(request.get('client_id')).toBe('bff');
+    expect(request.get('scope')).toBe('openid profile email offline_access api');
     expect(login.setCookie).toHaveLength(1);
     expect(login.setCookie[0]).toMatch(
       /^__Host-bff-tx-[A-Za-z0-9_-]{16}=\d{10}\.[A-Za-z0-9_-]{8}\.[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]+; Path=\/; Max-Age=600; HttpOnly; Secure; SameSite=Lax$/,

@@ -6,6 +6,7 @@ import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   assertNoSecrets,
+  authorizationParams,
   jsonResponse,
   SESSION_SECRET,
   type Stack,
@@ -66,11 +67,13 @@ describe('login negatives', () => {
   it('L2 L3: two logins get different PKCE challenges, states, nonces and transaction cookies', async () => {
     const one = await fetch(`${stack.bff.url}/bff/login`, { redirect: 'manual' });
     const two = await fetch(`${stack.bff.url}/bff/login`, { redirect: 'manual' });
-    const u1 = new URL(one.headers.get('location')!);
-    const u2 = new URL(two.headers.get('location')!);
-    for (const p of ['code_challenge', 'state', 'nonce'])
-      expect(u1.searchParams.get(p)).not.toBe(u2.searchParams.get(p));
-    expect(u1.searchParams.get('code_challenge_method')).toBe('S256');
+    const u1 = authorizationParams(stack, one.headers.get('location')!);
+    const u2 = authorizationParams(stack, two.headers.get('location')!);
+    for (const p of ['code_challenge', 'state', 'nonce']) {
+      expect(u1.get(p)).toBeTruthy();
+      expect(u1.get(p)).not.toBe(u2.get(p));
+    }
+    expect(u1.get('code_challenge_method')).toBe('S256');
     expect(one.headers.getSetCookie()[0]!.split('=')[0]).not.toBe(
       two.headers.getSetCookie()[0]!.split('=')[0],
     );
@@ -105,7 +108,7 @@ describe('login negatives', () => {
       redirect: 'manual',
     });
     expect(ok.status).toBe(302);
-    expect(new URL(ok.headers.get('location')!).searchParams.get('prompt')).toBe('login');
+    expect(authorizationParams(stack, ok.headers.get('location')!).get('prompt')).toBe('login');
   });
 
   it("L3: a callback without the transaction cookie, or with another browser's, → 400 and no token request", async () => {

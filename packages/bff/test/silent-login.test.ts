@@ -1,7 +1,7 @@
 // /bff/silent-login → IdP (prompt=none) → /bff/callback → /bff/silent-login-callback.
 import { TestBrowser } from '@gatehouse/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Stack, signIn, startStack } from './support-core/stack.js';
+import { authorizationParams, type Stack, signIn, startStack } from './support-core/stack.js';
 
 describe('silent login', () => {
   let stack: Stack;
@@ -20,8 +20,7 @@ describe('silent login', () => {
     const result = await browser.follow(`${stack.bff.url}/bff/silent-login`, {
       initiator: `${stack.bff.url}/`,
     });
-    const authz = new URL(result.hops[0]!.location!);
-    expect(authz.searchParams.get('prompt')).toBe('none');
+    expect(authorizationParams(stack, result.hops[0]!.location!).get('prompt')).toBe('none');
     expect(result.url).toMatch(new RegExp(`^${stack.bff.url}/bff/callback\\?`));
     expect(message(result.text)).toEqual({
       data: { source: 'bff-silent-login', isLoggedIn: false },

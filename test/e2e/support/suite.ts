@@ -89,6 +89,8 @@ export async function startSuite(options: SuiteOptions): Promise<RunningSuite> {
       issuer: IDP_URL,
       bffBaseUrl: BFF_URL,
       accessTokenTtl: options.accessTokenTtl,
+      // As under `npm start` (IDP_REQUIRE_PAR): sign-ins must be pushed (L16), as the BFF does by default.
+      requirePushedAuthorizationRequests: true,
     });
     closers.push(() => idp.close());
     const idpHandler: RequestListener = (req: IncomingMessage, res: ServerResponse) => {

@@ -77,6 +77,18 @@ export interface BffOptions {
   /** Local path the callback redirects to on login errors, with `?error=<code>`. Default: an error page. */
   errorPath?: string;
   /**
+   * Pushed authorization requests (PAR): the BFF posts the authorization request (state, nonce, PKCE
+   * challenge, scope, redirect URI, …) to the OP's `pushed_authorization_request_endpoint` with its
+   * client authentication, and the browser is sent to the OP with only `client_id` and `request_uri`.
+   * - `'auto'` (default): push when the OP's metadata advertises a PAR endpoint, else use the front
+   *   channel (ASP.NET Core's `UseIfAvailable`, which Duende BFF inherits).
+   * - `'always'`: always push; an OP without a PAR endpoint is a configuration error (500 at login).
+   * - `'never'`: never push; an OP whose metadata says `require_pushed_authorization_requests` is a
+   *   configuration error (500 at login).
+   * @see https://www.rfc-editor.org/rfc/rfc9126
+   */
+  pushedAuthorizationRequests?: 'auto' | 'always' | 'never';
+  /**
    * Shape of the user-claim values `GET /bff/user` returns. `'json'` (default): as in the ID token and
    * UserInfo (strings, numbers, booleans, objects). `'string'`: Duende BFF's shape, every user-claim
    * value a string (`true` → `"true"`, `1700000000` → `"1700000000"`, objects as JSON text), for SPAs
@@ -139,6 +151,8 @@ export interface ResolvedBffConfig {
   readonly maxSessionsPerUser: number;
   readonly diagnostics: boolean;
   readonly errorPath: string | undefined;
+  /** When login pushes its authorization request (PAR, RFC 9126). */
+  readonly pushedAuthorizationRequests: 'auto' | 'always' | 'never';
   readonly userClaimValues: 'json' | 'string';
   readonly allowInsecureIssuer: boolean;
   readonly remoteApis: readonly ResolvedRemoteApi[];
@@ -168,6 +182,7 @@ const knownOptions = new Set<string>([
   'maxSessionsPerUser',
   'diagnostics',
   'errorPath',
+  'pushedAuthorizationRequests',
   'userClaimValues',
   'remoteApis',
   'backchannel',
@@ -366,6 +381,17 @@ export function resolveConfig(options: BffOptions): ResolvedBffConfig {
     );
   }
 
+  const pushedAuthorizationRequests = options.pushedAuthorizationRequests ?? 'auto';
+  if (
+    pushedAuthorizationRequests !== 'auto' &&
+    pushedAuthorizationRequests !== 'always' &&
+    pushedAuthorizationRequests !== 'never'
+  ) {
+    fail(
+      `\`pushedAuthorizationRequests\` must be "auto" (push when the OP has a PAR endpoint), "always" or "never", got ${JSON.stringify(pushedAuthorizationRequests)}`,
+    );
+  }
+
   for (const fn of ['fetch', 'clock', 'getClientAccessToken'] as const) {
     if (options[fn] !== undefined && typeof options[fn] !== 'function') fail(`\`${fn}\` must be a function`);
   }
@@ -393,6 +419,7 @@ export function resolveConfig(options: BffOptions): ResolvedBffConfig {
     maxSessionsPerUser,
     diagnostics: options.diagnostics ?? process.env.NODE_ENV === 'development',
     errorPath,
+    pushedAuthorizationRequests,
     userClaimValues,
     allowInsecureIssuer,
     remoteApis: resolveRemoteApis(options.remoteApis),

@@ -32,9 +32,12 @@ type Intercept = (
 export function createTap() {
   const tokens = new Set<string>();
   const calls: { path: string; grantType?: string | undefined }[] = [];
+  /** Pushed authorization requests (PAR, L16): the pushed parameters by the `request_uri` the OP issued. */
+  const pushed = new Map<string, URLSearchParams>();
   const tap = {
     tokens,
     calls,
+    pushed,
     intercept: undefined as Intercept | undefined,
     count(path: string, grantType?: string) {
       return calls.filter((c) => c.path === path && (grantType === undefined || c.grantType === grantType))
@@ -47,6 +50,10 @@ export function createTap() {
       calls.push({ path: url.pathname, grantType });
       const injected = await tap.intercept?.(url, init);
       const response = injected ?? (await fetch(input, init));
+      if (response.status === 201 && body instanceof URLSearchParams) {
+        const { request_uri: uri } = (await response.clone().json()) as { request_uri?: unknown };
+        if (typeof uri === 'string') pushed.set(uri, new URLSearchParams(body));
+      }
       if (url.pathname === '/token' && response.ok) {
         const json = (await response.clone().json()) as Record<string, unknown>;
         for (const k of ['access_token', 'refresh_token', 'id_token']) {
@@ -118,6 +125,19 @@ export async function startStack(
       await idp.close();
     },
   };
+}
+
+/**
+ * The authorization request behind a redirect to the OP: its query, or (when the BFF pushed it, PAR)
+ * the parameters pushed for the `request_uri` it carries.
+ */
+export function authorizationParams(stack: Pick<Stack, 'tap'>, location: string | URL): URLSearchParams {
+  const query = new URL(location).searchParams;
+  const uri = query.get('request_uri');
+  if (uri === null) return query;
+  const params = stack.tap.pushed.get(uri);
+  if (!params) throw new Error('no pushed authorization request recorded for this request_uri');
+  return params;
 }
 
 /** Logs `user` in through /bff/login and the IdP's login page; returns the browser and the hops. */

@@ -4,6 +4,7 @@
 // fault is set: then it hangs, answers 5xx/429/HTML, resets the socket, cuts the body off, or holds the
 // request for a while and THEN hands it to the IdP (a frozen OP that thaws: the grant is processed even
 // if the BFF gave up waiting, exactly what makes an early retry with the same refresh token dangerous).
+// `pushFault` does the same to pushed authorization requests (POST /request, RFC 9126).
 // Connection refused and DNS failures cannot come from a listening front; `fetch` (for createBff's
 // `fetch` seam) sends token requests to a closed port or an unresolvable host for those.
 import { createHash } from 'node:crypto';
@@ -36,6 +37,10 @@ export interface IdpFront {
   readonly issuer: string;
   /** Fault for refresh-token grants; `{ kind: 'pass' }` by default. */
   fault: RefreshFault;
+  /** Fault for pushed authorization requests (POST /request); `{ kind: 'pass' }` by default. */
+  pushFault: RefreshFault;
+  /** Pushed authorization requests that reached the front. */
+  pushes: number;
   /** Fault made by {@link IdpFront.fetch} for /token requests. */
   network: NetworkFault;
   /** Refresh-token grants that reached the front, in order (sha256 of the refresh token, never the token). */
@@ -111,6 +116,8 @@ export async function startIdpFront(options: Partial<IdpOptions> = {}): Promise<
     idp,
     issuer,
     fault: { kind: 'pass' },
+    pushFault: { kind: 'pass' },
+    pushes: 0,
     network: undefined,
     refreshes: [],
     issued: [],
@@ -136,41 +143,51 @@ export async function startIdpFront(options: Partial<IdpOptions> = {}): Promise<
     },
   };
 
+  /** Applies `fault` to one request the front has read whole (a refresh grant or a pushed request). */
+  const apply = (fault: RefreshFault, req: IncomingMessage, body: Buffer, res: ServerResponse) => {
+    switch (fault.kind) {
+      case 'pass':
+        return forward(req, body, res, 'refresh');
+      case 'hang':
+        return;
+      case 'delay':
+        setTimeout(() => forward(req, body, res, 'refresh'), fault.ms);
+        return;
+      case 'freeze':
+        setTimeout(() => forward(req, body, res, 'refresh'), Math.max(0, fault.until - Date.now()));
+        return;
+      case 'reset':
+        req.socket.destroy();
+        return;
+      case 'answer':
+        res.writeHead(fault.status, {
+          'content-type': fault.contentType,
+          'cache-control': 'no-store',
+          ...fault.headers,
+        });
+        res.end(fault.body);
+        return;
+      case 'truncate':
+        return forward(req, body, res, 'truncate');
+    }
+  };
+
   const server: Server = createServer((req, res) => {
     readBody(req).then(
       (body) => {
+        if (req.method === 'POST' && req.url === '/request') {
+          front.pushes++;
+          return front.pushFault.kind === 'pass'
+            ? forward(req, body, res)
+            : apply(front.pushFault, req, body, res);
+        }
         const grant = new URLSearchParams(body.toString('utf8'));
         if (req.method !== 'POST' || req.url !== '/token' || grant.get('grant_type') !== 'refresh_token') {
           forward(req, body, res);
           return;
         }
         front.refreshes.push({ rt: tokenHash(grant.get('refresh_token') ?? ''), at: Date.now() });
-        const fault = front.fault;
-        switch (fault.kind) {
-          case 'pass':
-            return forward(req, body, res, 'refresh');
-          case 'hang':
-            return;
-          case 'delay':
-            setTimeout(() => forward(req, body, res, 'refresh'), fault.ms);
-            return;
-          case 'freeze':
-            setTimeout(() => forward(req, body, res, 'refresh'), Math.max(0, fault.until - Date.now()));
-            return;
-          case 'reset':
-            req.socket.destroy();
-            return;
-          case 'answer':
-            res.writeHead(fault.status, {
-              'content-type': fault.contentType,
-              'cache-control': 'no-store',
-              ...fault.headers,
-            });
-            res.end(fault.body);
-            return;
-          case 'truncate':
-            return forward(req, body, res, 'truncate');
-        }
+        apply(front.fault, req, body, res);
       },
       () => res.socket?.destroy(),
     );

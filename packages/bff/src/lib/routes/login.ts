@@ -15,6 +15,7 @@ import { escapeHtml, sendPage } from '../html.js';
 import { verifyLoginIdToken } from '../id-token.js';
 import { classifyCallbackError, classifyTokenError } from '../oidc.js';
 import type { BffSessionData } from '../session.js';
+import { buildAuthorizationRedirect } from './authorization-request.js';
 
 /** Login transactions expire after this many seconds (L3: Max-Age ≤ 600). */
 export const TRANSACTION_TTL = 600;
@@ -158,7 +159,7 @@ export function loginHandler(core: Core, silent: boolean): RequestHandler {
     };
     const sealed = sealer.seal(JSON.stringify(tx), txAad(state));
 
-    const params: Record<string, string> = {
+    const params = new URLSearchParams({
       redirect_uri: config.redirectUri,
       response_type: 'code',
       scope: config.scope,
@@ -166,10 +167,14 @@ export function loginHandler(core: Core, silent: boolean): RequestHandler {
       nonce,
       code_challenge: await client.calculatePKCECodeChallenge(verifier),
       code_challenge_method: 'S256',
-    };
-    if (prompt) params.prompt = prompt;
-    const url = client.buildAuthorizationUrl(configuration, params);
-    for (const resource of config.resource) url.searchParams.append('resource', resource);
+    });
+    if (prompt) params.set('prompt', prompt);
+    for (const resource of config.resource) params.append('resource', resource);
+    // L16: pushed to the OP first when PAR applies. A refused push ends here, before any cookie is set
+    // or the browser is sent anywhere; an unreachable OP throws (503 with Retry-After).
+    const authorization = await buildAuthorizationRedirect(config, core.logger, configuration, params);
+    if ('refused' in authorization) return loginFailed(core, res, authorization.refused, silent, 502);
+    const { url } = authorization;
 
     for (const expired of expireOldTransactions(req.headers.cookie)) appendSetCookie(res, expired);
     appendSetCookie(res, hostCookie(txCookieName(state), txCookieValue(tx, sealed), TRANSACTION_TTL, 'Lax'));
