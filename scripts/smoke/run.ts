@@ -1,5 +1,5 @@
 // Package smoke test: what `npm install @gatehouse/bff` would give a user, checked end to end.
-// Packs the three public packages with pnpm (so `workspace:` ranges are rewritten and `prepack`
+// Packs the public packages with pnpm (so `workspace:` ranges are rewritten and `prepack`
 // builds them), inspects each tarball, runs publint (strict) and arethetypeswrong (esm-only),
 // installs the tarballs into a scratch app OUTSIDE the workspace with npm, type-checks it strictly
 // (skipLibCheck off) together with every TypeScript example of the package READMEs, and signs in
@@ -22,7 +22,7 @@ import {
 import { extractReadmeExamples } from './readme-examples.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
-const PUBLIC_PACKAGES = ['token-manager', 'api-auth', 'bff'] as const;
+const PUBLIC_PACKAGES = ['seal', 'token-manager', 'api-auth', 'bff'] as const;
 const PNPM = ['npx', '--yes', 'pnpm@12.4.2'];
 const REQUIRED_FILES = ['package.json', 'README.md', 'LICENSE', 'dist/index.js', 'dist/index.d.ts'];
 
@@ -99,14 +99,19 @@ async function writeScratchApp(app: string, tarballs: Tarball[]): Promise<void> 
     dependencies: {
       '@gatehouse/api-auth': spec('@gatehouse/api-auth'),
       '@gatehouse/bff': spec('@gatehouse/bff'),
+      '@gatehouse/seal': spec('@gatehouse/seal'),
       '@gatehouse/token-manager': spec('@gatehouse/token-manager'),
       express: '^5.1.0',
       // The newest node-redis major: the packages accept 5 and 6; the workspace tests run on 5.
       redis: '^6.0.0',
     },
     devDependencies: { '@types/express': '^5.0.0', '@types/node': '^20.19.0', typescript: '5.9.3' },
-    // bff depends on @gatehouse/token-manager, which is not on a registry yet: use the tarball.
-    overrides: { '@gatehouse/token-manager': spec('@gatehouse/token-manager') },
+    // bff depends on @gatehouse/token-manager and both on @gatehouse/seal, which are not on a
+    // registry yet: use the tarballs.
+    overrides: {
+      '@gatehouse/seal': spec('@gatehouse/seal'),
+      '@gatehouse/token-manager': spec('@gatehouse/token-manager'),
+    },
   };
   await mkdir(join(app, 'src', 'readme'), { recursive: true });
   await writeFile(join(app, 'package.json'), `${JSON.stringify(manifest, null, 2)}\n`);
