@@ -161,7 +161,7 @@ export interface ResolvedDPoP {
   readonly nonce: { readonly secrets: readonly Buffer[]; readonly lifetime: number } | undefined;
 }
 
-/** The validated, frozen configuration; built once by {@link resolveConfig}. */
+/** The validated, frozen configuration, built once from the options by `createAccessTokenValidator`. */
 export interface ResolvedConfig {
   readonly issuer: string;
   readonly audience: string;
