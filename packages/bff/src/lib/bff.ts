@@ -7,11 +7,12 @@ import { type NextFunction, type Request, type RequestHandler, type Response, Ro
 import { createBackchannelRouter } from './backchannel/index.js';
 import { createClientTokenSource } from './client-token.js';
 import { type BffOptions, type ResolvedBffConfig, resolveConfig } from './config.js';
-import type { BffContext, Logger, SessionUser } from './context.js';
+import type { BffContext, SessionUser } from './context.js';
 import type { Core } from './core.js';
 import { createSealer, sha256 } from './crypto.js';
 import { crossSiteError, hasCsrfHeader } from './csrf.js';
 import { BffError, describeError, isBffError, sendJsonError } from './errors.js';
+import { silentLogger } from './logger.js';
 import { createOidcConfiguration } from './oidc.js';
 import { createRemoteApiRouter, createUpgradeHandler, getProxyEngine } from './proxy/index.js';
 import { callbackHandler, loginHandler, silentCallbackHandler } from './routes/login.js';
@@ -120,8 +121,6 @@ export interface BffCloseOptions {
 
 /** Default of {@link BffCloseOptions.timeout} (seconds). */
 const CLOSE_TIMEOUT = 10;
-
-const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
 function toBffError(err: unknown): BffError {
   if (isBffError(err)) return err;

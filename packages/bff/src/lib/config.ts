@@ -5,10 +5,10 @@ import {
   type BackchannelOptions,
   type ResolvedBackchannelOptions,
   resolveBackchannelOptions,
-} from './backchannel/index.js';
-import type { Logger } from './context.js';
-import { ID_TOKEN_ALGORITHMS } from './id-token.js';
-import { type RemoteApiOptions, type ResolvedRemoteApi, resolveRemoteApis } from './proxy/index.js';
+} from './backchannel/options.js';
+import { ID_TOKEN_ALGORITHMS } from './id-token-algorithms.js';
+import type { Logger } from './logger.js';
+import { type RemoteApiOptions, type ResolvedRemoteApi, resolveRemoteApis } from './proxy/options.js';
 import type { SessionStore } from './store/types.js';
 
 /** `fetch` as used for every request to the identity provider. */

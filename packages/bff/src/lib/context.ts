@@ -7,7 +7,10 @@ import type { IncomingMessage } from 'node:http';
 import type { Request } from 'express';
 import type { Configuration } from 'openid-client';
 import type { ResolvedBffConfig } from './config.js';
+import type { Logger } from './logger.js';
 import type { RateDecision } from './store/types.js';
+
+export type { Logger } from './logger.js';
 
 /** The parts of the session the proxy and the routes read. Tokens are decrypted only on demand. */
 export interface SessionUser {
@@ -19,14 +22,6 @@ export interface SessionUser {
   readonly sid?: string;
   /** The user's ID-token and UserInfo claims, as shown by /bff/user. */
   readonly claims: Readonly<Record<string, unknown>>;
-}
-
-/** Minimal structured logger; the default is silent. Never pass tokens, secrets or session ids. */
-export interface Logger {
-  debug(obj: object, msg?: string): void;
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
 }
 
 /** What the route modules need from the core. */

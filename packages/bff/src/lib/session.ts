@@ -7,10 +7,10 @@ import type { IncomingMessage } from 'node:http';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import session from 'express-session';
 import type { ResolvedBffConfig } from './config.js';
-import type { Logger } from './context.js';
-import { appendSetCookie } from './core.js';
 import { randomId, safeEqual } from './crypto.js';
 import { BffError, describeError, sendJsonError } from './errors.js';
+import { appendSetCookie } from './http/cookies.js';
+import type { Logger } from './logger.js';
 import type { SessionIndex, SessionStore, StoredSession } from './store/types.js';
 
 /** What the BFF keeps in a session (plain JSON; tokens live in the separate encrypted record). */

@@ -8,27 +8,16 @@ import type { IncomingMessage } from 'node:http';
 import type { Request } from 'express';
 import type * as client from 'openid-client';
 import type { ResolvedBffConfig } from './config.js';
-import type { Logger } from './context.js';
 import { createSealer } from './crypto.js';
 import { BffError, describeError } from './errors.js';
+import type { Logger } from './logger.js';
 import { createCircuitBreaker, createSessionBackoff } from './refresh/backoff.js';
 import { createFlight, refreshTimings } from './refresh/flight.js';
 import type { LoadedSession, SessionManager } from './session.js';
 import type { SessionStore } from './store/types.js';
+import type { TokenRecord } from './token-record.js';
 
-/** The decrypted token record of a session. Times are epoch seconds. */
-export interface TokenRecord {
-  /** Access token for the default resource (opaque: never decoded, R1). */
-  at: string;
-  /** When `at` expires, from `expires_in` at issue time. */
-  exp: number;
-  /** `expires_in` as issued (seconds): bounds the refresh margin for short-lived tokens. */
-  ttl?: number;
-  rt?: string | undefined;
-  idt?: string | undefined;
-  /** Access tokens for other resources (RFC 8707), obtained with the refresh token. */
-  res?: Record<string, { at: string; exp: number; ttl?: number }>;
-}
+export type { TokenRecord } from './token-record.js';
 
 /** Lifetime assumed when a token response has no `expires_in`. */
 const DEFAULT_EXPIRES_IN = 300;

@@ -10,8 +10,8 @@ import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerR
 import type { Duplex, Readable } from 'node:stream';
 import { Transform } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import type { Logger } from '../context.js';
 import { BffError } from '../errors.js';
+import type { Logger } from '../logger.js';
 import type { RateDecision } from '../store/types.js';
 import {
   type ForwardedFor,

@@ -8,10 +8,11 @@
 import type { Request, RequestHandler, Response } from 'express';
 import * as client from 'openid-client';
 import { isLocalPath } from '../config.js';
-import { appendSetCookie, type Core, hostCookie, readCookie } from '../core.js';
+import type { Core } from '../core.js';
 import { createSealer, randomId, type Sealer, sha256 } from '../crypto.js';
 import { BffError, describeError, sendProblem } from '../errors.js';
 import { escapeHtml, sendPage } from '../html.js';
+import { appendSetCookie, hostCookie, readCookie } from '../http/cookies.js';
 import { verifyLoginIdToken } from '../id-token.js';
 import { classifyCallbackError, classifyTokenError } from '../oidc.js';
 import type { BffSessionData } from '../session.js';

@@ -3,11 +3,12 @@
 import type { RequestHandler } from 'express';
 import * as client from 'openid-client';
 import { isLocalPath } from '../config.js';
-import { appendSetCookie, type Core, hostCookie, readCookie } from '../core.js';
+import type { Core } from '../core.js';
 import { randomId, safeEqual } from '../crypto.js';
 import { hasCsrfHeader } from '../csrf.js';
 import { BffError, describeError, sendJsonError, sendProblem } from '../errors.js';
 import { sendPage } from '../html.js';
+import { appendSetCookie, hostCookie, readCookie } from '../http/cookies.js';
 
 const LOGOUT_COOKIE = '__Host-bff-logout';
 const LOGOUT_TTL = 600;
