@@ -4,8 +4,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Request, type Response, Router } from 'express';
 import type { JWTVerifyGetKey } from 'jose';
-import type { BffContext } from '../context.js';
-import { BffError } from '../errors.js';
+import { isBffError } from '../errors.js';
+import type { BffExtensionContext } from '../extension-context.js';
 import { idTokenPolicy } from '../id-token.js';
 import { BACKCHANNEL_PATH } from './options.js';
 import { type LogoutTokenExpectations, validateLogoutToken } from './validate.js';
@@ -28,7 +28,7 @@ const MAX_BODY_BYTES = 64 * 1024;
  * 200 with `Cache-Control: no-store` on success, also when no session matched (B5); 400
  * `{ error: 'invalid_request' }` for anything invalid, with no session touched; 405 for other methods.
  */
-export function createBackchannelRouter(ctx: BffContext): Router {
+export function createBackchannelRouter(ctx: BffExtensionContext): Router {
   const options = ctx.config.backchannel;
   let verifier: Promise<{ keys: JWTVerifyGetKey; expect: LogoutTokenExpectations }> | undefined;
 
@@ -74,7 +74,7 @@ export function createBackchannelRouter(ctx: BffContext): Router {
       );
       if (res.headersSent) return;
       // The OP's keys or the store being unreachable is not a bad token: 503 asks the OP to retry.
-      if (err instanceof BffError && err.status === 503) {
+      if (isBffError(err) && err.status === 503) {
         res.setHeader('retry-after', '5');
         sendJson(res, 503, { error: 'temporarily_unavailable' });
         return;

@@ -9,7 +9,7 @@ import type { ResolvedBffConfig } from '../config.js';
 import { BffError, describeError } from '../errors.js';
 import { checkRefreshedIdToken } from '../id-token.js';
 import type { Logger } from '../logger.js';
-import type { LoadedSession } from '../session.js';
+import type { LoadedSession } from '../session/data.js';
 import type { SessionStore, StoreLock } from '../store/types.js';
 import type { TokenRecord } from '../token-record.js';
 import type { CircuitBreaker, SessionBackoff } from './backoff.js';
