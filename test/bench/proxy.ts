@@ -204,9 +204,9 @@ function startEngineOnly(upstream: string): Promise<Listening> {
     publicOrigin: 'http://127.0.0.1',
     logger: { debug() {}, info() {}, warn() {}, error() {} },
     tokens: {
-      hasUser: async () => true,
-      getUserAccessToken: async () => 'fixed-token',
-      getClientAccessToken: async () => 'fixed-token',
+      loadSession: async () => ({ id: 'bench' }),
+      getUserToken: async () => 'fixed-token',
+      getClientToken: async () => 'fixed-token',
     },
   });
   const app = express();

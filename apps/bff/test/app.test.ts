@@ -130,7 +130,7 @@ describe('sample BFF host', () => {
     expect(res.status).toBe(404);
     const bffRes = await fetch(`${bff.url}/bff/nope`);
     expect(bffRes.status).toBe(404);
-    expect(await bffRes.json()).toEqual({ error: 'ERR_BFF_NOT_FOUND' });
+    expect(await bffRes.json()).toMatchObject({ error: 'ERR_BFF_NOT_FOUND' });
   });
 
   it('GET /local/whoami: 401 JSON anonymous; the user (and no token) when signed in', async () => {

@@ -1,6 +1,6 @@
 // @gatehouse/bff: a backend-for-frontend for single-page apps. Re-exports only; see src/lib.
 
-export type { BackchannelOptions } from './lib/backchannel/index.js';
+export type { BackchannelOptions } from './lib/backchannel/options.js';
 export {
   type Bff,
   type BffCloseOptions,
@@ -10,9 +10,11 @@ export {
   type SessionSummary,
 } from './lib/bff.js';
 export type { BffOptions, FetchLike, ResolvedBffConfig } from './lib/config.js';
-export type { BffContext, Logger, SessionUser } from './lib/context.js';
 export { BffError, type BffErrorCode, isBffError } from './lib/errors.js';
-export type { RateLimitOptions, RemoteApiOptions, RemoteApiTokenType } from './lib/proxy/index.js';
+export type { BffContext, BffExtensionContext } from './lib/extension-context.js';
+export type { Logger } from './lib/logger.js';
+export type { RateLimitOptions, RemoteApiOptions, RemoteApiTokenType } from './lib/proxy/options.js';
+export type { SessionUser } from './lib/session/data.js';
 export { createMemoryStore, type MemoryStoreOptions } from './lib/store/memory.js';
 export { createRedisStore, type RedisClientLike, type RedisStoreOptions } from './lib/store/redis.js';
 export type {

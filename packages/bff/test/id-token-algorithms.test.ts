@@ -297,7 +297,7 @@ describe('L17: ES256 registered, the OP also publishing an RSA key', () => {
     try {
       const res = await whoami(registered, browser);
       expect(res.status).toBe(401);
-      expect(await res.json()).toEqual({ error: 'ERR_BFF_SESSION_ENDED' });
+      expect(await res.json()).toMatchObject({ error: 'ERR_BFF_SESSION_ENDED' });
     } finally {
       registered.tap.intercept = undefined;
     }

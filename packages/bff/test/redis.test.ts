@@ -161,7 +161,7 @@ describe.skipIf(!redisReady)('two BFF instances sharing Redis', () => {
     await new Promise((resolve) => setTimeout(resolve, 100));
     const down = await whoami(a, cookie);
     expect(down.status).toBe(503);
-    // 5xx answers are problem+json with the same `error` member (see sendJsonError).
+    // 5xx answers are problem+json with the same `error` member (see http/problem.ts).
     expect(JSON.parse(down.body)).toMatchObject({ status: 503, error: 'ERR_BFF_STORE_UNAVAILABLE' });
     const user = await fetch(`${a.url}/bff/user`, {
       headers: { cookie: `__Host-bff=${cookie}`, 'x-csrf': '1' },

@@ -136,7 +136,7 @@ describe('refresh and the ID token', () => {
       const { status, body, cookie, refreshed } = await refreshWith(rewrite);
       expect(refreshed).toBe(1);
       expect(status).toBe(401);
-      expect(body).toEqual({ error: 'ERR_BFF_SESSION_ENDED' });
+      expect(body).toMatchObject({ error: 'ERR_BFF_SESSION_ENDED' });
       expect((await user(cookie)).status).toBe(401);
       const left = await stack.bff.app.bff.sessions.list({ iss: stack.idp.issuer, sub: 'alice' });
       expect(left.map((s) => s.handle)).not.toContain(handleOf(cookie));

@@ -157,7 +157,7 @@ describe('refresh (memory store)', () => {
     try {
       const res = await whoami(cookie);
       expect(res.status).toBe(401);
-      expect(JSON.parse(res.body)).toEqual({ error: 'ERR_BFF_SESSION_ENDED' });
+      expect(JSON.parse(res.body)).toMatchObject({ error: 'ERR_BFF_SESSION_ENDED' });
     } finally {
       stack.tap.intercept = undefined;
     }
@@ -186,7 +186,7 @@ describe('refresh (memory store)', () => {
     try {
       const res = await whoami(cookie);
       expect(res.status).toBe(401);
-      expect(JSON.parse(res.body)).toEqual({ error: 'ERR_BFF_SESSION_ENDED' });
+      expect(JSON.parse(res.body)).toMatchObject({ error: 'ERR_BFF_SESSION_ENDED' });
     } finally {
       stack.tap.intercept = undefined;
     }

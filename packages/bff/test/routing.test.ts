@@ -167,7 +167,7 @@ describe('X5 O6 through the sample host', () => {
     const { cookie, sid } = await session();
     const res = await rawRequest(stack.bff.port, { path: `/BFF/logout${sid}`, headers: navHeaders(cookie) });
     expect(res.status).toBe(404);
-    expect(JSON.parse(res.body)).toEqual({ error: 'ERR_BFF_NOT_FOUND' });
+    expect(JSON.parse(res.body)).toMatchObject({ error: 'ERR_BFF_NOT_FOUND' });
     expect(res.headers['set-cookie']).toBeUndefined();
     expect(await userStatus(cookie)).toBe(200);
   });
@@ -184,7 +184,7 @@ describe('X5 O6 through the sample host', () => {
     ]) {
       const res = await rawRequest(stack.bff.port, { path, headers: spaHeaders(cookie) });
       expect(res.status, path).toBe(404);
-      expect(JSON.parse(res.body), path).toEqual({ error: 'ERR_BFF_NOT_FOUND' });
+      expect(JSON.parse(res.body), path).toMatchObject({ error: 'ERR_BFF_NOT_FOUND' });
     }
     expect(await userStatus(cookie)).toBe(200);
   });

@@ -4,8 +4,8 @@
 import { createTokenManager, type PrivateJwk, type TokenClientOptions } from '@gatehouse/token-manager';
 import type { CryptoKey } from 'jose';
 import type { FetchLike, ResolvedBffConfig } from './config.js';
-import type { Logger } from './context.js';
 import { BffError } from './errors.js';
+import type { Logger } from './logger.js';
 
 /** Returns a getClientAccessToken function for the BFF's client. */
 export function createClientTokenSource(

@@ -5,11 +5,25 @@ import {
   type BackchannelOptions,
   type ResolvedBackchannelOptions,
   resolveBackchannelOptions,
-} from './backchannel/index.js';
-import type { Logger } from './context.js';
-import { ID_TOKEN_ALGORITHMS } from './id-token.js';
-import { type RemoteApiOptions, type ResolvedRemoteApi, resolveRemoteApis } from './proxy/index.js';
+} from './backchannel/options.js';
+import {
+  fail,
+  isLocalPath,
+  isLoopbackHost,
+  parseUrl,
+  type ResolvedClientAuth,
+  requireString,
+  resolveClientAuth,
+  resolveScope,
+  resolveSessionSecrets,
+  seconds,
+} from './config-checks.js';
+import { ID_TOKEN_ALGORITHMS } from './id-token-algorithms.js';
+import type { Logger } from './logger.js';
+import { type RemoteApiOptions, type ResolvedRemoteApi, resolveRemoteApis } from './proxy/options.js';
 import type { SessionStore } from './store/types.js';
+
+export { isLocalPath, isLoopbackHost, type ResolvedClientAuth } from './config-checks.js';
 
 /** `fetch` as used for every request to the identity provider. */
 export type FetchLike = (input: string | URL, init?: RequestInit) => Promise<Response>;
@@ -115,11 +129,6 @@ export interface BffOptions {
   dangerouslyAllowInsecureBaseUrl?: boolean;
 }
 
-/** Client authentication, resolved. */
-export type ResolvedClientAuth =
-  | { readonly method: 'client_secret_basic'; readonly secret: string }
-  | { readonly method: 'private_key_jwt'; readonly key: CryptoKey | JWK };
-
 /** createBff's options after validation (frozen). Shared by every route module through BffContext. */
 export interface ResolvedBffConfig {
   readonly issuer: string;
@@ -194,43 +203,6 @@ const knownOptions = new Set<string>([
   'dangerouslyAllowInsecureBaseUrl',
 ]);
 
-const scopeToken = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
-
-/** True for localhost, 127.0.0.0/8 and ::1 host names. */
-export function isLoopbackHost(hostname: string): boolean {
-  return (
-    hostname === 'localhost' ||
-    hostname.endsWith('.localhost') ||
-    /^127(?:\.\d{1,3}){3}$/.test(hostname) ||
-    hostname === '[::1]'
-  );
-}
-
-function fail(message: string): never {
-  throw new TypeError(`createBff: ${message}`);
-}
-
-function requireString(value: unknown, name: string, hint: string): string {
-  if (typeof value !== 'string' || value.trim() === '') fail(`\`${name}\` is required: ${hint}`);
-  return value;
-}
-
-function seconds(value: unknown, name: string, fallback: number, min: number, max: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
-    fail(`\`${name}\` must be a number of seconds between ${min} and ${max} (got ${String(value)})`);
-  }
-  return value;
-}
-
-function parseUrl(value: string, name: string): URL {
-  try {
-    return new URL(value);
-  } catch {
-    return fail(`\`${name}\` must be an absolute URL (got "${value}")`);
-  }
-}
-
 /** Validates createBff options once; throws a TypeError that says the fix. */
 export function resolveConfig(options: BffOptions): ResolvedBffConfig {
   if (typeof options !== 'object' || options === null) fail('pass an options object');
@@ -262,32 +234,9 @@ export function resolveConfig(options: BffOptions): ResolvedBffConfig {
 
   const clientId = requireString(options.clientId, 'clientId', "the BFF's client id at the provider");
 
-  let clientAuth: ResolvedClientAuth;
-  if (options.clientSecret !== undefined && options.clientPrivateKey !== undefined) {
-    fail('set either `clientSecret` or `clientPrivateKey`, not both');
-  } else if (options.clientPrivateKey !== undefined) {
-    if (typeof options.clientPrivateKey !== 'object' || options.clientPrivateKey === null) {
-      fail('`clientPrivateKey` must be a CryptoKey or a private JWK');
-    }
-    clientAuth = Object.freeze({ method: 'private_key_jwt', key: options.clientPrivateKey });
-  } else {
-    const secret = requireString(
-      options.clientSecret,
-      'clientSecret',
-      'the confidential client secret (or set `clientPrivateKey` for private_key_jwt)',
-    );
-    clientAuth = Object.freeze({ method: 'client_secret_basic', secret });
-  }
+  const clientAuth = resolveClientAuth(options.clientSecret, options.clientPrivateKey);
 
-  const scopes = options.scopes ?? ['openid', 'profile', 'offline_access'];
-  const apiScopes = options.apiScopes ?? [];
-  if (!Array.isArray(scopes) || !Array.isArray(apiScopes))
-    fail('`scopes` and `apiScopes` must be arrays of strings');
-  const allScopes = [...new Set([...scopes, ...apiScopes])];
-  for (const s of allScopes) {
-    if (typeof s !== 'string' || !scopeToken.test(s)) fail(`scope "${String(s)}" is not a valid scope token`);
-  }
-  if (!allScopes.includes('openid')) fail('`scopes` must include "openid"');
+  const scope = resolveScope(options.scopes, options.apiScopes);
 
   const resource =
     options.resource === undefined
@@ -318,18 +267,7 @@ export function resolveConfig(options: BffOptions): ResolvedBffConfig {
     fail('`baseUrl` must be an origin without a path (mount the BFF at the root of its host)');
   }
 
-  const secretsRaw =
-    typeof options.sessionSecret === 'string' ? [options.sessionSecret] : options.sessionSecret;
-  if (!Array.isArray(secretsRaw) || secretsRaw.length === 0) {
-    fail('`sessionSecret` is required: one or more random strings of at least 32 characters');
-  }
-  for (const s of secretsRaw) {
-    if (typeof s !== 'string' || s.length < 32) {
-      fail(
-        'every `sessionSecret` must be a string of at least 32 characters (e.g. `openssl rand -base64 48`)',
-      );
-    }
-  }
+  const sessionSecrets = resolveSessionSecrets(options.sessionSecret);
 
   const cookieName = options.cookieName ?? '__Host-bff';
   if (typeof cookieName !== 'string' || !/^__Host-[A-Za-z0-9._-]{1,64}$/.test(cookieName)) {
@@ -400,14 +338,14 @@ export function resolveConfig(options: BffOptions): ResolvedBffConfig {
     issuer,
     clientId,
     clientAuth,
-    scope: allScopes.join(' '),
+    scope,
     resource: Object.freeze(resource),
     baseUrl,
     origin: base.origin,
     redirectUri: `${baseUrl}/bff/callback`,
     postLogoutRedirectUri: `${baseUrl}/bff/signed-out`,
     loopbackHttp,
-    sessionSecrets: Object.freeze([...secretsRaw]),
+    sessionSecrets,
     cookieName,
     idleTimeout,
     absoluteTimeout,
@@ -425,32 +363,4 @@ export function resolveConfig(options: BffOptions): ResolvedBffConfig {
     remoteApis: resolveRemoteApis(options.remoteApis),
     backchannel: resolveBackchannelOptions(options.backchannel),
   });
-}
-
-/**
- * A local, same-origin path: starts with a single `/`, no `//` or `/\` prefix, no backslash, only
- * printable ASCII (no control characters or spaces), at most 2048 characters (L14). Defence in depth:
- * its path part (before `?` or `#`) has no percent-encoded `/` or `\` and no dot segment (`.`, `..`,
- * also percent-encoded or with a `;` parameter), which a proxy, framework or later decoding step could
- * turn into `//host` (`/%2F%2Fhost`, `/..//host`).
- */
-export function isLocalPath(value: string): boolean {
-  if (
-    value.length === 0 ||
-    value.length > 2048 ||
-    value[0] !== '/' ||
-    value[1] === '/' ||
-    value.includes('\\') ||
-    !/^[\x21-\x7e]+$/.test(value)
-  ) {
-    return false;
-  }
-  const end = value.search(/[?#]/);
-  const path = end === -1 ? value : value.slice(0, end);
-  if (/%(?:2f|5c)/i.test(path)) return false;
-  for (const segment of path.split('/')) {
-    const name = (segment.split(';')[0] ?? '').replace(/%2e/gi, '.');
-    if (name === '.' || name === '..') return false;
-  }
-  return true;
 }

@@ -1,7 +1,6 @@
-// One error class for the whole package. The browser only ever sees `{ error: code }` (or a
-// problem+json body for login/logout input errors); messages and causes stay server-side.
-import type { ServerResponse } from 'node:http';
-import type { Response } from 'express';
+// One error vocabulary for the whole package: BffError with a code from one table, each code with a
+// fixed HTTP status. The browser only ever sees the code (written by http/problem.ts, the one error
+// writer, as problem+json); messages and causes stay server-side.
 
 /** Stable error codes; the HTTP status of each is fixed. */
 export const errorStatus = {
@@ -100,42 +99,9 @@ export function isBffError(err: unknown): err is BffError {
   );
 }
 
-/**
- * Sends the error with `Cache-Control: no-store`, never a redirect: `{ error: code }` as JSON for 4xx
- * (the Duende shape SPAs handle), an RFC 9457 problem+json body with the same `error` member for 5xx
- * (as the proxy answers gateway failures), plus `Retry-After` when the error carries one.
- */
-export function sendJsonError(res: ServerResponse, err: BffError): void {
-  if (res.headersSent) return;
-  res.statusCode = err.status;
-  res.setHeader('Cache-Control', 'no-store');
-  if (err.retryAfter !== undefined) res.setHeader('Retry-After', String(err.retryAfter));
-  if (err.status >= 500) {
-    res.setHeader('Content-Type', 'application/problem+json; charset=utf-8');
-    res.end(
-      JSON.stringify({
-        type: 'about:blank',
-        title: statusTitle(err.status),
-        status: err.status,
-        error: err.code,
-      }),
-    );
-    return;
-  }
-  res.setHeader('Content-Type', 'application/json; charset=utf-8');
-  res.end(JSON.stringify({ error: err.code }));
-}
-
-const statusTitle = (status: number) =>
-  status === 502 ? 'Bad Gateway' : status === 503 ? 'Service Unavailable' : 'Internal Server Error';
-
-/** Sends an RFC 9457 problem+json body. `title` must be a constant string, never user input. */
-export function sendProblem(res: Response, status: number, code: BffErrorCode, title: string): void {
-  if (res.headersSent) return;
-  res.status(status);
-  res.setHeader('Cache-Control', 'no-store');
-  res.setHeader('Content-Type', 'application/problem+json; charset=utf-8');
-  res.end(JSON.stringify({ type: 'about:blank', title, status, error: code }));
+/** `err` as a BffError; anything else is an internal error (its details stay in `cause`, server-side). */
+export function toBffError(err: unknown): BffError {
+  return isBffError(err) ? err : new BffError('ERR_BFF_INTERNAL', 'internal error', { cause: err });
 }
 
 /** Loggable summary of an error: name, code and message, never the cause's body or headers. */

@@ -7,22 +7,10 @@
 import { compactVerify, errors } from 'jose';
 import * as client from 'openid-client';
 import { BffError } from './errors.js';
+import { ID_TOKEN_ALGORITHMS } from './id-token-algorithms.js';
 import type { JwksSource } from './jwks.js';
 
-/** Asymmetric JWS algorithms accepted for ID tokens and logout tokens (never `none`, never HS*). */
-export const ID_TOKEN_ALGORITHMS: readonly string[] = Object.freeze([
-  'RS256',
-  'RS384',
-  'RS512',
-  'PS256',
-  'PS384',
-  'PS512',
-  'ES256',
-  'ES384',
-  'ES512',
-  'EdDSA',
-  'Ed25519',
-]);
+export { ID_TOKEN_ALGORITHMS } from './id-token-algorithms.js';
 
 /** The accepted algorithms and the OP's keys for one discovered provider. */
 export interface IdTokenPolicy {

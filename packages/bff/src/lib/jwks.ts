@@ -13,8 +13,8 @@ import {
   type JWSHeaderParameters,
 } from 'jose';
 import type { FetchLike } from './config.js';
-import type { Logger } from './context.js';
 import { BffError, describeError } from './errors.js';
+import type { Logger } from './logger.js';
 
 /** Seconds between two refetches caused by an unknown `kid` (the first one is immediate). */
 export const JWKS_REFETCH_COOLDOWN = 10;

@@ -3,10 +3,10 @@
 import { type CryptoKey, importJWK, type JWK } from 'jose';
 import * as client from 'openid-client';
 import type { FetchLike, ResolvedBffConfig } from './config.js';
-import type { Logger } from './context.js';
 import { BffError, describeError } from './errors.js';
 import { attachIdTokenPolicy, resolveIdTokenAlgorithms } from './id-token.js';
 import { createJwksSource } from './jwks.js';
+import type { Logger } from './logger.js';
 import { classifyTokenError } from './refresh/failure.js';
 
 const isJwk = (key: CryptoKey | JWK): key is JWK => typeof (key as JWK).kty === 'string';

@@ -6,7 +6,7 @@
 // endpoints are matched exactly, and anything that only *resembles* a BFF endpoint or a remote-API prefix
 // (other letter case, percent-encoded letters, repeated or trailing slashes, `;` parameters, `\`, dot
 // segments) is answered 404 before any router or handler sees it.
-import { BACKCHANNEL_PATH } from './backchannel/index.js';
+import { BACKCHANNEL_PATH } from './backchannel/options.js';
 import type { ResolvedRemoteApi } from './proxy/options.js';
 import { isUnderPrefix } from './proxy/path.js';
 

@@ -4,31 +4,18 @@
 // (R7): a token inside the refresh margin is still used while one background refresh replaces it; only
 // a request holding an expired token waits, and at most `httpTimeout`. Failed refreshes back off per
 // session and behind one circuit breaker for the OP (refresh/backoff.ts).
-import type { IncomingMessage } from 'node:http';
-import type { Request } from 'express';
 import type * as client from 'openid-client';
 import type { ResolvedBffConfig } from './config.js';
-import type { Logger } from './context.js';
 import { createSealer } from './crypto.js';
 import { BffError, describeError } from './errors.js';
+import type { Logger } from './logger.js';
 import { createCircuitBreaker, createSessionBackoff } from './refresh/backoff.js';
 import { createFlight, refreshTimings } from './refresh/flight.js';
-import type { LoadedSession, SessionManager } from './session.js';
+import type { LoadedSession } from './session/data.js';
 import type { SessionStore } from './store/types.js';
+import type { TokenRecord } from './token-record.js';
 
-/** The decrypted token record of a session. Times are epoch seconds. */
-export interface TokenRecord {
-  /** Access token for the default resource (opaque: never decoded, R1). */
-  at: string;
-  /** When `at` expires, from `expires_in` at issue time. */
-  exp: number;
-  /** `expires_in` as issued (seconds): bounds the refresh margin for short-lived tokens. */
-  ttl?: number;
-  rt?: string | undefined;
-  idt?: string | undefined;
-  /** Access tokens for other resources (RFC 8707), obtained with the refresh token. */
-  res?: Record<string, { at: string; exp: number; ttl?: number }>;
-}
+export type { TokenRecord } from './token-record.js';
 
 /** Lifetime assumed when a token response has no `expires_in`. */
 const DEFAULT_EXPIRES_IN = 300;
@@ -51,10 +38,16 @@ export interface TokenService {
     previous?: TokenRecord,
     resource?: string,
   ): TokenRecord;
-  /** The request's access token, refreshed when needed. */
-  getUserAccessToken(
-    req: Request | IncomingMessage,
-    options?: { forceRefresh?: boolean; resource?: string },
+  /**
+   * The token step: the session's access token for `resource` (the default one when omitted), from the
+   * decrypted-record cache, refreshed ahead when due, waited for when expired or `forceRefresh`.
+   * After a refresh `session.tokens` holds the new record.
+   * @throws BffError `ERR_BFF_SESSION_ENDED` (401), `ERR_BFF_IDP_UNAVAILABLE` (503),
+   *   `ERR_BFF_IDP_RESPONSE` (502), `ERR_BFF_STORE_UNAVAILABLE` (503).
+   */
+  getAccessToken(
+    session: LoadedSession,
+    options?: { readonly forceRefresh?: boolean | undefined; readonly resource?: string | undefined },
   ): Promise<string>;
   /** Drops the in-process cache entry (and refresh back-off) of a session. */
   forget(sessionId: string): void;
@@ -66,13 +59,12 @@ export interface TokenService {
 export function createTokenService(deps: {
   config: ResolvedBffConfig;
   store: SessionStore;
-  sessions: SessionManager;
   logger: Logger;
   clock: () => number;
   getOidcConfiguration: () => Promise<client.Configuration>;
   endSession: (sessionId: string) => Promise<void>;
 }): TokenService {
-  const { config, store, sessions, logger, clock, getOidcConfiguration, endSession } = deps;
+  const { config, store, logger, clock, getOidcConfiguration, endSession } = deps;
   const sealer = createSealer(config.sessionSecrets, 'tokens');
   const now = () => clock() / 1000;
   const cache = new Map<string, { sealed: string; record: TokenRecord; at: number }>();
@@ -191,12 +183,10 @@ export function createTokenService(deps: {
     return Promise.race([flight, timeout]).finally(() => clearTimeout(timer));
   }
 
-  async function getUserAccessToken(
-    req: Request | IncomingMessage,
-    options: { forceRefresh?: boolean; resource?: string } = {},
+  async function getAccessToken(
+    loaded: LoadedSession,
+    options: { readonly forceRefresh?: boolean | undefined; readonly resource?: string | undefined } = {},
   ): Promise<string> {
-    const loaded = await sessions.current(req);
-    if (!loaded) throw new BffError('ERR_BFF_NO_SESSION', 'no session');
     // The default resource is the configured one; asking for it explicitly is the same token.
     const resource =
       options.resource === undefined ||
@@ -226,7 +216,7 @@ export function createTokenService(deps: {
     const staleAt = options.forceRefresh ? slot?.at : undefined;
     const at = await waitFor(flightFor(loaded, resource, staleAt));
     const latest = cache.get(loaded.id);
-    if (latest) sessions.updateSnapshot(req, latest.sealed);
+    if (latest) loaded.tokens = latest.sealed;
     return at;
   }
 
@@ -234,7 +224,7 @@ export function createTokenService(deps: {
     seal,
     open,
     fromResponse,
-    getUserAccessToken,
+    getAccessToken,
     forget(sessionId) {
       cache.delete(sessionId);
       backoff.reset(sessionId);

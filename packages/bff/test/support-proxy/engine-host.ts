@@ -14,7 +14,10 @@ import {
 
 export const silentLogger = { debug() {}, info() {}, warn() {}, error() {} };
 
-/** A token source double: a "session" is the cookie `session=alice`; each forced refresh mints a new token. */
+/**
+ * A double of the session and token steps: a "session" is the cookie `session=alice`; each forced
+ * refresh mints a new token.
+ */
 export class FakeTokens {
   refreshes = 0;
   clientCalls = 0;
@@ -22,13 +25,12 @@ export class FakeTokens {
   get current(): string {
     return `user-token-${this.refreshes + 1}`;
   }
-  hasUser = async (req: { headers: { cookie?: string } }): Promise<boolean> =>
-    /\bsession=alice\b/.test(req.headers.cookie ?? '');
-  getUserAccessToken = async (
-    req: { headers: { cookie?: string } },
-    options: { forceRefresh?: boolean; resource?: string } = {},
+  loadSession = async (cookieHeader: string | undefined): Promise<{ id: string } | undefined> =>
+    /\bsession=alice\b/.test(cookieHeader ?? '') ? { id: 'alice' } : undefined;
+  getUserToken = async (
+    _session: { id: string },
+    options: { forceRefresh?: boolean; resource?: string | undefined } = {},
   ): Promise<string> => {
-    if (!(await this.hasUser(req))) throw new BffError('ERR_BFF_NO_SESSION', 'no session');
     if (options.forceRefresh) {
       if (this.failRefresh) throw new BffError('ERR_BFF_SESSION_ENDED', 'refresh rejected');
       this.refreshes += 1;
@@ -36,7 +38,9 @@ export class FakeTokens {
     // A token "for" the resource, so a test can see which audience each upstream got.
     return options.resource ? `${this.current}@${options.resource}` : this.current;
   };
-  getClientAccessToken = async (options: { resource?: string; scope?: string } = {}): Promise<string> => {
+  getClientToken = async (
+    options: { resource?: string | undefined; scope?: string | undefined } = {},
+  ): Promise<string> => {
     this.clientCalls += 1;
     return options.resource ? `client-token@${options.resource}` : 'client-token';
   };

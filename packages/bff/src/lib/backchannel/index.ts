@@ -4,64 +4,21 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Request, type Response, Router } from 'express';
 import type { JWTVerifyGetKey } from 'jose';
-import type { BffContext } from '../context.js';
-import { BffError } from '../errors.js';
+import { isBffError } from '../errors.js';
+import type { BffExtensionContext } from '../extension-context.js';
 import { idTokenPolicy } from '../id-token.js';
+import { BACKCHANNEL_PATH } from './options.js';
 import { type LogoutTokenExpectations, validateLogoutToken } from './validate.js';
+
+export {
+  BACKCHANNEL_PATH,
+  type BackchannelOptions,
+  type ResolvedBackchannelOptions,
+  resolveBackchannelOptions,
+} from './options.js';
 
 export type { LogoutTokenClaims, LogoutTokenFailure, LogoutTokenResult } from './validate.js';
 export { BACKCHANNEL_LOGOUT_EVENT, validateLogoutToken } from './validate.js';
-
-/** Options of the back-channel logout endpoint (`backchannel` in the BFF options). */
-export interface BackchannelOptions {
-  /**
-   * Require `typ: logout+jwt` (B3 strict mode, OWASP ASVS 5.0 V10.5.5). Default false: the OpenID
-   * conformance suite signs logout tokens without `typ`, so strict mode fails certification.
-   */
-  requireLogoutTyp?: boolean;
-  /**
-   * Longest accepted logout-token lifetime (`exp - iat`) and age (`now - iat`), in seconds. Default 600.
-   * Keeps the replay cache short; oidc-provider issues 120 s tokens.
-   */
-  maxTokenLifetime?: number;
-  /** Clock skew tolerated on `iat`/`exp`, in seconds. Default 30. */
-  clockTolerance?: number;
-}
-
-/** The validated, frozen back-channel options. */
-export interface ResolvedBackchannelOptions extends Readonly<Required<BackchannelOptions>> {}
-
-/** The endpoint's path (Duende's, relative to the BFF's base path `/bff`). */
-export const BACKCHANNEL_PATH = '/bff/backchannel';
-
-/** Validates the `backchannel` option once at start-up; throws TypeError with the fix. */
-export function resolveBackchannelOptions(input: BackchannelOptions | undefined): ResolvedBackchannelOptions {
-  const options = input ?? {};
-  if (typeof options !== 'object' || options === null) {
-    throw new TypeError('backchannel must be an object like { requireLogoutTyp: false }');
-  }
-  for (const key of Object.keys(options)) {
-    if (key !== 'requireLogoutTyp' && key !== 'maxTokenLifetime' && key !== 'clockTolerance') {
-      throw new TypeError(
-        `backchannel.${key} is not an option; use requireLogoutTyp, maxTokenLifetime or clockTolerance`,
-      );
-    }
-  }
-  const requireLogoutTyp = options.requireLogoutTyp ?? false;
-  if (typeof requireLogoutTyp !== 'boolean')
-    throw new TypeError('backchannel.requireLogoutTyp must be true or false');
-  const maxTokenLifetime = options.maxTokenLifetime ?? 600;
-  if (!isSeconds(maxTokenLifetime, 1, 86_400)) {
-    throw new TypeError(
-      'backchannel.maxTokenLifetime is in seconds and must be between 1 and 86400, e.g. 600',
-    );
-  }
-  const clockTolerance = options.clockTolerance ?? 30;
-  if (!isSeconds(clockTolerance, 0, 300)) {
-    throw new TypeError('backchannel.clockTolerance is in seconds and must be between 0 and 300, e.g. 30');
-  }
-  return Object.freeze({ requireLogoutTyp, maxTokenLifetime, clockTolerance });
-}
 
 /** Largest form body accepted: a logout token is a few hundred bytes to a few KB. */
 const MAX_BODY_BYTES = 64 * 1024;
@@ -71,7 +28,7 @@ const MAX_BODY_BYTES = 64 * 1024;
  * 200 with `Cache-Control: no-store` on success, also when no session matched (B5); 400
  * `{ error: 'invalid_request' }` for anything invalid, with no session touched; 405 for other methods.
  */
-export function createBackchannelRouter(ctx: BffContext): Router {
+export function createBackchannelRouter(ctx: BffExtensionContext): Router {
   const options = ctx.config.backchannel;
   let verifier: Promise<{ keys: JWTVerifyGetKey; expect: LogoutTokenExpectations }> | undefined;
 
@@ -117,7 +74,7 @@ export function createBackchannelRouter(ctx: BffContext): Router {
       );
       if (res.headersSent) return;
       // The OP's keys or the store being unreachable is not a bad token: 503 asks the OP to retry.
-      if (err instanceof BffError && err.status === 503) {
+      if (isBffError(err) && err.status === 503) {
         res.setHeader('retry-after', '5');
         sendJson(res, 503, { error: 'temporarily_unavailable' });
         return;
@@ -193,8 +150,4 @@ function sendJson(res: ServerResponse, status: number, body: object): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
-}
-
-function isSeconds(value: unknown, min: number, max: number): value is number {
-  return typeof value === 'number' && Number.isFinite(value) && value >= min && value <= max;
 }

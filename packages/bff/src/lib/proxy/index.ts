@@ -1,13 +1,17 @@
-// Remote-API proxy (issue 6): the entry points createBff uses. The engine lives in engine.ts; this file
-// adapts the BffContext to it and makes sure the router and the upgrade handler share one engine (and
-// so one keep-alive pool per upstream).
+// Remote-API proxy (issue 6): the entry points createBff uses. The engine lives in engine.ts; the
+// router and the upgrade handler below share the one engine of a BFF (and so one keep-alive pool per
+// upstream).
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type Request, type Response, Router } from 'express';
-import type { BffContext } from '../context.js';
-import { createProxyEngine, type ProxyEngine } from './engine.js';
+import type { ProxyEngine } from './engine.js';
 
-export type { ProxyEngine, ProxyEngineOptions, ProxyRateLimiter, ProxyTokenSource } from './engine.js';
+export type {
+  ProxyEngine,
+  ProxyEngineOptions,
+  ProxyRateLimiter,
+  ProxyTokens,
+} from './engine.js';
 export { createProxyEngine } from './engine.js';
 export type {
   RateLimitOptions,
@@ -16,41 +20,16 @@ export type {
   ResolvedRemoteApi,
 } from './options.js';
 export { resolveRemoteApis } from './options.js';
-
-const engines = new WeakMap<BffContext, ProxyEngine>();
-
-/** The one proxy engine of a BFF, built on first use from its context. */
-export function getProxyEngine(ctx: BffContext): ProxyEngine {
-  let engine = engines.get(ctx);
-  if (!engine) {
-    engine = createProxyEngine({
-      routes: ctx.config.remoteApis,
-      publicOrigin: publicOriginOf(ctx),
-      logger: ctx.logger,
-      tokens: {
-        hasUser: async (req) => (await ctx.getUser(req)) !== undefined,
-        getUserAccessToken: (req, options) => ctx.getUserAccessToken(req, options),
-        getClientAccessToken: (options) => ctx.getClientAccessToken(options),
-      },
-      rateLimiter: (req, bucket, capacity, refillPerSecond) =>
-        ctx.consumeRate(req, bucket, capacity, refillPerSecond),
-    });
-    engines.set(ctx, engine);
-  }
-  return engine;
-}
+export type { ClientTokenOptions, UserTokenOptions } from './route.js';
 
 /**
- * The Express router that proxies the declared remote APIs (SECURITY P1–P6). Mount it after the
- * session middleware and before anything that parses bodies: bodies are streamed, never buffered.
- * Paths outside the declared prefixes fall through to the next handler.
+ * The Express router that proxies the declared remote APIs (SECURITY P1–P6). Mount it before anything
+ * that parses bodies: bodies are streamed, never buffered. Paths outside the declared prefixes fall
+ * through to the next handler.
  */
-export function createRemoteApiRouter(ctx: BffContext): Router {
-  const engine = getProxyEngine(ctx);
+export function createRemoteApiRouter(engine: ProxyEngine, hasRoutes: boolean): Router {
   const router = Router();
-  if (ctx.config.remoteApis.length > 0) {
-    router.use((req: Request, res: Response, next) => engine.handle(req, res, next));
-  }
+  if (hasRoutes) router.use((req: Request, res: Response, next) => engine.handle(req, res, next));
   return router;
 }
 
@@ -60,13 +39,7 @@ export function createRemoteApiRouter(ctx: BffContext): Router {
  * in the handshake. Returns false when the path is not a remote API, so the host can handle it.
  */
 export function createUpgradeHandler(
-  ctx: BffContext,
+  engine: ProxyEngine,
 ): (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean {
-  const engine = getProxyEngine(ctx);
   return (req, socket, head) => engine.upgrade(req, socket, head);
-}
-
-/** The BFF's public origin, for X-Forwarded-Proto/Host and the WebSocket Origin check. */
-function publicOriginOf(ctx: BffContext): string {
-  return ctx.config.origin;
 }

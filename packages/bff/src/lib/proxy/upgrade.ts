@@ -6,7 +6,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createProxyMiddleware, proxyEventsPlugin } from 'http-proxy-middleware';
-import type { Logger } from '../context.js';
+import type { Logger } from '../logger.js';
 import type { ResolvedRemoteApi } from './options.js';
 
 /** Proxies one prepared handshake (headers rewritten, `req.url` the upstream path) to the route's upstream. */

@@ -6,12 +6,12 @@
 // makes the back-off hold on every instance.
 import * as client from 'openid-client';
 import type { ResolvedBffConfig } from '../config.js';
-import type { Logger } from '../context.js';
 import { BffError, describeError } from '../errors.js';
 import { checkRefreshedIdToken } from '../id-token.js';
-import type { LoadedSession } from '../session.js';
+import type { Logger } from '../logger.js';
+import type { LoadedSession } from '../session/data.js';
 import type { SessionStore, StoreLock } from '../store/types.js';
-import type { TokenRecord } from '../tokens.js';
+import type { TokenRecord } from '../token-record.js';
 import { BREAKER_OPEN, type CircuitBreaker, type SessionBackoff } from './backoff.js';
 import { classifyTokenFailure, type TokenFailure } from './failure.js';
 

@@ -5,8 +5,8 @@
 // OP checks the request (and the client) before the user sees a login page.
 import * as client from 'openid-client';
 import type { ResolvedBffConfig } from '../config.js';
-import type { Logger } from '../context.js';
 import { BffError, describeError } from '../errors.js';
+import type { Logger } from '../logger.js';
 import { classifyTokenError } from '../oidc.js';
 
 /** Retry-After (seconds) of a login whose push failed when the OP named no time itself. */

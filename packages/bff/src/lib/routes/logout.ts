@@ -3,11 +3,15 @@
 import type { RequestHandler } from 'express';
 import * as client from 'openid-client';
 import { isLocalPath } from '../config.js';
-import { appendSetCookie, type Core, hostCookie, readCookie } from '../core.js';
 import { randomId, safeEqual } from '../crypto.js';
 import { hasCsrfHeader } from '../csrf.js';
-import { BffError, describeError, sendJsonError, sendProblem } from '../errors.js';
+import { BffError, describeError } from '../errors.js';
 import { sendPage } from '../html.js';
+import { appendSetCookie, hostCookie, readCookie } from '../http/cookies.js';
+import { sendError } from '../http/problem.js';
+import type { BffServices } from '../services.js';
+
+const CSRF_REQUIRED = new BffError('ERR_BFF_CSRF', 'X-CSRF header required');
 
 const LOGOUT_COOKIE = '__Host-bff-logout';
 const LOGOUT_TTL = 600;
@@ -21,40 +25,36 @@ interface LogoutState {
 }
 
 /** GET and POST /bff/logout. */
-export function logoutHandler(core: Core): RequestHandler {
+export function logoutHandler(core: BffServices): RequestHandler {
   const { config, sessions, tokens, logger } = core;
   return async (req, res) => {
     res.setHeader('Cache-Control', 'no-store');
     const isPost = req.method === 'POST';
-    if (isPost && !hasCsrfHeader(req))
-      return sendJsonError(res, new BffError('ERR_BFF_CSRF', 'X-CSRF header required'));
+    if (isPost && !hasCsrfHeader(req)) return sendError(res, CSRF_REQUIRED);
 
     const rawReturn = req.query.returnUrl;
     if (rawReturn !== undefined && (typeof rawReturn !== 'string' || !isLocalPath(rawReturn))) {
-      return sendProblem(res, 400, 'ERR_BFF_BAD_REQUEST', 'returnUrl must be a local path');
+      return sendError(res, new BffError('ERR_BFF_BAD_REQUEST', 'returnUrl must be a local path'));
     }
     const returnUrl = typeof rawReturn === 'string' ? rawReturn : '/';
 
-    const loaded = await sessions.current(req);
+    const loaded = await core.sessionOf(req, res, false);
     if (!loaded) return res.redirect(302, returnUrl); // nothing to end
     if (!isPost) {
       // A GET changes state only with the session's logout id: a cross-site <img> cannot know it (O1).
       const sid = req.query.sid;
       if (typeof sid !== 'string' || !safeEqual(sid, loaded.data.logoutId)) {
-        return sendProblem(res, 400, 'ERR_BFF_BAD_REQUEST', 'sid does not match the session');
+        return sendError(res, new BffError('ERR_BFF_BAD_REQUEST', 'sid does not match the session'));
       }
     }
 
     const record = tokens.open(loaded.id, loaded.tokens);
     // O2, O6: local logout first; whatever the IdP does next, this cookie no longer opens a session. The
-    // session is ended by its id in the store (with its tokens) before the cookie is touched, however it
-    // was loaded: through express-session or read straight from the cookie. A store failure is a BffError
-    // 503 thrown before any Set-Cookie, so the browser keeps a cookie that still matches a live session
-    // rather than a cleared cookie over a session that lives on.
+    // session is ended by its id in the store (with its tokens) before the cookie is touched. A store
+    // failure is a BffError 503 thrown before any Set-Cookie, so the browser keeps a cookie that still
+    // matches a live session rather than a cleared cookie over a session that lives on.
     await core.endSession(loaded.id);
-    // Then express-session's view of it (so nothing writes it back at the end of the response) and the
-    // cookie. Deleting an already deleted entry is a no-op for every store.
-    await sessions.destroy(req, res);
+    appendSetCookie(res, sessions.cookie.clear);
     logger.info({}, 'bff: local session ended by logout');
 
     let configuration: client.Configuration | undefined;
@@ -104,7 +104,7 @@ export function logoutHandler(core: Core): RequestHandler {
 }
 
 /** GET /bff/signed-out: redirects to the saved returnUrl only when `state` matches; else a neutral page. */
-export function signedOutHandler(core: Core): RequestHandler {
+export function signedOutHandler(core: BffServices): RequestHandler {
   return (req, res) => {
     res.setHeader('Cache-Control', 'no-store');
     res.setHeader('Referrer-Policy', 'no-referrer');

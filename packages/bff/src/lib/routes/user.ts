@@ -1,8 +1,13 @@
 // GET /bff/user (Duende's session endpoint) and GET /bff/diagnostics (development only).
 import type { RequestHandler } from 'express';
-import type { Core } from '../core.js';
 import { hasCsrfHeader } from '../csrf.js';
-import { BffError, sendJsonError } from '../errors.js';
+import { BffError } from '../errors.js';
+import { sendError } from '../http/problem.js';
+import type { BffServices } from '../services.js';
+
+const CSRF_REQUIRED = new BffError('ERR_BFF_CSRF', 'X-CSRF header required');
+const NO_SESSION = new BffError('ERR_BFF_NO_SESSION', 'no session');
+const NOT_FOUND = new BffError('ERR_BFF_NOT_FOUND', 'not found');
 
 /**
  * One `{ type, value }` entry per claim value; arrays become several entries. `json`: values as issued
@@ -27,14 +32,13 @@ function toClaimList(
 }
 
 /** GET /bff/user: claims of the session plus bff:* entries; 401 when anonymous or without `X-CSRF: 1`. */
-export function userHandler(core: Core): RequestHandler {
+export function userHandler(core: BffServices): RequestHandler {
   return async (req, res) => {
     res.setHeader('Cache-Control', 'no-store');
-    if (!hasCsrfHeader(req))
-      return sendJsonError(res, new BffError('ERR_BFF_CSRF', 'X-CSRF header required'));
-    const loaded = await core.sessions.current(req);
-    if (!loaded) return sendJsonError(res, new BffError('ERR_BFF_NO_SESSION', 'no session'));
-    if (req.query.slide !== 'false') core.sessions.slide(req);
+    if (!hasCsrfHeader(req)) return sendError(res, CSRF_REQUIRED);
+    // `slide=false` lets a SPA poll the session without keeping it alive.
+    const loaded = await core.sessionOf(req, res, req.query.slide !== 'false');
+    if (!loaded) return sendError(res, NO_SESSION);
     const data = loaded.data;
     const claims = toClaimList(data.claims, core.config.userClaimValues);
     claims.push({ type: 'bff:logout_url', value: `/bff/logout?sid=${encodeURIComponent(data.logoutId)}` });
@@ -45,12 +49,12 @@ export function userHandler(core: Core): RequestHandler {
 }
 
 /** GET /bff/diagnostics: what the session holds, never the tokens themselves. 404 unless enabled. */
-export function diagnosticsHandler(core: Core): RequestHandler {
+export function diagnosticsHandler(core: BffServices): RequestHandler {
   return async (req, res) => {
     res.setHeader('Cache-Control', 'no-store');
-    if (!core.config.diagnostics) return sendJsonError(res, new BffError('ERR_BFF_NOT_FOUND', 'not found'));
-    const loaded = await core.sessions.current(req);
-    if (!loaded) return sendJsonError(res, new BffError('ERR_BFF_NO_SESSION', 'no session'));
+    if (!core.config.diagnostics) return sendError(res, NOT_FOUND);
+    const loaded = await core.sessionOf(req, res);
+    if (!loaded) return sendError(res, NO_SESSION);
     const record = core.tokens.open(loaded.id, loaded.tokens);
     const now = core.sessions.nowSeconds();
     res.status(200).json({

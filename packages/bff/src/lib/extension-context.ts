@@ -1,47 +1,24 @@
-// The seam between the BFF's parts. `createBff` (bff.ts) builds one BffContext at start-up and hands
-// it to every route module: the endpoints (login, callback, user, logout, …), the remote-API proxy and
-// the back-channel logout route. Route modules depend on this interface, never on each other.
-// Implemented by the core in bff.ts. Shared request checks (X-CSRF, Sec-Fetch-Site/Origin) are in
-// csrf.ts; errors are BffError (errors.ts) and go to the browser via sendJsonError.
+// The public view of one BFF for extensions (`bff.context`) and for the back-channel logout route:
+// request-level helpers built on the same session and token steps the proxy and the endpoints use.
 import type { IncomingMessage } from 'node:http';
-import type { Request } from 'express';
 import type { Configuration } from 'openid-client';
 import type { ResolvedBffConfig } from './config.js';
+import type { Logger } from './logger.js';
+import type { SessionUser } from './session/data.js';
 import type { RateDecision } from './store/types.js';
 
-/** The parts of the session the proxy and the routes read. Tokens are decrypted only on demand. */
-export interface SessionUser {
-  /** The session id of the BFF session (never sent anywhere but the cookie). */
-  readonly sessionId: string;
-  /** Issuer, subject and OP session id from the ID token (index keys for back-channel logout). */
-  readonly iss: string;
-  readonly sub: string;
-  readonly sid?: string;
-  /** The user's ID-token and UserInfo claims, as shown by /bff/user. */
-  readonly claims: Readonly<Record<string, unknown>>;
-}
-
-/** Minimal structured logger; the default is silent. Never pass tokens, secrets or session ids. */
-export interface Logger {
-  debug(obj: object, msg?: string): void;
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
-
-/** What the route modules need from the core. */
-export interface BffContext {
+/** What extensions (and the back-channel route) get from a BFF: `bff.context`. */
+export interface BffExtensionContext {
   readonly config: ResolvedBffConfig;
   readonly logger: Logger;
   /** Discovered OP metadata and client configuration (discovery runs once, lazily, then cached). */
   getOidcConfiguration(): Promise<Configuration>;
   /**
-   * The authenticated user of this request, or undefined when anonymous/expired. Works on Express
-   * requests after the session middleware, and on raw upgrade requests (WebSocket) by reading the
-   * session cookie itself.
+   * The authenticated user of this request (its session cookie), or undefined when anonymous/expired.
+   * Works on Express requests and on raw upgrade requests alike.
    * @throws BffError `ERR_BFF_STORE_UNAVAILABLE` (503) when the store cannot be read.
    */
-  getUser(req: Request | IncomingMessage): Promise<SessionUser | undefined>;
+  getUser(req: IncomingMessage): Promise<SessionUser | undefined>;
   /**
    * The session's access token, refreshed single-flight (in-process and cluster-wide) when it expires
    * within the margin or when `forceRefresh` is set.
@@ -49,7 +26,7 @@ export interface BffContext {
    *   `ERR_BFF_IDP_UNAVAILABLE` (503), `ERR_BFF_STORE_UNAVAILABLE` (503).
    */
   getUserAccessToken(
-    req: Request | IncomingMessage,
+    req: IncomingMessage,
     options?: { forceRefresh?: boolean; resource?: string },
   ): Promise<string>;
   /** A client-credentials token for the BFF's own client (token-manager); throws BffError 401/503. */
@@ -64,9 +41,12 @@ export interface BffContext {
    * @throws BffError `ERR_BFF_STORE_UNAVAILABLE` (503) when the store cannot be reached.
    */
   consumeRate(
-    req: Request | IncomingMessage,
+    req: IncomingMessage,
     bucket: string,
     capacity: number,
     refillPerSecond: number,
   ): Promise<RateDecision | undefined>;
 }
+
+/** @deprecated Renamed {@link BffExtensionContext}; this alias goes in the next major version. */
+export type BffContext = BffExtensionContext;

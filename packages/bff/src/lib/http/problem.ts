@@ -1,10 +1,11 @@
-// The proxy's own answers. Every failure is a BffError (one code table, errors.ts) and goes to the
-// browser in one shape: `application/problem+json` (RFC 9457) with the stable code as `code`, and as
-// `error` too, the member the rest of the BFF (and the Duende contract SPAs know) uses. Never the
-// upstream's body, its address, an errno or a token.
+// The one error writer. Every failure the BFF answers is a BffError (one code table, errors.ts) and goes
+// to the browser in one shape: `application/problem+json` (RFC 9457) with the stable code as `code`, and
+// as `error` too, the member the Duende contract SPAs read. Never a message, a cause, an upstream's
+// body, its address, an errno or a token. Endpoints, `localApi()`, the proxy and the entry checks use
+// `sendError`; refused WebSocket handshakes use `rejectUpgrade` on the raw socket.
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { BffError, type BffErrorCode, isBffError } from '../errors.js';
+import type { BffError, BffErrorCode } from '../errors.js';
 
 const TITLES: Readonly<Record<number, string>> = {
   400: 'Bad Request',
@@ -30,17 +31,12 @@ export function problemBody(code: BffErrorCode, status: number): string {
 // Bodies per code, built on first use: answers like 401/429 can come at a high rate.
 const bodies = new Map<BffErrorCode, string>();
 
-/** `err` as a BffError; anything else is an internal error (its details stay in `cause`, server-side). */
-export function toBffError(err: unknown): BffError {
-  return isBffError(err) ? err : new BffError('ERR_BFF_INTERNAL', 'internal error', { cause: err });
-}
-
 /**
- * Answers `err` as problem+json with its status, `Cache-Control: no-store` and no `Location` (SECURITY
- * P5). When the response has already started, it is cut instead: a truncated body must never look
- * like a complete one.
+ * Answers `err` as problem+json with its status, `Cache-Control: no-store`, `Retry-After` when the
+ * error carries one, and never a `Location` (SECURITY P5). When the response has already started, it is
+ * cut instead: a truncated body must never look like a complete one.
  */
-export function sendProblem(res: ServerResponse, err: BffError, extraHeaders?: OutgoingHttpHeaders): void {
+export function sendError(res: ServerResponse, err: BffError, extraHeaders?: OutgoingHttpHeaders): void {
   if (res.writableEnded || res.destroyed) return;
   if (res.headersSent) {
     res.destroy();
@@ -59,14 +55,14 @@ export function sendProblem(res: ServerResponse, err: BffError, extraHeaders?: O
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',
     'x-content-type-options': 'nosniff',
-    // e.g. the IdP in back-off, or the rate limit: when to try again.
+    // e.g. the IdP in back-off, the rate limit or a shutdown: when to try again.
     ...(err.retryAfter !== undefined ? { 'retry-after': String(err.retryAfter) } : {}),
     ...extraHeaders,
   });
   res.end(body);
 }
 
-/** Answers a refused WebSocket handshake on the raw socket (problem+json), then closes it. */
+/** Answers a refused WebSocket handshake on the raw socket (the same problem+json), then closes it. */
 export function rejectUpgrade(socket: Duplex, err: BffError): void {
   if (socket.destroyed) return;
   const body = problemBody(err.code, err.status);
@@ -75,6 +71,7 @@ export function rejectUpgrade(socket: Duplex, err: BffError): void {
       'Content-Type: application/problem+json\r\n' +
       `Content-Length: ${Buffer.byteLength(body)}\r\n` +
       'Cache-Control: no-store\r\n' +
+      (err.retryAfter !== undefined ? `Retry-After: ${err.retryAfter}\r\n` : '') +
       'Connection: close\r\n\r\n' +
       body,
   );
