@@ -20,17 +20,18 @@
 //
 // Standalone: node --conditions=@gatehouse/source --import tsx test/bench/proxy.ts (BENCH_SECONDS=3,
 // BENCH_ROUNDS=2, BENCH_CONNECTIONS=32, BENCH_MODERATE_RATE=300)
+import { spawn } from 'node:child_process';
 import { createServer, Agent as HttpAgent, type IncomingHttpHeaders, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { pathToFileURL } from 'node:url';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createBff, createRedisStore } from '@gatehouse/bff';
 import {
   connectTestRedis,
   deleteRedisPrefix,
   getFreePort,
   isRedisAvailable,
-  type RunningIdp,
-  startIdp,
+  type startIdp,
   TestBrowser,
   uniqueRedisPrefix,
 } from '@gatehouse/testing';
@@ -226,7 +227,45 @@ function startEngineOnly(upstream: string): Promise<Listening> {
 }
 
 /** The peer: express-openid-connect (code flow, session cookie) + http-proxy-middleware. */
-async function startPeer(idp: RunningIdp, port: number): Promise<Listening> {
+/** The sample IdP in a child process (see idp-process.ts): only its issuer URL is needed here. */
+async function startIdpProcess(options: Parameters<typeof startIdp>[0]): Promise<RemoteIdp> {
+  const child = spawn(
+    process.execPath,
+    [
+      '--conditions=@gatehouse/source',
+      '--import',
+      'tsx',
+      join(dirname(fileURLToPath(import.meta.url)), 'idp-process.ts'),
+      JSON.stringify(options),
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const issuer = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (text: string) => {
+      out += text;
+      const line = out.split('\n').find((l) => l.startsWith('{'));
+      if (line) resolve((JSON.parse(line) as { issuer: string }).issuer);
+    });
+    child.once('exit', (code) => reject(new Error(`IdP process exited with ${code}`)));
+  });
+  return {
+    issuer,
+    close: () =>
+      new Promise<void>((resolve) => {
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+interface RemoteIdp {
+  readonly issuer: string;
+  close(): Promise<void>;
+}
+
+async function startPeer(idp: RemoteIdp, port: number): Promise<Listening> {
   const baseURL = `http://127.0.0.1:${port}`;
   const app = express();
   app.use(
@@ -271,7 +310,7 @@ export async function main(): Promise<void> {
   const bffPort = await getFreePort();
   const bffRedisPort = await getFreePort();
   const peerPort = await getFreePort();
-  const idp = await startIdp({
+  const idp = await startIdpProcess({
     bffBaseUrl: `http://127.0.0.1:${bffPort}`,
     extraClients: [
       {
