@@ -21,6 +21,18 @@ export default defineConfig({
         },
       },
       {
+        // Real processes (IdP, Redis, API, BFF hosts, worker) frozen and killed under load: one file at
+        // a time, since every file starts its own set of processes and the faults are timed.
+        extends: true,
+        test: {
+          name: 'faults',
+          include: ['test/faults/**/*.test.ts'],
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+          fileParallelism: false,
+        },
+      },
+      {
         extends: true,
         test: {
           name: 'e2e',

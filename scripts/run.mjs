@@ -48,10 +48,18 @@ if (task === 'start') {
   step('lint (biome)', ...pnpm('exec', 'biome', 'check', '.'));
   step('typecheck (tsc)', ...pnpm('run', 'typecheck'));
   step(
+    'security requirements: every ID in docs/security.md is cited by a test',
+    ...pnpm('run', 'security:coverage', '--check'),
+  );
+  step(
     'build the sample SPA (served by the browser tests)',
     ...pnpm('--filter', '@gatehouse/sample-spa', 'build'),
   );
   step('unit and integration tests (vitest)', ...pnpm('exec', 'vitest', 'run', '--project', 'unit'));
+  step(
+    'fault injection (IdP, Redis, API, BFF and worker as processes, frozen and killed under load)',
+    ...pnpm('exec', 'vitest', 'run', '--project', 'faults'),
+  );
   step(
     'browser tests (vitest + playwright-core + Chromium)',
     ...pnpm('exec', 'vitest', 'run', '--project', 'e2e'),

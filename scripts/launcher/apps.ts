@@ -101,5 +101,9 @@ export function deriveEnv(env: Env, apps: readonly LaunchApp[] = APPS): Env {
   // The demo's access tokens are short-lived so that a learner sees the BFF and the worker renew them
   // within a minute of clicking around (DESIGN.md: "ACCESS_TOKEN_TTL short makes refresh visible").
   out.ACCESS_TOKEN_TTL ??= String(DEMO_ACCESS_TOKEN_TTL);
+  // The demo's report endpoint takes only DPoP-bound tokens, so a copied worker token alone is useless.
+  out.API_REQUIRE_DPOP ??= 'true';
+  // ... and the worker gets DPoP-bound tokens (a key pair generated at start) to call it.
+  out.WORKER_DPOP ??= 'true';
   return out;
 }

@@ -1,10 +1,12 @@
 // The sample API: per-user todos (user tokens, scope `api`), a machine report (client tokens, scope
 // `api.reports`), whoami, an echo route for proxy tests, and a health check. Every `/api` route is
-// protected by @gatehouse/api-auth; `server.ts` only listens.
+// protected by @gatehouse/api-auth; with a public URL configured, DPoP-bound tokens are accepted
+// (and the report can require them). `server.ts` only listens.
 import {
   type AccessTokenAuth,
   type AccessTokenValidator,
   createAccessTokenValidator,
+  type DPoPPolicy,
   requireAccessToken,
   requireClient,
   requireScope,
@@ -33,7 +35,18 @@ export interface ApiConfig {
   clockTolerance?: number;
   /** Least time between JWKS refetches on an unknown `kid`. Default 30. */
   jwksCooldown?: number;
-  /** A ready validator (tests); replaces issuer/audience/introspection/fetch. */
+  /**
+   * This API's public base URL as its callers reach it, e.g. `http://127.0.0.1:4001`. DPoP proofs'
+   * `htu` are checked against it (never against `Host`). Without it, DPoP is off (Bearer only).
+   */
+  publicUrl?: string;
+  /** `/api/reports` accepts only DPoP-bound tokens (needs `publicUrl`). Default false (DPoP or Bearer). */
+  requireDPoP?: boolean;
+  /** DPoP policy of `/api/todos`. Default `allowed` with `publicUrl` (DPoP or Bearer), else `disabled`. */
+  todosDPoP?: DPoPPolicy;
+  /** Require server nonces in DPoP proofs (RFC 9449 §9; one random secret per process). Default false. */
+  dpopNonce?: boolean;
+  /** A ready validator (tests); replaces issuer/audience/introspection/fetch/publicUrl/dpopNonce. */
   validator?: AccessTokenValidator;
   /** `fetch` for metadata, JWKS and introspection. Default: global fetch. */
   fetch?: typeof fetch;
@@ -76,13 +89,28 @@ function caller(auth: AccessTokenAuth) {
     scopes: auth.scopes,
     expiresAt: new Date(claims.exp * 1000).toISOString(),
     source: auth.source,
+    scheme: auth.dpop ? 'DPoP' : 'Bearer',
   };
 }
+
+const POLICIES: readonly DPoPPolicy[] = ['required', 'allowed', 'disabled'];
 
 /** Builds the Express app. Nothing listens here; see `server.ts` and `startApi()` in @gatehouse/testing. */
 export function createApp(config: ApiConfig): Express {
   if (typeof config !== 'object' || config === null)
     throw new TypeError('createApp: config must be an object');
+  if (config.todosDPoP !== undefined && !POLICIES.includes(config.todosDPoP)) {
+    throw new TypeError(`createApp: todosDPoP must be one of ${POLICIES.join(', ')}`);
+  }
+  const dpopWanted =
+    config.requireDPoP === true ||
+    config.dpopNonce === true ||
+    (config.todosDPoP ?? 'disabled') !== 'disabled';
+  if (dpopWanted && config.publicUrl === undefined && config.validator?.config.dpop === undefined) {
+    throw new TypeError(
+      'createApp: DPoP needs publicUrl, the base URL callers use for this API (API_URL, e.g. http://127.0.0.1:4001)',
+    );
+  }
   const validator =
     config.validator ??
     createAccessTokenValidator({
@@ -91,9 +119,14 @@ export function createApp(config: ApiConfig): Express {
       clockTolerance: config.clockTolerance,
       jwksCooldown: config.jwksCooldown,
       introspection: config.introspection,
+      dpop:
+        config.publicUrl === undefined
+          ? undefined
+          : { publicUrl: config.publicUrl, nonce: config.dpopNonce === true },
       fetch: config.fetch,
       logger: config.logger?.child({ component: 'api-auth' }),
     });
+  const dpopOn = validator.config.dpop !== undefined;
   const log = config.logger;
   const store = new TodoStore({ maxPerUser: config.maxTodosPerUser ?? 200 });
 
@@ -116,6 +149,7 @@ export function createApp(config: ApiConfig): Express {
             status: res.statusCode,
             ms: Math.round((performance.now() - start) * 10) / 10,
             kind: req.auth?.kind,
+            scheme: req.auth ? (req.auth.dpop ? 'DPoP' : 'Bearer') : undefined,
             client_id: req.auth?.claims.client_id,
             sub: req.auth?.claims.sub,
           },
@@ -130,6 +164,7 @@ export function createApp(config: ApiConfig): Express {
     res.json({ status: 'ok' });
   });
 
+  // Whoami and echo take whatever the validator supports: DPoP or Bearer once a public URL is set.
   const authenticated = requireAccessToken(validator);
   const json = express.json({ limit: '16kb' });
   const needsJson = (req: Request, res: Response, next: NextFunction) => {
@@ -142,7 +177,8 @@ export function createApp(config: ApiConfig): Express {
 
   // Todos: user tokens only, scope `api`; each user sees only the todos of their own `sub`.
   const todos = express.Router();
-  todos.use(authenticated, requireUser(), requireScope(USER_SCOPE));
+  const todosPolicy = config.todosDPoP ?? (dpopOn ? 'allowed' : 'disabled');
+  todos.use(requireAccessToken(validator, { dpop: todosPolicy }), requireUser(), requireScope(USER_SCOPE));
   todos.get('/', (req, res) => {
     res.json(store.list(req.auth!.claims.sub));
   });
@@ -167,8 +203,11 @@ export function createApp(config: ApiConfig): Express {
   });
   app.use('/api/todos', todos);
 
-  // Reports: machine-to-machine only (client credentials), scope `api.reports`.
-  app.get('/api/reports', authenticated, requireClient(), requireScope(CLIENT_SCOPE), (req, res) => {
+  // Reports: machine-to-machine only (client credentials), scope `api.reports`; with requireDPoP the
+  // token must be DPoP-bound and come with a proof, so a leaked worker token alone is useless.
+  const reportsPolicy = config.requireDPoP === true ? 'required' : dpopOn ? 'allowed' : 'disabled';
+  const reportsAuth = requireAccessToken(validator, { dpop: reportsPolicy });
+  app.get('/api/reports', reportsAuth, requireClient(), requireScope(CLIENT_SCOPE), (req, res) => {
     res.json({
       generatedAt: new Date().toISOString(),
       requestedBy: req.auth!.claims.client_id,

@@ -48,10 +48,12 @@ describe('health and authentication', () => {
     expect(await res.json()).toEqual({ status: 'ok' });
   });
 
-  it('A1: /api/todos without a token → 401 with a bare Bearer challenge', async () => {
+  it('A1/A10: /api/todos without a token → 401 with bare Bearer and DPoP challenges (both accepted)', async () => {
     const res = await call('/api/todos');
     expect(res.status).toBe(401);
-    expect(res.headers.get('www-authenticate')).toBe('Bearer realm="urn:gatehouse:sample-api"');
+    expect(res.headers.get('www-authenticate')).toMatch(
+      /^Bearer realm="urn:gatehouse:sample-api", DPoP realm="urn:gatehouse:sample-api", algs="[^"]*ES256[^"]*"$/,
+    );
   });
 
   it('A1: token in the header and the query → 400 invalid_request', async () => {
@@ -203,7 +205,10 @@ describe('todos: per-user and validated', () => {
     );
     const res = await call('/api/todos', token);
     expect(res.status).toBe(403);
-    expect(res.headers.get('www-authenticate')).toMatch(/error="insufficient_scope".*scope="api"$/);
+    // The error sits on the Bearer challenge (the scheme used); DPoP is offered alongside.
+    expect(res.headers.get('www-authenticate')).toMatch(
+      /^Bearer realm="[^"]+", error="insufficient_scope", error_description="[^"]+", scope="api", DPoP realm="[^"]+", algs="[^"]+"$/,
+    );
   });
 });
 

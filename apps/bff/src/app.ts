@@ -69,6 +69,26 @@ const minimalPage = `<!doctype html>
 <code>bff:logout_url</code> that <code>GET /bff/user</code> returns to a script sending <code>X-CSRF: 1</code>).</p>
 </body></html>`;
 
+/** `Sec-Fetch-Dest` values of a page load: a top-level document or a frame. */
+const PAGE_DESTINATIONS = new Set(['document', 'iframe', 'frame']);
+
+/**
+ * A top-level (or frame) navigation that wants HTML: `Sec-Fetch-Dest` names a document or frame when
+ * the browser sends it (a script's fetch() sends `empty`), and `Accept` names `text/html` explicitly (a
+ * fetch() sends `*\/*`, which does not count). `Sec-Fetch-Dest` rather than `Sec-Fetch-Mode`: both say
+ * the same in browsers, but server-side HTTP clients (Node's fetch) force the mode to `cors`.
+ */
+export function isHtmlNavigation(secFetchDest: string | undefined, accept: string | undefined): boolean {
+  if (secFetchDest !== undefined && !PAGE_DESTINATIONS.has(secFetchDest)) return false;
+  if (!accept) return false;
+  return accept.split(',').some((range) => {
+    const [type, ...params] = range.split(';').map((part) => part.trim().toLowerCase());
+    if (type !== 'text/html') return false;
+    const q = params.find((param) => param.startsWith('q='));
+    return q === undefined || Number(q.slice(2)) > 0;
+  });
+}
+
 /** Builds the sample BFF host. */
 export function createApp(config: SampleBffConfig = {}): SampleBffApp {
   const baseUrl = config.baseUrl ?? 'http://localhost:3000';
@@ -144,9 +164,11 @@ export function createApp(config: SampleBffConfig = {}): SampleBffApp {
   if (hasSpa) {
     app.use(express.static(spaDir, { index: false, maxAge: '1h' }));
   }
-  // SPA fallback: HTML navigations get index.html (or the minimal page); API-ish paths get 404 JSON.
+  // SPA fallback: a browser navigation to an HTML page gets index.html (or the minimal page). Anything
+  // else that reaches here is unknown, so a script's fetch() to a missing path gets 404 JSON and the SPA
+  // sees a 404, not an HTML page it then fails to parse as JSON (Duende's hosts behave the same way).
   app.get(/^\/(?!api\/|bff\/|local\/).*/, (req, res, next) => {
-    if (!req.accepts('html')) return next();
+    if (!isHtmlNavigation(req.get('sec-fetch-dest'), req.get('accept'))) return next();
     res.set('Cache-Control', 'no-cache');
     if (hasSpa) return res.sendFile(join(spaDir, 'index.html'));
     res.type('html').send(minimalPage);

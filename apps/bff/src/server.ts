@@ -11,6 +11,9 @@ const logger = pino({
 });
 
 const port = Number(process.env.BFF_PORT ?? 3000);
+if (process.env.SHUTDOWN_TIMEOUT !== undefined && !(Number(process.env.SHUTDOWN_TIMEOUT) >= 0)) {
+  throw new TypeError('SHUTDOWN_TIMEOUT must be a number of seconds ≥ 0 (e.g. 10)');
+}
 const host = process.env.BFF_HOST ?? 'localhost';
 const baseUrl = process.env.BFF_BASE_URL ?? `http://localhost:${port}`;
 const sessionSecrets = process.env.SESSION_SECRET?.split(',')
@@ -67,11 +70,27 @@ const server = createServer((req, res) => {
 app.bff.attach(server);
 server.listen(port, host, () => logger.info({ url: baseUrl }, 'sample BFF listening'));
 
-const shutdown = () => {
+// Graceful shutdown: stop accepting connections, let the BFF finish what is under way (requests,
+// proxied calls, token refreshes; new BFF requests on open keep-alive connections get 503
+// ERR_BFF_SHUTTING_DOWN) for at most SHUTDOWN_TIMEOUT seconds, then drop what is left and exit.
+const shutdownTimeout = Number(process.env.SHUTDOWN_TIMEOUT ?? 10);
+let stopping = false;
+const shutdown = async (signal: NodeJS.Signals) => {
+  if (stopping) return;
+  stopping = true;
+  logger.info({ signal, timeout: shutdownTimeout }, 'shutting down: draining');
   server.close();
+  server.closeIdleConnections();
+  try {
+    await app.bff.close({ timeout: shutdownTimeout });
+  } catch (err) {
+    logger.error({ err: err instanceof Error ? err.message : String(err) }, 'BFF close failed');
+  }
   server.closeAllConnections();
-  void app.close();
-  void redis?.close();
+  await redis?.close().catch(() => {});
+  logger.info('stopped');
+  // Nothing of ours is left running; a stray timer elsewhere must not keep a stopped server alive.
+  setTimeout(() => process.exit(0), 1000).unref();
 };
-process.once('SIGINT', shutdown);
-process.once('SIGTERM', shutdown);
+process.once('SIGINT', (signal) => void shutdown(signal));
+process.once('SIGTERM', (signal) => void shutdown(signal));

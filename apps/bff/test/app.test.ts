@@ -1,5 +1,6 @@
 // The sample host: health, helmet CSP suited to an SPA, SPA or minimal page, local API guard.
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { type IncomingHttpHeaders, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -11,6 +12,35 @@ import {
   TestBrowser,
 } from '@gatehouse/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+/** What a browser sends on a page load. */
+const navigation = {
+  accept: 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8',
+  'sec-fetch-mode': 'navigate',
+  'sec-fetch-dest': 'document',
+};
+
+/**
+ * GET over node:http with exactly these headers. Node's fetch() cannot stand in for a page load: it
+ * always sends `Sec-Fetch-Mode: cors`, whatever the caller sets.
+ */
+function get(
+  url: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; headers: IncomingHttpHeaders; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { headers }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        body += chunk;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
 
 describe('sample BFF host', () => {
   let idp: RunningIdp;
@@ -37,21 +67,62 @@ describe('sample BFF host', () => {
   });
 
   it('serves the SPA with a strict CSP (no inline script, no upgrade-insecure-requests on http)', async () => {
-    const page = await fetch(`${bff.url}/some/client/route`, { headers: { accept: 'text/html' } });
+    const page = await get(`${bff.url}/some/client/route`, navigation);
     expect(page.status).toBe(200);
-    expect(await page.text()).toContain('<div id="root">');
-    const csp = page.headers.get('content-security-policy')!;
+    expect(page.body).toContain('<div id="root">');
+    const csp = String(page.headers['content-security-policy']);
     expect(csp).toContain("script-src 'self'");
     expect(csp).not.toContain('unsafe-inline');
     expect(csp).not.toContain('upgrade-insecure-requests');
     expect(csp).toContain("frame-ancestors 'self'");
-    expect(page.headers.get('strict-transport-security')).toBeNull();
+    expect(page.headers['strict-transport-security']).toBeUndefined();
     expect((await fetch(`${bff.url}/app.js`)).status).toBe(200);
   });
 
   it('without a SPA build: a minimal page with a sign-in link', async () => {
-    const page = await fetch(`${spaless.url}/`, { headers: { accept: 'text/html' } });
-    expect(await page.text()).toContain('href="/bff/login"');
+    const page = await get(`${spaless.url}/`, navigation);
+    expect(page.body).toContain('href="/bff/login"');
+  });
+
+  it('Duende drop-in: an unknown path fetched by a script is 404 JSON, never index.html (a 404, not a JSON parse error)', async () => {
+    const cases: Array<[string, Record<string, string>]> = [
+      ['fetch() defaults (Sec-Fetch-Mode: cors, Accept: */*)', {}],
+      ['a fetch asking for JSON', { accept: 'application/json' }],
+      // A browser's fetch() always sends Sec-Fetch-Dest: empty (Node's fetch sends none; set it here).
+      [
+        'a fetch asking for HTML (not a navigation)',
+        { accept: 'text/html', 'sec-fetch-mode': 'cors', 'sec-fetch-dest': 'empty' },
+      ],
+      [
+        'same-origin mode',
+        { accept: 'text/html', 'sec-fetch-mode': 'same-origin', 'sec-fetch-dest': 'empty' },
+      ],
+      ['an image request', { accept: 'text/html,image/*', 'sec-fetch-dest': 'image' }],
+      [
+        'a navigation that refuses HTML',
+        { accept: 'text/html;q=0, */*', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document' },
+      ],
+      [
+        'a navigation without text/html',
+        { accept: '*/*', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document' },
+      ],
+    ];
+    for (const [name, headers] of cases) {
+      const res = await fetch(`${bff.url}/api-v2/missing/thing`, { headers });
+      expect(res.status, name).toBe(404);
+      expect(res.headers.get('content-type'), name).toMatch(/^application\/json/);
+      expect(await res.json(), name).toEqual({ error: 'not_found' });
+    }
+    // Without Fetch Metadata (an old client), Accept decides.
+    const route = `${bff.url}/some/client/route`;
+    expect((await get(route, {})).status).toBe(404);
+    expect((await get(route, { accept: 'application/json' })).status).toBe(404);
+    expect((await get(route, { accept: 'text/html' })).status).toBe(200);
+    // The SPA's navigations and its static files are served as before.
+    const page = await get(route, navigation);
+    expect(page.status).toBe(200);
+    expect(page.body).toContain('<div id="root">');
+    expect((await fetch(`${bff.url}/app.js`)).status).toBe(200);
   });
 
   it('unknown API paths are 404 JSON, never the SPA page', async () => {

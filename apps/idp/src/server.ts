@@ -33,6 +33,8 @@ async function main(): Promise<void> {
   const host = env.IDP_HOST ?? '127.0.0.1';
   const issuer = env.ISSUER ?? `http://127.0.0.1:${port}`;
   const dataDir = resolve(env.DATA_DIR ?? join(repoRoot, '.data'));
+  // Opt-in: grants, sessions and tokens survive a restart (and a SIGKILL) only with IDP_DATA_DIR.
+  const idpDataDir = env.IDP_DATA_DIR ? resolve(env.IDP_DATA_DIR) : undefined;
   const signingKeys = envJson<{ keys: JWK[] }>(env, 'IDP_SIGNING_KEYS');
   const workerJwks = envJson<{ keys: JWK[] }>(env, 'WORKER_JWKS') ?? {
     keys: [publicJwk(await loadOrCreateWorkerKey(dataDir))],
@@ -53,7 +55,10 @@ async function main(): Promise<void> {
     sessionTtl: envInt(env, 'IDP_SESSION_TTL'),
     rotateRefreshTokens: envBool(env, 'ROTATE_REFRESH_TOKENS'),
     accessTokenFormat: (env.ACCESS_TOKEN_FORMAT as 'jwt' | 'opaque' | undefined) || undefined,
-    ...(signingKeys ? { signingKeys } : { keysDir: dataDir }),
+    requirePushedAuthorizationRequests: envBool(env, 'IDP_REQUIRE_PAR'),
+    // IDP_DATA_DIR keeps the signing keys next to the store it belongs to.
+    ...(signingKeys ? { signingKeys } : idpDataDir ? {} : { keysDir: dataDir }),
+    dataDir: idpDataDir,
     logger,
   });
 
@@ -70,7 +75,13 @@ async function main(): Promise<void> {
   });
   server.listen(port, host, () => {
     logger.info(
-      { issuer, bff: idp.config.bffBaseUrl, accessTokenTtl: idp.config.accessTokenTtl, dataDir },
+      {
+        issuer,
+        bff: idp.config.bffBaseUrl,
+        accessTokenTtl: idp.config.accessTokenTtl,
+        dataDir,
+        persistentStore: idpDataDir ?? false,
+      },
       `sample IdP listening on http://${host}:${port} — sign in as alice/alice or bob/bob`,
     );
   });

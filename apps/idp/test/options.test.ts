@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { startIdp, TestBrowser } from '@gatehouse/testing';
 import { describe, expect, it } from 'vitest';
 import { defaultClients, type IdpOptions, resolveIdpOptions } from '../src/app.js';
@@ -43,6 +46,8 @@ describe('createIdp options', () => {
       { issuer, signingAlg: 'HS256' },
       /signingAlg must be one of RS256, ES256, PS256/,
     ],
+    ['an empty dataDir', { issuer, dataDir: '' }, /dataDir must be a folder path/],
+    ['a dataDir that is not a string', { issuer, dataDir: 42 }, /dataDir must be a folder path/],
   ])('rejects %s with a TypeError that says the fix', (_name, options, message) => {
     expect(() => resolveIdpOptions(options as IdpOptions)).toThrow(TypeError);
     expect(() => resolveIdpOptions(options as IdpOptions)).toThrow(message);
@@ -59,6 +64,15 @@ describe('createIdp options', () => {
       accessTokenFormat: 'jwt',
     });
     expect(Object.isFrozen(config)).toBe(true);
+    expect(config.dataDir).toBeUndefined();
+    expect(config.keysDir).toBeUndefined();
+  });
+
+  it('dataDir is resolved to an absolute folder and is where signing keys live unless keysDir says otherwise', () => {
+    const config = resolveIdpOptions({ issuer, dataDir: 'tmp/idp' });
+    expect(config.dataDir).toBe(resolve('tmp/idp'));
+    expect(config.keysDir).toBe(resolve('tmp/idp'));
+    expect(resolveIdpOptions({ issuer, dataDir: 'tmp/idp', keysDir: '/keys' }).keysDir).toBe('/keys');
   });
 
   it('registers the bff client with the sample URLs and back-channel logout', () => {
@@ -135,6 +149,21 @@ describe('signingAlg (L17: an OP that does not sign with RS256)', () => {
       expect(header.alg).toBe('ES256');
     } finally {
       await idp.close();
+    }
+  });
+
+  it('keys kept in keysDir for another algorithm are refused with the fix, not used to sign wrongly', async () => {
+    const keysDir = mkdtempSync(join(tmpdir(), 'idp-keys-'));
+    try {
+      await (await startIdp({ keysDir, signingAlg: 'ES256' })).close();
+      await expect(startIdp({ keysDir })).rejects.toThrow(
+        /holds ES256 keys but signingAlg is RS256; use signingAlg ES256, another folder, or delete the file/,
+      );
+      const again = await startIdp({ keysDir, signingAlg: 'ES256' });
+      expect(again.publicJwks().keys.map((k) => k.alg)).toEqual(['ES256']);
+      await again.close();
+    } finally {
+      rmSync(keysDir, { recursive: true, force: true });
     }
   });
 });

@@ -23,6 +23,11 @@ export interface WorkerConfig {
   clientSecret?: string;
   /** Private JWK of a `private_key_jwt` client (instead of a secret). */
   privateKey?: PrivateJwk;
+  /**
+   * Use DPoP-bound tokens (RFC 9449): the worker generates an ES256 key pair at start, every token
+   * request and API call carries a proof, and a copied token alone is useless. Default false.
+   */
+  dpop?: boolean;
   /** Scope to ask for. Default `api.reports`. */
   scope?: string;
   /** Seconds between two calls. Default 5. */
@@ -47,6 +52,8 @@ export interface CallResult {
   status: number;
   /** Where the token came from: `cache` (this process), `shared` (Redis), `renewed` (token request). */
   token: 'cache' | 'shared' | 'renewed' | 'none';
+  /** `DPoP` or `Bearer`, when a token was obtained. */
+  tokenType?: 'Bearer' | 'DPoP';
   /** Error code when the call failed before reaching the API. */
   error?: string;
 }
@@ -79,6 +86,8 @@ export function createWorker(config: WorkerConfig): Worker {
         clientId: config.clientId,
         ...(config.privateKey ? { privateKey: config.privateKey } : { clientSecret: config.clientSecret }),
         scope: config.scope ?? 'api.reports',
+        // A fresh key per process: it never leaves memory, and the IdP binds each token to it.
+        ...(config.dpop ? { dpop: { generate: 'ES256' as const } } : {}),
       },
     },
     ...(config.renewalMargin === undefined ? {} : { renewalMargin: config.renewalMargin }),
@@ -98,15 +107,20 @@ export function createWorker(config: WorkerConfig): Worker {
   // The token fetch hides where its token came from; the manager's events tell us. Calls never
   // overlap (the next is scheduled when the previous ends), so "the last event" is this call's.
   let source: CallResult['token'] = 'none';
+  let tokenType: CallResult['tokenType'];
   let expiresIn: number | undefined;
   tokens.on('token.cache-hit', (event) => {
     source = event.source === 'memory' ? 'cache' : 'shared';
+    tokenType = event.tokenType;
     expiresIn = Math.round(event.expiresIn);
   });
   tokens.on('token.renewed', (event) => {
     source = 'renewed';
+    tokenType = event.tokenType;
     expiresIn = Math.round(event.expiresIn);
   });
+  // The thumbprint is public (it is the tokens' `cnf.jkt`); the private key is never logged.
+  const dpopJkt = tokens.dpopKey(CLIENT)?.thumbprint;
 
   const apiFetch = createTokenFetch(tokens, CLIENT, config.fetch ? { fetch: config.fetch } : {});
   const url = new URL('/api/reports', config.apiUrl).href;
@@ -117,6 +131,7 @@ export function createWorker(config: WorkerConfig): Worker {
 
   async function runOnce(): Promise<CallResult> {
     source = 'none';
+    tokenType = undefined;
     expiresIn = undefined;
     const started = performance.now();
     let result: CallResult;
@@ -125,10 +140,11 @@ export function createWorker(config: WorkerConfig): Worker {
       const body = (await response.json().catch(() => undefined)) as
         | { todos?: number; users?: number }
         | undefined;
-      result = { status: response.status, token: source };
+      result = { status: response.status, token: source, ...(tokenType ? { tokenType } : {}) };
       const line = {
         status: result.status,
         token: result.token,
+        tokenType,
         expiresIn,
         ms: Math.round(performance.now() - started),
       };
@@ -169,6 +185,8 @@ export function createWorker(config: WorkerConfig): Worker {
           clientId: config.clientId,
           interval,
           sharedCache: Boolean(config.redis),
+          tokenType: dpopJkt ? 'DPoP' : 'Bearer',
+          ...(dpopJkt ? { dpopJkt } : {}),
         },
         'worker started',
       );

@@ -23,6 +23,14 @@ function seconds(name: string, fallback: number): number {
   return value;
 }
 
+function flag(name: string, fallback: boolean): boolean {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (raw === 'true' || raw === '1') return true;
+  if (raw === 'false' || raw === '0') return false;
+  throw new TypeError(`${name} must be true or false, got ${JSON.stringify(raw)}`);
+}
+
 /** The Redis URL without its password, for a log line. */
 function redactUrl(raw: string): string {
   try {
@@ -84,6 +92,8 @@ async function main(): Promise<void> {
     clientId: env.WORKER_CLIENT_ID ?? (auth === 'private_key_jwt' ? 'worker-jwt' : 'worker'),
     ...(privateKey ? { privateKey } : { clientSecret: env.WORKER_CLIENT_SECRET || 'worker-secret' }),
     scope: env.WORKER_SCOPE ?? 'api.reports',
+    // `npm start` sets WORKER_DPOP=true (the sample API's report endpoint then requires DPoP).
+    dpop: flag('WORKER_DPOP', false),
     interval: seconds('WORKER_INTERVAL', 5),
     ...(env.TOKEN_RENEWAL_MARGIN ? { renewalMargin: seconds('TOKEN_RENEWAL_MARGIN', 60) } : {}),
     ...(redis ? { redis, cacheSecret: env.TOKEN_CACHE_SECRET || DEV_CACHE_SECRET } : {}),

@@ -12,7 +12,7 @@ import {
 } from '@gatehouse/testing';
 import { pino } from 'pino';
 import type { RedisClientType } from 'redis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createWorker, type WorkerConfig } from '../src/app.js';
 
 let idp: RunningIdp;
@@ -65,8 +65,8 @@ describe('sample worker', () => {
   it('calls /api/reports with a client token: 200, renewed then from cache, one line per call', async () => {
     const cfg = config();
     const worker = createWorker(cfg);
-    await expect(worker.runOnce()).resolves.toEqual({ status: 200, token: 'renewed' });
-    await expect(worker.runOnce()).resolves.toEqual({ status: 200, token: 'cache' });
+    await expect(worker.runOnce()).resolves.toEqual({ status: 200, token: 'renewed', tokenType: 'Bearer' });
+    await expect(worker.runOnce()).resolves.toEqual({ status: 200, token: 'cache', tokenType: 'Bearer' });
     const calls = cfg.capture.lines().filter((l) => l.msg === 'GET /api/reports');
     expect(calls).toHaveLength(2);
     expect(calls[0]).toMatchObject({ level: 30, status: 200, token: 'renewed' });
@@ -107,9 +107,9 @@ describe('sample worker', () => {
       await new Promise((resolve) => setTimeout(resolve, 2100));
       const third = await worker.runOnce();
       expect([first, second, third]).toEqual([
-        { status: 200, token: 'renewed' },
-        { status: 200, token: 'cache' },
-        { status: 200, token: 'renewed' },
+        { status: 200, token: 'renewed', tokenType: 'Bearer' },
+        { status: 200, token: 'cache', tokenType: 'Bearer' },
+        { status: 200, token: 'renewed', tokenType: 'Bearer' },
       ]);
       await worker.stop();
     } finally {
@@ -134,8 +134,50 @@ describe('sample worker', () => {
     const worker = createWorker(
       config({ clientId: 'worker-jwt', clientSecret: undefined, privateKey: idp.workerPrivateJwk as never }),
     );
-    await expect(worker.runOnce()).resolves.toEqual({ status: 200, token: 'renewed' });
+    await expect(worker.runOnce()).resolves.toEqual({ status: 200, token: 'renewed', tokenType: 'Bearer' });
     await worker.stop();
+  });
+
+  it('T9: with dpop it calls the DPoP-only sample API (server nonces on) and logs the token type and key thumbprint', async () => {
+    const dpopApi = await startApi({ issuer: idp.issuer, requireDPoP: true, dpopNonce: true });
+    try {
+      const cfg = config({ apiUrl: dpopApi.url, dpop: true });
+      const worker = createWorker(cfg);
+      worker.start();
+      await vi.waitFor(() =>
+        expect(cfg.capture.lines().filter((l) => l.msg === 'GET /api/reports').length).toBeGreaterThanOrEqual(
+          2,
+        ),
+      );
+      const { accessToken } = await worker.tokens.getAccessToken('sample-api');
+      await worker.stop();
+      const lines = cfg.capture.lines();
+      const started = lines.find((l) => l.msg === 'worker started');
+      const claims = JSON.parse(Buffer.from(accessToken.split('.')[1]!, 'base64url').toString()) as {
+        cnf?: { jkt?: string };
+      };
+      expect(started).toMatchObject({ tokenType: 'DPoP', dpopJkt: claims.cnf?.jkt });
+      expect(typeof started?.dpopJkt).toBe('string');
+      const calls = lines.filter((l) => l.msg === 'GET /api/reports');
+      expect(calls[0]).toMatchObject({ status: 200, token: 'renewed', tokenType: 'DPoP' });
+      expect(calls[1]).toMatchObject({ status: 200, token: 'cache', tokenType: 'DPoP' });
+      const all = cfg.capture.raw.join('');
+      expect(all).not.toContain(accessToken);
+      expect(all).not.toMatch(/"d":"/);
+    } finally {
+      await dpopApi.close();
+    }
+  });
+
+  it('T9: the same DPoP-only API refuses the Bearer worker (401), so DPoP is what makes it work', async () => {
+    const dpopApi = await startApi({ issuer: idp.issuer, requireDPoP: true });
+    try {
+      const worker = createWorker(config({ apiUrl: dpopApi.url }));
+      await expect(worker.runOnce()).resolves.toMatchObject({ status: 401, tokenType: 'Bearer' });
+      await worker.stop();
+    } finally {
+      await dpopApi.close();
+    }
   });
 });
 

@@ -3,6 +3,7 @@
 export type { BackchannelOptions } from './lib/backchannel/index.js';
 export {
   type Bff,
+  type BffCloseOptions,
   type BffRequestContext,
   createBff,
   type LocalApiOptions,
@@ -15,6 +16,7 @@ export type { RateLimitOptions, RemoteApiOptions, RemoteApiTokenType } from './l
 export { createMemoryStore, type MemoryStoreOptions } from './lib/store/memory.js';
 export { createRedisStore, type RedisClientLike, type RedisStoreOptions } from './lib/store/redis.js';
 export type {
+  LockFence,
   RateDecision,
   SessionIndex,
   SessionMatch,

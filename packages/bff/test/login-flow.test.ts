@@ -34,7 +34,7 @@ describe('login → /bff/user → logout round trip', () => {
     expect(authz.searchParams.get('scope')).toBe('openid profile email offline_access api');
     expect(login.setCookie).toHaveLength(1);
     expect(login.setCookie[0]).toMatch(
-      /^__Host-bff-tx-[A-Za-z0-9_-]{16}=[A-Za-z0-9_-]{43}; Path=\/; Max-Age=600; HttpOnly; Secure; SameSite=Lax$/,
+      /^__Host-bff-tx-[A-Za-z0-9_-]{16}=\d{10}\.[A-Za-z0-9_-]{8}\.[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]+; Path=\/; Max-Age=600; HttpOnly; Secure; SameSite=Lax$/,
     );
 
     const callback = hops.find((h) => h.url.startsWith(`${stack.bff.url}/bff/callback`))!;

@@ -26,6 +26,8 @@ describe('resolveRemoteApis', () => {
       resource: undefined,
       scope: undefined,
       websocket: true,
+      forwardHeaders: undefined,
+      xForwarded: false,
       maxBodySize: 10 * 1024 * 1024,
       maxHeaderCount: 100,
       maxHeaderBytes: 16_384,

@@ -25,7 +25,8 @@ beforeAll(async () => {
   const closedPort = await getFreePort();
   host = await startEngineHost(
     [
-      { prefix: '/api/b', upstream: `${upstream.origin}/base` },
+      // xForwarded: this route asks for the BFF's own X-Forwarded-* (default off, SECURITY P2a).
+      { prefix: '/api/b', upstream: `${upstream.origin}/base`, xForwarded: true },
       // The default maxBodySize is 10 MiB; the streaming tests send 50 MB.
       { prefix: '/api/big', upstream: `${upstream.origin}/base`, maxBodySize: 64 * 1024 * 1024 },
       { prefix: '/api/b/deeper', upstream: `${upstream.origin}/deep` },

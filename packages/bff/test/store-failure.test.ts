@@ -44,7 +44,7 @@ describe('a custom session store that fails', () => {
     store.down = true;
     const local = await whoami();
     expect(local.status).toBe(503);
-    expect(await local.json()).toEqual({ error: 'ERR_BFF_STORE_UNAVAILABLE' });
+    expect(await local.json()).toMatchObject({ status: 503, error: 'ERR_BFF_STORE_UNAVAILABLE' });
     const user = await getUser(browser, stack);
     expect(user.status).toBe(503);
     await expect(

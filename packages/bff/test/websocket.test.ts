@@ -34,7 +34,7 @@ beforeAll(async () => {
       issuer: idp.issuer,
       baseUrl,
       remoteApis: [
-        { prefix: '/api/live', upstream: `${upstreamOrigin}/ws` },
+        { prefix: '/api/live', upstream: `${upstreamOrigin}/ws`, xForwarded: true },
         { prefix: '/api/public-live', upstream: `${upstreamOrigin}/pub`, token: 'none' },
         { prefix: '/api/no-ws', upstream: `${upstreamOrigin}/nows`, websocket: false },
       ],
@@ -124,13 +124,20 @@ describe('WebSocket upgrades on remote API prefixes', () => {
 
   it('P2: with a session and the BFF Origin, the handshake carries the user token and no cookie', async () => {
     const before = handshakes;
-    const result = await connect('/api/live/chat?room=1', { cookie: await cookieOf(alice), origin: baseUrl });
+    const result = await connect('/api/live/chat?room=1', {
+      cookie: await cookieOf(alice),
+      origin: baseUrl,
+      'x-forwarded-host': 'evil.example',
+      'x-original-url': '/admin',
+    });
     expect(result.kind).toBe('open');
     if (result.kind !== 'open') return;
     expect(result.greeting.url).toBe('/ws/chat?room=1');
     expect(result.greeting.headers.authorization).toMatch(/^Bearer ey/);
     expect(result.greeting.headers.cookie).toBeUndefined();
+    // P2a: the route sets xForwarded, so the BFF's own value replaces the browser's; steering headers go.
     expect(result.greeting.headers['x-forwarded-host']).toBe(new URL(baseUrl).host);
+    expect(result.greeting.headers['x-original-url']).toBeUndefined();
     expect(result.echo).toBe('echo:ping');
     expect(handshakes).toBe(before + 1);
   });

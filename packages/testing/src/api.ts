@@ -17,7 +17,8 @@ export interface RunningApi {
 
 /**
  * Starts the sample API ({@link ApiConfig}: at least `issuer`) on `127.0.0.1:0`. The API discovers
- * the issuer lazily, so it may start before the IdP.
+ * the issuer lazily, so it may start before the IdP. `publicUrl` defaults to the address it listens
+ * on, so DPoP-bound tokens work (pass `requireDPoP: true` to make `/api/reports` DPoP-only).
  *
  * @example
  * const idp = await startIdp();
@@ -25,14 +26,22 @@ export interface RunningApi {
  * afterAll(() => api.close());
  */
 export async function startApi(options: ApiConfig): Promise<RunningApi> {
-  const server: Server = createServer(createApp(options));
+  // Listen first: the app needs its own URL (the DPoP htu base) before it is built.
+  const server: Server = createServer();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => resolve());
   });
   const { port } = server.address() as AddressInfo;
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    server.on('request', createApp({ publicUrl: url, ...options }));
+  } catch (error) {
+    server.close();
+    throw error;
+  }
   return {
-    url: `http://127.0.0.1:${port}`,
+    url,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

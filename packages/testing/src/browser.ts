@@ -386,6 +386,11 @@ export class TestBrowser {
     if (cookieHeader && !headers.has('cookie')) headers.set('cookie', cookieHeader);
     if (!headers.has('sec-fetch-site')) headers.set('sec-fetch-site', rel);
     if (!headers.has('sec-fetch-mode')) headers.set('sec-fetch-mode', navigation ? 'navigate' : 'cors');
+    // Node's fetch overwrites Sec-Fetch-Mode with `cors`; Sec-Fetch-Dest and Accept survive, and say the
+    // same as a browser's page load (a document wanting HTML) or script call (`empty`, any type).
+    if (!headers.has('sec-fetch-dest')) headers.set('sec-fetch-dest', navigation ? 'document' : 'empty');
+    if (navigation && !headers.has('accept'))
+      headers.set('accept', 'text/html,application/xhtml+xml,*/*;q=0.8');
     if (!safe && !headers.has('origin')) {
       if (from) headers.set('origin', from.origin);
       else if (site === 'cross-site') headers.set('origin', 'https://attacker.example');

@@ -20,6 +20,15 @@ export interface RunningIdp extends Idp {
   close(): Promise<void>;
 }
 
+/** Options of {@link startIdp}: {@link IdpOptions} (issuer optional) plus the port to listen on. */
+export interface StartIdpOptions extends Partial<IdpOptions> {
+  /**
+   * Port on 127.0.0.1. Default 0 (a free one). Give the port of an IdP you closed to restart it
+   * with the same issuer, e.g. on the same `dataDir` to check what survives.
+   */
+  port?: number;
+}
+
 /**
  * Starts the sample IdP on `127.0.0.1:0` with issuer `http://127.0.0.1:<port>` and fresh in-memory
  * keys. Options are {@link IdpOptions} minus `issuer` (which must match the port, so it is set here).
@@ -28,11 +37,12 @@ export interface RunningIdp extends Idp {
  * const idp = await startIdp({ bffBaseUrl: bff.url });
  * afterAll(() => idp.close());
  */
-export async function startIdp(options: Partial<IdpOptions> = {}): Promise<RunningIdp> {
+export async function startIdp(startOptions: StartIdpOptions = {}): Promise<RunningIdp> {
+  const { port: wantedPort = 0, ...options } = startOptions;
   const server: Server = createServer();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
+    server.listen(wantedPort, '127.0.0.1', () => resolve());
   });
   const { port } = server.address() as AddressInfo;
   const issuer = options.issuer ?? `http://127.0.0.1:${port}`;

@@ -10,6 +10,10 @@ export { createTokenFetch } from './lib/token-fetch.js';
 export type {
   AccessToken,
   ClientAuthenticationMethod,
+  DpopAlgorithm,
+  DpopGenerateAlgorithm,
+  DpopKey,
+  DpopOptions,
   GetAccessTokenOptions,
   PrivateJwk,
   RetryOptions,

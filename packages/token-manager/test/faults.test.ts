@@ -284,7 +284,7 @@ describe('token endpoint faults', () => {
     expect(all).not.toContain('leaky-token');
   });
 
-  it('L8/T9 seam: a token_type other than Bearer is rejected, not cached', async () => {
+  it('T9: without dpop, a token_type other than Bearer is rejected, not cached', async () => {
     as.reply = () => tokenResponse('t-mac', { token_type: 'mac' });
     await expect(manager().getAccessToken('c')).rejects.toMatchObject({ code: 'ERR_TOKEN_INVALID_RESPONSE' });
     expect(as.requests).toHaveLength(1);

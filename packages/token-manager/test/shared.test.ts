@@ -161,6 +161,7 @@ describe.skipIf(!redisReady)('shared cache in Redis', () => {
         'obtainedAt',
         'renewAt',
         'scope',
+        'tokenType',
       ]);
       // Rotation: [new, old] still opens entries sealed with the old secret.
       const rotated = createTokenManager(options(['a-brand-new-secret-with-32-characters', SECRET]));

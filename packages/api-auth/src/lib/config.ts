@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { createMemoryReplayStore, type DPoPReplayStore } from './replay.js';
 import type { AccessTokenClaims, Logger, TokenKind } from './types.js';
 
 /** Options of RFC 7662 token introspection, for opaque (non-JWT) access tokens. */
@@ -17,6 +19,43 @@ export interface IntrospectionOptions {
   cacheMaxAge?: number;
   /** Most cached results kept (oldest evicted first). Default 10 000. */
   maxCacheEntries?: number;
+}
+
+/**
+ * How a route treats DPoP (RFC 9449): `required` accepts only `Authorization: DPoP` with a proof;
+ * `allowed` accepts DPoP and Bearer (a DPoP-bound token sent as Bearer is still refused);
+ * `disabled` accepts Bearer only.
+ */
+export type DPoPPolicy = 'required' | 'allowed' | 'disabled';
+
+/** Server-issued DPoP nonces (RFC 9449 §9), stateless: HMAC over a rotating time window. */
+export interface DPoPNonceOptions {
+  /**
+   * HMAC secret(s), at least 32 characters each; the first issues nonces, all are accepted, so a
+   * secret can be rotated. Give every API instance the same secret. Default: random per process
+   * (right for a single instance).
+   */
+  secret?: string | readonly string[];
+  /** Window length in seconds; a nonce is accepted for one to two windows. Default 120. */
+  lifetime?: number;
+}
+
+/** DPoP support of the validator (RFC 9449 §4.3 and §7). */
+export interface DPoPOptions {
+  /**
+   * This API's public base URL as clients call it, e.g. `https://api.example.com` (a path is allowed
+   * for an API behind a path-mapping gateway). A proof's `htu` must equal this URL plus the request
+   * path; the `Host` and `X-Forwarded-*` headers are never used, so a client cannot choose it.
+   */
+  publicUrl: string;
+  /** Accepted proof algorithms (asymmetric only), also sent as `algs` in challenges. Default: all of {@link ASYMMETRIC_ALGORITHMS}. */
+  algorithms?: readonly string[];
+  /** How long after its `iat` a proof is accepted, 1–600 seconds; a future `iat` gets `clockTolerance`. Default 60. */
+  proofLifetime?: number;
+  /** Where accepted proof `jti`s are remembered. Default: {@link createMemoryReplayStore} (one process). */
+  replayStore?: DPoPReplayStore;
+  /** Require server nonces in proofs: `true` (random secret) or {@link DPoPNonceOptions}. Default off. */
+  nonce?: boolean | DPoPNonceOptions;
 }
 
 /** Options of {@link createAccessTokenValidator}. Durations are in seconds. */
@@ -46,10 +85,15 @@ export interface AccessTokenValidatorOptions {
   jwksCooldown?: number;
   /** How long a fetched JWKS is used before it is fetched again. Default 600. */
   jwksCacheMaxAge?: number;
-  /** Timeout of every outbound HTTP call (metadata, JWKS, introspection). Default 5. */
+  /**
+   * Longest time one validation waits for the network (metadata, JWKS, introspection, the DPoP
+   * replay cache), in total; past it the request gets 503. Default 5.
+   */
   timeout?: number;
   /** Enables RFC 7662 introspection for tokens that are not JWTs. Off by default. */
   introspection?: IntrospectionOptions;
+  /** Enables DPoP-bound tokens (`Authorization: DPoP`). Off by default: Bearer only. */
+  dpop?: DPoPOptions;
   /**
    * Tells user tokens from client-credentials tokens. Default: a token whose `sub` equals its
    * `client_id` is a client token (RFC 9068 §2.2 and oidc-provider set `sub` to the client id for
@@ -104,6 +148,19 @@ export interface ResolvedIntrospection {
   readonly maxCacheEntries: number;
 }
 
+export interface ResolvedDPoP {
+  /** `publicUrl`'s origin, e.g. `https://api.example.com`. */
+  readonly origin: string;
+  /** `publicUrl`'s path without a trailing slash (`''` at the root). */
+  readonly basePath: string;
+  readonly algorithms: readonly string[];
+  /** The `algs` challenge attribute, built once. */
+  readonly algs: string;
+  readonly proofLifetime: number;
+  readonly replayStore: DPoPReplayStore;
+  readonly nonce: { readonly secrets: readonly Buffer[]; readonly lifetime: number } | undefined;
+}
+
 /** The validated, frozen configuration; built once by {@link resolveConfig}. */
 export interface ResolvedConfig {
   readonly issuer: string;
@@ -117,6 +174,7 @@ export interface ResolvedConfig {
   readonly jwksCacheMaxAge: number;
   readonly timeout: number;
   readonly introspection: ResolvedIntrospection | undefined;
+  readonly dpop: ResolvedDPoP | undefined;
   readonly tokenKind: (claims: AccessTokenClaims) => TokenKind;
   readonly maxTokenLength: number;
   readonly dangerouslyAllowInsecureHttp: boolean;
@@ -137,6 +195,7 @@ const OPTION_KEYS = new Set<string>([
   'jwksCacheMaxAge',
   'timeout',
   'introspection',
+  'dpop',
   'tokenKind',
   'maxTokenLength',
   'dangerouslyAllowInsecureHttp',
@@ -152,6 +211,9 @@ const INTROSPECTION_KEYS = new Set<string>([
   'cacheMaxAge',
   'maxCacheEntries',
 ]);
+
+const DPOP_KEYS = new Set<string>(['publicUrl', 'algorithms', 'proofLifetime', 'replayStore', 'nonce']);
+const NONCE_KEYS = new Set<string>(['secret', 'lifetime']);
 
 const silentLogger: Logger = Object.freeze({ debug() {}, info() {}, warn() {}, error() {} });
 
@@ -200,6 +262,90 @@ export function checkUrl(value: unknown, name: string, allowInsecure: boolean): 
   );
 }
 
+function resolveAlgorithms(value: unknown, name: string, what: string): readonly string[] {
+  if (value === undefined) return ASYMMETRIC_ALGORITHMS;
+  if (!Array.isArray(value) || value.length === 0)
+    fail(`"${name}" must be a non-empty array such as ["ES256"]`);
+  for (const alg of value) {
+    if (alg === 'none' || (typeof alg === 'string' && /^HS\d+$/i.test(alg))) {
+      fail(
+        `"${name}" must not contain "${alg}": ${what} must be signed with an asymmetric key (RFC 8725 §3.1)`,
+      );
+    }
+    if (!ASYMMETRIC_ALGORITHMS.includes(alg)) {
+      fail(
+        `"${name}" contains unsupported "${String(alg)}"; choose from ${ASYMMETRIC_ALGORITHMS.join(', ')}`,
+      );
+    }
+  }
+  return Object.freeze([...new Set(value as string[])]);
+}
+
+function resolveNonce(value: unknown): ResolvedDPoP['nonce'] {
+  if (value === undefined || value === false) return undefined;
+  if (value === true) return Object.freeze({ secrets: Object.freeze([randomBytes(32)]), lifetime: 120 });
+  if (typeof value !== 'object' || value === null)
+    fail('"dpop.nonce" must be true, false or { secret?, lifetime? }');
+  checkKeys(value, NONCE_KEYS, 'dpop.nonce.');
+  const options = value as DPoPNonceOptions;
+  let secrets: Buffer[];
+  if (options.secret === undefined) secrets = [randomBytes(32)];
+  else {
+    const list = typeof options.secret === 'string' ? [options.secret] : options.secret;
+    if (!Array.isArray(list) || list.length === 0)
+      fail('"dpop.nonce.secret" must be a string or a non-empty array of strings');
+    secrets = list.map((secret) => {
+      if (typeof secret !== 'string' || secret.length < 32) {
+        fail('"dpop.nonce.secret" must be at least 32 characters (e.g. openssl rand -base64 32)');
+      }
+      return Buffer.from(secret, 'utf8');
+    });
+  }
+  return Object.freeze({
+    secrets: Object.freeze(secrets),
+    lifetime: seconds(options.lifetime, 'dpop.nonce.lifetime', 120, 1, 3600),
+  });
+}
+
+function resolveDPoP(value: unknown, allowInsecure: boolean): ResolvedDPoP | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'object' || value === null)
+    fail('"dpop" must be an object such as { publicUrl: "https://api.example.com" }');
+  checkKeys(value, DPOP_KEYS, 'dpop.');
+  const options = value as DPoPOptions;
+  if (options.publicUrl === undefined) {
+    fail(
+      '"dpop.publicUrl" is required: the base URL clients call this API at (DPoP htu is checked against it)',
+    );
+  }
+  const url = new URL(checkUrl(options.publicUrl, 'dpop.publicUrl', allowInsecure));
+  if (
+    url.search !== '' ||
+    url.hash !== '' ||
+    url.username !== '' ||
+    url.password !== '' ||
+    options.publicUrl.includes('?')
+  ) {
+    fail('"dpop.publicUrl" must be a plain base URL without query, fragment or credentials');
+  }
+  const store = options.replayStore ?? createMemoryReplayStore();
+  if (typeof store !== 'object' || store === null || typeof store.claimOnce !== 'function') {
+    fail(
+      '"dpop.replayStore" must have claimOnce(key, ttlSeconds) (createMemoryReplayStore() or createRedisReplayStore())',
+    );
+  }
+  const algorithms = resolveAlgorithms(options.algorithms, 'dpop.algorithms', 'DPoP proofs');
+  return Object.freeze({
+    origin: url.origin,
+    basePath: url.pathname.replace(/\/+$/, ''),
+    algorithms,
+    algs: algorithms.join(' '),
+    proofLifetime: seconds(options.proofLifetime, 'dpop.proofLifetime', 60, 1, 600),
+    replayStore: store,
+    nonce: resolveNonce(options.nonce),
+  });
+}
+
 function resolveIntrospection(value: unknown, allowInsecure: boolean): ResolvedIntrospection | undefined {
   if (value === undefined) return undefined;
   if (typeof value !== 'object' || value === null) fail('"introspection" must be an object');
@@ -243,25 +389,7 @@ export function resolveConfig(options: AccessTokenValidatorOptions): ResolvedCon
   if (issuer.includes('?') || issuer.includes('#')) fail('"issuer" must not contain a query or fragment');
   const audience = nonEmptyString(options.audience, 'audience');
 
-  let algorithms = ASYMMETRIC_ALGORITHMS;
-  if (options.algorithms !== undefined) {
-    if (!Array.isArray(options.algorithms) || options.algorithms.length === 0) {
-      fail('"algorithms" must be a non-empty array such as ["RS256"]');
-    }
-    for (const alg of options.algorithms) {
-      if (alg === 'none' || (typeof alg === 'string' && /^HS\d+$/i.test(alg))) {
-        fail(
-          `"algorithms" must not contain "${alg}": access tokens must be signed with an asymmetric key (RFC 8725 §3.1)`,
-        );
-      }
-      if (!ASYMMETRIC_ALGORITHMS.includes(alg)) {
-        fail(
-          `"algorithms" contains unsupported "${String(alg)}"; choose from ${ASYMMETRIC_ALGORITHMS.join(', ')}`,
-        );
-      }
-    }
-    algorithms = Object.freeze([...new Set(options.algorithms)]);
-  }
+  const algorithms = resolveAlgorithms(options.algorithms, 'algorithms', 'access tokens');
 
   const requiredClaims = [...RFC9068_REQUIRED_CLAIMS];
   if (options.requiredClaims !== undefined) {
@@ -312,6 +440,7 @@ export function resolveConfig(options: AccessTokenValidatorOptions): ResolvedCon
     jwksCacheMaxAge: seconds(options.jwksCacheMaxAge, 'jwksCacheMaxAge', 600, 1, 86_400 * 7),
     timeout: seconds(options.timeout, 'timeout', 5, 0.001, 120),
     introspection: resolveIntrospection(options.introspection, allowInsecure),
+    dpop: resolveDPoP(options.dpop, allowInsecure),
     tokenKind: options.tokenKind ?? subIsClientId,
     maxTokenLength,
     dangerouslyAllowInsecureHttp: allowInsecure,

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { ResolvedConfig, ResolvedIntrospection } from './config.js';
+import { withDeadline } from './deadline.js';
 import { AccessTokenError } from './errors.js';
 import type { IssuerMetadata } from './metadata.js';
 import type { AccessTokenAuth, AccessTokenClaims } from './types.js';
@@ -14,6 +15,8 @@ interface CacheEntry {
 function formEncode(value: string): string {
   return encodeURIComponent(value).replace(/%20/g, '+');
 }
+
+const ACCESS_TOKEN_TYPES = new Set(['bearer', 'dpop']);
 
 function invalid(description: string): AccessTokenError {
   return new AccessTokenError('ERR_API_AUTH_INVALID_TOKEN', description);
@@ -104,11 +107,18 @@ export function createIntrospector(
   const toAuth = (doc: Record<string, unknown>): AccessTokenAuth => {
     if (doc.active !== true) throw invalid('the access token is not active');
     const { active: _active, ...rest } = doc;
-    // RFC 7662 §2.2 lets the AS say this is some other kind of token; only plain Bearer tokens pass.
-    if (typeof rest.token_type === 'string' && rest.token_type.toLowerCase() !== 'bearer') {
-      throw invalid('the token is not a Bearer access token');
+    // RFC 7662 §2.2 lets the AS say this is some other kind of token; only access tokens pass
+    // (Bearer, or DPoP per RFC 9449 §6.2). Whether a DPoP-bound token (`cnf`) was presented the
+    // right way is decided by the validator per request, since one cached result serves both.
+    if (
+      rest.token_type !== undefined &&
+      (typeof rest.token_type !== 'string' || !ACCESS_TOKEN_TYPES.has(rest.token_type.toLowerCase()))
+    ) {
+      throw invalid('the token is not a Bearer or DPoP access token');
     }
-    if (rest.cnf !== undefined) throw invalid('a sender-constrained token cannot be used as a Bearer token');
+    if (rest.cnf !== undefined && (typeof rest.cnf !== 'object' || rest.cnf === null)) {
+      throw invalid('the token has an invalid cnf');
+    }
     if (rest.iss !== undefined && rest.iss !== config.issuer)
       throw invalid('the token was issued by another issuer');
     const aud = rest.aud;
@@ -139,6 +149,9 @@ export function createIntrospector(
     };
   };
 
+  const timeoutMs = config.timeout * 1000;
+  const late = () => unavailable('the introspection endpoint did not answer in time');
+
   return async (token) => {
     const key = createHash('sha256').update(token).digest('base64url');
     const hit = cache.get(key);
@@ -146,8 +159,10 @@ export function createIntrospector(
       if (now() < hit.until) return hit.auth;
       cache.delete(key);
     }
+    // Each caller waits at most `timeout` in total (discovery plus the call), even when it joins a
+    // call another request started; the shared call itself still ends at its own timeout.
     const running = inFlight.get(key);
-    if (running) return running;
+    if (running) return withDeadline(running, timeoutMs, late);
     const pending = call(token)
       .then((doc) => {
         const auth = toAuth(doc);
@@ -161,6 +176,6 @@ export function createIntrospector(
       })
       .finally(() => inFlight.delete(key));
     inFlight.set(key, pending);
-    return pending;
+    return withDeadline(pending, timeoutMs, late);
   };
 }

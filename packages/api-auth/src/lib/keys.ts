@@ -10,6 +10,7 @@ import {
   jwksCache,
 } from 'jose';
 import type { ResolvedConfig } from './config.js';
+import { withDeadline } from './deadline.js';
 import { AccessTokenError } from './errors.js';
 import type { IssuerMetadata } from './metadata.js';
 
@@ -131,8 +132,26 @@ export function createKeySource(config: ResolvedConfig, metadata: () => Promise<
     return pending;
   };
 
+  // Only reached when the memo has no key (cold start, new kid, stale set), so the timer costs the
+  // hot path nothing. It bounds the whole wait (discovery, both well-known locations, the JWKS) by
+  // `timeout`, where the individual fetches' own timeouts could add up to several times that.
+  const timeoutMs = config.timeout * 1000;
+  const late = () => {
+    config.logger.warn(
+      { code: 'ERR_API_AUTH_KEYS_UNAVAILABLE', timeout: config.timeout },
+      'JWKS wait timed out',
+    );
+    return new AccessTokenError(
+      'ERR_API_AUTH_KEYS_UNAVAILABLE',
+      "the issuer's signing keys did not arrive in time",
+    );
+  };
   const getKey: JWTVerifyGetKey = (header, token) =>
-    remote ? resolve(remote, header, token) : ensureRemote().then((jwks) => resolve(jwks, header, token));
+    withDeadline(
+      remote ? resolve(remote, header, token) : ensureRemote().then((jwks) => resolve(jwks, header, token)),
+      timeoutMs,
+      late,
+    );
 
   return {
     getKey,

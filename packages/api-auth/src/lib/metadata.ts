@@ -50,6 +50,8 @@ async function discover(config: ResolvedConfig): Promise<IssuerMetadata> {
   if (body === undefined) throw new Error(`issuer metadata answered HTTP ${lastStatus}`);
   if (typeof body !== 'object' || body === null) throw new Error('issuer metadata is not a JSON object');
   const doc = body as Record<string, unknown>;
+  // No issuer at all is not metadata (an error page in JSON, a captive proxy): an outage, retried.
+  if (typeof doc.issuer !== 'string') throw new Error('issuer metadata has no issuer');
   if (doc.issuer !== config.issuer) {
     // RFC 8414 §3.3 / OIDC Discovery §4.3: a mismatch is a misconfiguration or an attack, never retried as an outage.
     throw new AccessTokenError('ERR_API_AUTH_CONFIG', 'the issuer metadata names a different issuer');

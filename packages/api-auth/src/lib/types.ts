@@ -44,4 +44,9 @@ export interface AccessTokenAuth {
   readonly scopes: readonly string[];
   /** How the token was validated: a local JWT check or an RFC 7662 introspection call. */
   readonly source: 'jwt' | 'introspection';
+  /**
+   * Present when the request proved possession of the token's DPoP key (RFC 9449): the key's
+   * thumbprint, equal to the token's `cnf.jkt`. Absent for Bearer requests.
+   */
+  readonly dpop?: { readonly jkt: string };
 }

@@ -1,9 +1,12 @@
 import { errors, type JWTPayload, type JWTVerifyOptions, type JWTVerifyResult, jwtVerify } from 'jose';
 import { type AccessTokenValidatorOptions, type ResolvedConfig, resolveConfig } from './config.js';
+import { withDeadline } from './deadline.js';
+import { createProofChecker, type DPoPRequest } from './dpop.js';
 import { AccessTokenError } from './errors.js';
 import { createIntrospector } from './introspection.js';
 import { createKeySource } from './keys.js';
 import { createMetadataSource } from './metadata.js';
+import { createNonceSource } from './nonce.js';
 import type { AccessTokenAuth, AccessTokenClaims } from './types.js';
 
 /**
@@ -17,6 +20,18 @@ export interface AccessTokenValidator {
    *   `ERR_API_AUTH_INTROSPECTION_UNAVAILABLE`; 500 `ERR_API_AUTH_CONFIG`.
    */
   validate(token: string): Promise<AccessTokenAuth>;
+  /**
+   * Validates a DPoP-bound token (the value after `DPoP `) with its proof: every check of RFC 9449
+   * §4.3, then the token itself, then `cnf.jkt` against the proof key, then the `jti` replay cache.
+   * Needs the `dpop` option. The result carries `dpop.jkt`.
+   * @throws AccessTokenError 401 `ERR_API_AUTH_INVALID_DPOP_PROOF` (`invalid_dpop_proof`),
+   *   `ERR_API_AUTH_USE_DPOP_NONCE` (`use_dpop_nonce`; send {@link dpopNonce} as `DPoP-Nonce`) or
+   *   `ERR_API_AUTH_INVALID_TOKEN`; 503 as {@link validate}, or `ERR_API_AUTH_REPLAY_STORE_UNAVAILABLE`.
+   * @see https://www.rfc-editor.org/rfc/rfc9449#section-7.1
+   */
+  validateDPoP(token: string, request: DPoPRequest): Promise<AccessTokenAuth>;
+  /** The current server nonce to send as `DPoP-Nonce`, or undefined when nonces are off. */
+  dpopNonce(): string | undefined;
   /** Discovers the issuer and fetches its keys now (optional; validation does it lazily). */
   warmUp(): Promise<void>;
   /** The resolved, frozen configuration. */
@@ -33,6 +48,21 @@ function isJwtShaped(token: string): boolean {
 
 function invalid(description: string, cause?: unknown): AccessTokenError {
   return new AccessTokenError('ERR_API_AUTH_INVALID_TOKEN', description, { cause });
+}
+
+/** The `cnf.jkt` of a DPoP-bound token (RFC 9449 §6), or undefined. */
+function boundJkt(cnf: unknown): string | undefined {
+  if (typeof cnf !== 'object' || cnf === null) return undefined;
+  const jkt = (cnf as { jkt?: unknown }).jkt;
+  return typeof jkt === 'string' && jkt.length > 0 ? jkt : undefined;
+}
+
+function bindingError(bound: boolean): AccessTokenError {
+  return invalid(
+    bound
+      ? 'the token is not bound to a DPoP key (no cnf.jkt)'
+      : 'a sender-constrained (DPoP-bound) token must be sent with the DPoP scheme, not as a Bearer token',
+  );
 }
 
 /** Turns jose's verdicts into fixed descriptions (never echoing token content). */
@@ -110,7 +140,8 @@ export function createAccessTokenValidator(options: AccessTokenValidatorOptions)
     throw new errors.JWSSignatureVerificationFailed();
   };
 
-  const checkClaims = (payload: JWTPayload): AccessTokenAuth => {
+  // One body for both presentations; `bound` says whether the request proved a DPoP key.
+  const toAuth = (payload: JWTPayload, bound: boolean): AccessTokenAuth => {
     // jose checked presence, iss, aud, exp and nbf; RFC 9068 also fixes these types.
     const { sub, iat, jti, scope, cnf } = payload;
     const clientId = payload.client_id;
@@ -121,8 +152,9 @@ export function createAccessTokenValidator(options: AccessTokenValidatorOptions)
       throw invalid('the token is issued in the future (iat)');
     }
     if (scope !== undefined && typeof scope !== 'string') throw invalid('the token has an invalid scope');
-    // RFC 9449 §7.1: a DPoP-bound token presented as Bearer is a downgrade; DPoP support comes later.
-    if (cnf !== undefined) throw invalid('a sender-constrained token cannot be used as a Bearer token');
+    // RFC 9449 §7.2: a DPoP-bound (or otherwise sender-constrained) token presented as Bearer is a
+    // downgrade. With DPoP, the binding is checked against the proof key by validateDPoP.
+    if (bound ? boundJkt(cnf) === undefined : cnf !== undefined) throw bindingError(bound);
     const claims = payload as AccessTokenClaims;
     return {
       kind: config.tokenKind(claims),
@@ -132,24 +164,52 @@ export function createAccessTokenValidator(options: AccessTokenValidatorOptions)
     };
   };
 
+  const checkClaims = (payload: JWTPayload): AccessTokenAuth => toAuth(payload, false);
+  const checkBoundClaims = (payload: JWTPayload): AccessTokenAuth => toAuth(payload, true);
+
   // The slow path: no kid and several keys, or any rejection (mapped to a fixed description).
-  const recover = (token: string, options: JWTVerifyOptions, cause: unknown): Promise<AccessTokenAuth> => {
+  const recover = (
+    token: string,
+    options: JWTVerifyOptions,
+    cause: unknown,
+    check: (payload: JWTPayload) => AccessTokenAuth,
+  ): Promise<AccessTokenAuth> => {
     if (!(cause instanceof errors.JWKSMultipleMatchingKeys)) return Promise.reject(fromJose(cause));
     return verifyEachKey(token, options, cause).then(
-      (result) => checkClaims(result.payload),
+      (result) => check(result.payload),
       (inner: unknown) => Promise.reject(fromJose(inner)),
     );
   };
 
   // Plain promise chaining rather than async/try: one verification, one continuation.
-  const validateJwt = (token: string): Promise<AccessTokenAuth> => {
+  const validateJwt = (
+    token: string,
+    check: (payload: JWTPayload) => AccessTokenAuth,
+  ): Promise<AccessTokenAuth> => {
     const options = optionsFor();
     // With a memoized key this is exactly the raw `jwtVerify(token, key, options)` call.
     const key = keys.cachedKey(token.slice(0, token.indexOf('.')));
     return (key === undefined ? jwtVerify(token, keys.getKey, options) : jwtVerify(token, key, options)).then(
-      (result) => checkClaims(result.payload),
-      (cause: unknown) => recover(token, options, cause),
+      (result) => check(result.payload),
+      (cause: unknown) => recover(token, options, cause, check),
     );
+  };
+
+  /** Introspected results are cached for both presentations, so the binding is checked here. */
+  const checkIntrospected = (auth: AccessTokenAuth, bound: boolean): AccessTokenAuth => {
+    const { cnf, token_type: tokenType } = auth.claims;
+    const dpopType = typeof tokenType === 'string' && tokenType.toLowerCase() === 'dpop';
+    if (bound ? boundJkt(cnf) === undefined : cnf !== undefined || dpopType) throw bindingError(bound);
+    return auth;
+  };
+  const introspectBearer = introspect
+    ? (token: string) => introspect(token).then((auth) => checkIntrospected(auth, false))
+    : undefined;
+
+  const tokenProblem = (token: string): AccessTokenError | undefined => {
+    if (typeof token !== 'string' || token.length === 0) return invalid('the access token is empty');
+    if (token.length > config.maxTokenLength) return invalid('the access token is too long');
+    return undefined;
   };
 
   const validate = (token: string): Promise<AccessTokenAuth> => {
@@ -157,13 +217,74 @@ export function createAccessTokenValidator(options: AccessTokenValidatorOptions)
       return Promise.reject(invalid('the access token is empty'));
     }
     if (token.length > config.maxTokenLength) return Promise.reject(invalid('the access token is too long'));
-    if (isJwtShaped(token)) return validateJwt(token);
-    if (introspect) return introspect(token);
+    if (isJwtShaped(token)) return validateJwt(token, checkClaims);
+    if (introspectBearer) return introspectBearer(token);
     return Promise.reject(invalid('the access token is not a JWT and introspection is not configured'));
+  };
+
+  const dpop = config.dpop;
+  const nonces = dpop?.nonce
+    ? createNonceSource(dpop.nonce.secrets, dpop.nonce.lifetime * 1000, now)
+    : undefined;
+  const checkProof = dpop ? createProofChecker(config, dpop, now, nonces) : undefined;
+  const timeoutMs = config.timeout * 1000;
+
+  const validateDPoP = async (token: string, request: DPoPRequest): Promise<AccessTokenAuth> => {
+    if (!dpop || !checkProof) {
+      throw new AccessTokenError(
+        'ERR_API_AUTH_CONFIG',
+        'DPoP is not configured: pass dpop: { publicUrl } to createAccessTokenValidator()',
+      );
+    }
+    const started = Date.now();
+    const problem = tokenProblem(token);
+    if (problem) throw problem;
+    // The proof first: it is local work, and a bad one must not cost an introspection call.
+    const proof = await checkProof(token, request);
+    let auth: AccessTokenAuth;
+    if (isJwtShaped(token)) auth = await validateJwt(token, checkBoundClaims);
+    else if (introspect) auth = checkIntrospected(await introspect(token), true);
+    else throw invalid('the access token is not a JWT and introspection is not configured');
+    // RFC 9449 §7.1 / Figure 16: the proof key must be the key the token is bound to.
+    if (boundJkt(auth.claims.cnf) !== proof.jkt) {
+      throw invalid('the DPoP proof key does not match the key the token is bound to (cnf.jkt)');
+    }
+    // Claimed last, so only proofs that passed everything else take room in the cache. SET NX makes a
+    // proof sent twice at once pass exactly once.
+    let first: boolean;
+    try {
+      first = await withDeadline(
+        dpop.replayStore.claimOnce(proof.replayKey, proof.ttl),
+        timeoutMs - (Date.now() - started),
+        () =>
+          new AccessTokenError(
+            'ERR_API_AUTH_REPLAY_STORE_UNAVAILABLE',
+            'the DPoP replay cache did not answer in time',
+          ),
+      );
+    } catch (cause) {
+      const error =
+        cause instanceof AccessTokenError && cause.code === 'ERR_API_AUTH_REPLAY_STORE_UNAVAILABLE'
+          ? cause
+          : new AccessTokenError(
+              'ERR_API_AUTH_REPLAY_STORE_UNAVAILABLE',
+              'the DPoP replay cache is unavailable',
+              {
+                cause,
+              },
+            );
+      config.logger.warn({ code: error.code }, 'DPoP replay cache failed');
+      throw error;
+    }
+    if (!first)
+      throw new AccessTokenError('ERR_API_AUTH_INVALID_DPOP_PROOF', 'the DPoP proof was already used (jti)');
+    return { ...auth, dpop: { jkt: proof.jkt } };
   };
 
   return Object.freeze({
     validate,
+    validateDPoP,
+    dpopNonce: () => nonces?.current(),
     warmUp: keys.warmUp,
     config,
   });

@@ -17,6 +17,7 @@ import { createRemoteApiRouter, createUpgradeHandler, getProxyEngine } from './p
 import { callbackHandler, loginHandler, silentCallbackHandler } from './routes/login.js';
 import { logoutHandler, signedOutHandler } from './routes/logout.js';
 import { diagnosticsHandler, userHandler } from './routes/user.js';
+import { createEntryMatcher, ROUTER_OPTIONS } from './routing.js';
 import { type BffSessionData, createSessionManager, type LoadedSession } from './session.js';
 import { guardStore } from './store/guard.js';
 import { createMemoryStore } from './store/memory.js';
@@ -100,11 +101,25 @@ export interface Bff {
   /** Runs discovery now (it otherwise runs on first use); rejects with BffError on failure. */
   ready(): Promise<void>;
   /**
-   * Closes the remote-API keep-alive connections and stops the default memory store's timers. Does not
-   * close a Redis client you passed in.
+   * Graceful shutdown. From the call on, new requests to the BFF's paths (`/bff/*`, remote APIs,
+   * `localApi()` routes, WebSocket upgrades) get 503 `ERR_BFF_SHUTTING_DOWN` with `Retry-After` and
+   * `Connection: close`; requests and token refreshes already under way may finish, for at most
+   * `timeout` seconds; then the proxy's keep-alive agents and the store the BFF created itself (the
+   * default memory store) are closed. A store you passed in (and its Redis client) stays open: close it
+   * after this resolves. Call it before closing the HTTP server's remaining connections; repeated calls
+   * return the same promise.
    */
-  close(): Promise<void>;
+  close(options?: BffCloseOptions): Promise<void>;
 }
+
+/** Options of {@link Bff.close}. */
+export interface BffCloseOptions {
+  /** Seconds to let in-flight requests and refreshes finish. Default 10. */
+  timeout?: number;
+}
+
+/** Default of {@link BffCloseOptions.timeout} (seconds). */
+const CLOSE_TIMEOUT = 10;
 
 const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
@@ -224,31 +239,47 @@ export function createBff(options: BffOptions): Bff {
   // Only our paths look at sessions; the host's static files and other routes pay nothing. The /bff
   // endpoints run express-session (they create, regenerate and destroy sessions); remote-API calls
   // only read the session, which the session manager does directly (see SessionManager.current).
-  const apiPrefixes = config.remoteApis.map((api) => [api.prefix, `${api.prefix}/`] as const);
-  const isApi = (path: string) => apiPrefixes.some(([p, under]) => path === p || path.startsWith(under));
+  // SECURITY X5: one matcher (routing.ts) decides for the entry checks and, with exact case-sensitive
+  // routers, for the routing too; look-alikes of an endpoint or a prefix get 404 right here.
+  const entry = createEntryMatcher(config.remoteApis);
 
   // The same engine the remote-API router below uses (one per context, so one agent per upstream).
   const proxyEngine = getProxyEngine(context);
-  // True for paths Express's (case-insensitive) `/bff` mounts below could take.
-  const underBffMount = (path: string) => path.length >= 4 && path.slice(0, 4).toLowerCase() === '/bff';
 
-  const router = Router();
+  // Graceful shutdown (close()): refuse new work on our paths, count the requests still under way.
+  let closing = false;
+  let inFlight = 0;
+  let idle: (() => void) | undefined;
+  const refuseWhileClosing = (res: ServerResponse) => {
+    res.setHeader('Connection', 'close');
+    sendJsonError(res, new BffError('ERR_BFF_SHUTTING_DOWN', 'shutting down', { retryAfter: 1 }));
+  };
+  const track = (res: ServerResponse) => {
+    inFlight++;
+    res.once('close', () => {
+      inFlight--;
+      if (inFlight === 0) idle?.();
+    });
+  };
+
+  const router = Router(ROUTER_OPTIONS);
   router.use((req, res, next) => {
-    const path = req.path;
-    const endpoint = path.startsWith('/bff/');
-    if (!endpoint && !isApi(path)) return next();
-    if (path !== '/bff/backchannel') {
+    const kind = entry(req.path);
+    if (kind === 'other') return next();
+    if (closing) return refuseWhileClosing(res);
+    if (kind === 'not-found') return sendJsonError(res, new BffError('ERR_BFF_NOT_FOUND', 'not found'));
+    track(res);
+    if (kind !== 'backchannel') {
       const crossSite = crossSiteError(req, config.origin);
       if (crossSite) return sendJsonError(res, crossSite);
     }
-    if (endpoint) sessions.middleware(req, res, next);
+    if (kind !== 'api') sessions.middleware(req, res, next);
     // A remote-API call goes straight to the proxy engine: the layers between here and the remote-API
-    // router (the /bff endpoints and the back-channel route) cannot match a path outside `/bff`, so
-    // walking them only costs router work on every proxied call. The engine does all its own checks
-    // (raw-target match, path safety, method, X-CSRF, content type) exactly as when reached through the
-    // router, and a path it does not take still falls through to the rest of the chain via `next`.
-    else if (!underBffMount(path)) proxyEngine.handle(req, res, next);
-    else next();
+    // router (the /bff endpoints and the back-channel route) cannot match a path outside `/bff` (remote-API
+    // prefixes may not lie inside it), so walking them only costs router work on every proxied call. The
+    // engine does all its own checks (raw-target match, path safety, method, X-CSRF, content type) exactly
+    // as when reached through the router, and a path it does not take still falls through via `next`.
+    else proxyEngine.handle(req, res, next);
   });
 
   // The same remote-API branch without Express: for hosts that hand requests to the BFF before their
@@ -258,7 +289,12 @@ export function createBff(options: BffOptions): Bff {
     const url = req.url ?? '/';
     const query = url.indexOf('?');
     const path = query === -1 ? url : url.slice(0, query);
-    if (!isApi(path) || underBffMount(path)) return false;
+    if (entry(path) !== 'api') return false;
+    if (closing) {
+      refuseWhileClosing(res);
+      return true;
+    }
+    track(res);
     const crossSite = crossSiteError(req, config.origin);
     if (crossSite) {
       sendJsonError(res, crossSite);
@@ -271,7 +307,7 @@ export function createBff(options: BffOptions): Bff {
     return taken;
   };
   // The endpoints sit in one sub-router so proxied API calls pass them with a single prefix check.
-  const endpoints = Router();
+  const endpoints = Router(ROUTER_OPTIONS);
   endpoints.get('/login', loginHandler(core, false));
   endpoints.get('/silent-login', loginHandler(core, true));
   endpoints.get('/callback', callbackHandler(core));
@@ -295,12 +331,24 @@ export function createBff(options: BffOptions): Bff {
   };
   router.use(errorHandler);
 
-  const upgrade = createUpgradeHandler(context);
+  const proxyUpgrade = createUpgradeHandler(context);
+  let closed: Promise<void> | undefined;
+  const upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): boolean => {
+    if (closing && entry((req.url ?? '').split('?')[0] ?? '') === 'api') {
+      socket.end(
+        'HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: 0\r\n\r\n',
+      );
+      return true;
+    }
+    return proxyUpgrade(req, socket, head);
+  };
 
   const localApi = (opts: LocalApiOptions = {}): RequestHandler => {
     const requireUser = opts.requireUser ?? true;
     const csrf = opts.csrf ?? true;
     return (req, res, next) => {
+      if (closing) return refuseWhileClosing(res);
+      track(res);
       const crossSite = crossSiteError(req, config.origin);
       if (crossSite) return sendJsonError(res, crossSite);
       if (csrf && !hasCsrfHeader(req))
@@ -366,9 +414,36 @@ export function createBff(options: BffOptions): Bff {
     async ready() {
       await getOidcConfiguration();
     },
-    async close() {
-      proxyEngine.close();
-      if (ownsStore) await store.close?.();
+    close(closeOptions: BffCloseOptions = {}): Promise<void> {
+      const timeout = closeOptions.timeout ?? CLOSE_TIMEOUT;
+      if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout < 0 || timeout > 3600) {
+        return Promise.reject(
+          new TypeError(
+            `bff.close: \`timeout\` must be a number of seconds between 0 and 3600 (got ${String(timeout)})`,
+          ),
+        );
+      }
+      closed ??= (async () => {
+        closing = true;
+        const drained = Promise.all([
+          inFlight === 0
+            ? Promise.resolve()
+            : new Promise<void>((resolve) => {
+                idle = resolve;
+              }),
+          tokens.drain(timeout),
+        ]);
+        let timer: NodeJS.Timeout | undefined;
+        const deadline = new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, timeout * 1000);
+        });
+        await Promise.race([drained, deadline]);
+        clearTimeout(timer);
+        if (inFlight > 0) logger.warn({ inFlight }, 'bff: closing with requests still under way');
+        proxyEngine.close();
+        if (ownsStore) await store.close?.();
+      })();
+      return closed;
     },
   });
 }

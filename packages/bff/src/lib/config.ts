@@ -7,6 +7,7 @@ import {
   resolveBackchannelOptions,
 } from './backchannel/index.js';
 import type { Logger } from './context.js';
+import { ID_TOKEN_ALGORITHMS } from './id-token.js';
 import { type RemoteApiOptions, type ResolvedRemoteApi, resolveRemoteApis } from './proxy/index.js';
 import type { SessionStore } from './store/types.js';
 
@@ -51,14 +52,38 @@ export interface BffOptions {
    * less than twice this is refreshed at half its lifetime instead.
    */
   refreshMargin?: number;
-  /** Timeout of each request to the identity provider. Default 10. */
+  /**
+   * Timeout of each request to the identity provider, and the longest a request holding an expired
+   * access token waits for its refresh. The refresh request itself may take 3 × this (a refresh given
+   * up early and sent again would reuse a rotated refresh token). Default 10.
+   */
   httpTimeout?: number;
   /** Call the UserInfo endpoint at login (and check its `sub`). Default true. */
   fetchUserInfo?: boolean;
+  /**
+   * The client's registered `id_token_signed_response_alg` (e.g. `ES256`): the only `alg` accepted in
+   * ID tokens (login and refresh) and back-channel logout tokens. Default: every algorithm the OP
+   * advertises in `id_token_signing_alg_values_supported` except `none` and HS*. Asymmetric only.
+   * @see https://openid.net/specs/openid-connect-core-1_0.html#IDTokenValidation
+   */
+  idTokenSignedResponseAlg?: string;
+  /**
+   * Most concurrent sessions one user (`iss` + `sub`) may hold; a sign-in beyond it ends that user's
+   * oldest session (never another user's). Default 20.
+   */
+  maxSessionsPerUser?: number;
   /** Serve `GET /bff/diagnostics`. Default: only when `NODE_ENV === 'development'`. */
   diagnostics?: boolean;
   /** Local path the callback redirects to on login errors, with `?error=<code>`. Default: an error page. */
   errorPath?: string;
+  /**
+   * Shape of the user-claim values `GET /bff/user` returns. `'json'` (default): as in the ID token and
+   * UserInfo (strings, numbers, booleans, objects). `'string'`: Duende BFF's shape, every user-claim
+   * value a string (`true` → `"true"`, `1700000000` → `"1700000000"`, objects as JSON text), for SPAs
+   * written against Duende. Array claims are one entry per element either way; the `bff:*` entries keep
+   * Duende's own types (`bff:session_expires_in` is a number).
+   */
+  userClaimValues?: 'json' | 'string';
   /** Remote APIs proxied by the BFF. */
   remoteApis?: readonly RemoteApiOptions[];
   /** Back-channel logout options. */
@@ -109,8 +134,12 @@ export interface ResolvedBffConfig {
   readonly refreshMargin: number;
   readonly httpTimeout: number;
   readonly fetchUserInfo: boolean;
+  /** The registered ID-token `alg`, or undefined to accept the OP's advertised asymmetric set. */
+  readonly idTokenSignedResponseAlg: string | undefined;
+  readonly maxSessionsPerUser: number;
   readonly diagnostics: boolean;
   readonly errorPath: string | undefined;
+  readonly userClaimValues: 'json' | 'string';
   readonly allowInsecureIssuer: boolean;
   readonly remoteApis: readonly ResolvedRemoteApi[];
   readonly backchannel: ResolvedBackchannelOptions;
@@ -135,8 +164,11 @@ const knownOptions = new Set<string>([
   'refreshMargin',
   'httpTimeout',
   'fetchUserInfo',
+  'idTokenSignedResponseAlg',
+  'maxSessionsPerUser',
   'diagnostics',
   'errorPath',
+  'userClaimValues',
   'remoteApis',
   'backchannel',
   'logger',
@@ -314,6 +346,26 @@ export function resolveConfig(options: BffOptions): ResolvedBffConfig {
     errorPath = options.errorPath;
   }
 
+  const idTokenSignedResponseAlg = options.idTokenSignedResponseAlg;
+  if (idTokenSignedResponseAlg !== undefined && !ID_TOKEN_ALGORITHMS.includes(idTokenSignedResponseAlg)) {
+    fail(
+      `\`idTokenSignedResponseAlg\` must be the client's registered asymmetric algorithm, one of ${ID_TOKEN_ALGORITHMS.join(', ')} (got ${JSON.stringify(idTokenSignedResponseAlg)}); "none" and HS* are never accepted`,
+    );
+  }
+  const maxSessionsPerUser = options.maxSessionsPerUser ?? 20;
+  if (!Number.isInteger(maxSessionsPerUser) || maxSessionsPerUser < 1 || maxSessionsPerUser > 10_000) {
+    fail(
+      `\`maxSessionsPerUser\` must be an integer between 1 and 10000, e.g. 20 (got ${String(maxSessionsPerUser)})`,
+    );
+  }
+
+  const userClaimValues = options.userClaimValues ?? 'json';
+  if (userClaimValues !== 'json' && userClaimValues !== 'string') {
+    fail(
+      `\`userClaimValues\` must be "json" (values as issued) or "string" (Duende's shape), got ${JSON.stringify(userClaimValues)}`,
+    );
+  }
+
   for (const fn of ['fetch', 'clock', 'getClientAccessToken'] as const) {
     if (options[fn] !== undefined && typeof options[fn] !== 'function') fail(`\`${fn}\` must be a function`);
   }
@@ -337,8 +389,11 @@ export function resolveConfig(options: BffOptions): ResolvedBffConfig {
     refreshMargin,
     httpTimeout,
     fetchUserInfo: options.fetchUserInfo ?? true,
+    idTokenSignedResponseAlg,
+    maxSessionsPerUser,
     diagnostics: options.diagnostics ?? process.env.NODE_ENV === 'development',
     errorPath,
+    userClaimValues,
     allowInsecureIssuer,
     remoteApis: resolveRemoteApis(options.remoteApis),
     backchannel: resolveBackchannelOptions(options.backchannel),
@@ -347,15 +402,28 @@ export function resolveConfig(options: BffOptions): ResolvedBffConfig {
 
 /**
  * A local, same-origin path: starts with a single `/`, no `//` or `/\` prefix, no backslash, only
- * printable ASCII (no control characters or spaces), at most 2048 characters (L14).
+ * printable ASCII (no control characters or spaces), at most 2048 characters (L14). Defence in depth:
+ * its path part (before `?` or `#`) has no percent-encoded `/` or `\` and no dot segment (`.`, `..`,
+ * also percent-encoded or with a `;` parameter), which a proxy, framework or later decoding step could
+ * turn into `//host` (`/%2F%2Fhost`, `/..//host`).
  */
 export function isLocalPath(value: string): boolean {
-  return (
-    value.length > 0 &&
-    value.length <= 2048 &&
-    value[0] === '/' &&
-    value[1] !== '/' &&
-    !value.includes('\\') &&
-    /^[\x21-\x7e]+$/.test(value)
-  );
+  if (
+    value.length === 0 ||
+    value.length > 2048 ||
+    value[0] !== '/' ||
+    value[1] === '/' ||
+    value.includes('\\') ||
+    !/^[\x21-\x7e]+$/.test(value)
+  ) {
+    return false;
+  }
+  const end = value.search(/[?#]/);
+  const path = end === -1 ? value : value.slice(0, end);
+  if (/%(?:2f|5c)/i.test(path)) return false;
+  for (const segment of path.split('/')) {
+    const name = (segment.split(';')[0] ?? '').replace(/%2e/gi, '.');
+    if (name === '.' || name === '..') return false;
+  }
+  return true;
 }

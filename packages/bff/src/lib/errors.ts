@@ -13,7 +13,10 @@ export const errorStatus = {
   ERR_BFF_CROSS_SITE: 403,
   /** The session ended because the refresh token was rejected (`invalid_grant`) or an ID token changed. */
   ERR_BFF_SESSION_ENDED: 401,
-  /** The identity provider could not be reached or answered 5xx. */
+  /**
+   * The identity provider could not be reached, timed out, answered 5xx/429 or an error page, or is in
+   * back-off after such failures; the session is kept. Sent with `Retry-After`.
+   */
   ERR_BFF_IDP_UNAVAILABLE: 503,
   /** The identity provider answered something the BFF cannot use. */
   ERR_BFF_IDP_RESPONSE: 502,
@@ -33,6 +36,8 @@ export const errorStatus = {
   ERR_BFF_NOT_FOUND: 404,
   /** Method not allowed on this endpoint. */
   ERR_BFF_METHOD: 405,
+  /** `bff.close()` was called: this instance takes no new work. Sent with `Retry-After`. */
+  ERR_BFF_SHUTTING_DOWN: 503,
   /** A remote-API path that is unsafe or ambiguous (dot segments, encoded separators, …; SECURITY P1). */
   ERR_BFF_PROXY_BAD_PATH: 400,
   /** A WebSocket handshake on a remote-API route that does not allow upgrades. */
@@ -68,11 +73,15 @@ export class BffError extends Error {
   override readonly name = 'BffError';
   readonly code: BffErrorCode;
   readonly status: number;
+  /** Whole seconds after which trying again makes sense (sent as `Retry-After`), when known. */
+  readonly retryAfter: number | undefined;
 
-  constructor(code: BffErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  constructor(code: BffErrorCode, message: string, options?: { cause?: unknown; retryAfter?: number }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.status = errorStatus[code];
+    this.retryAfter =
+      options?.retryAfter === undefined ? undefined : Math.max(1, Math.ceil(options.retryAfter));
   }
 }
 
@@ -91,14 +100,34 @@ export function isBffError(err: unknown): err is BffError {
   );
 }
 
-/** Sends `{ error: code }` as JSON with `Cache-Control: no-store`. Never a redirect. Express or plain node:http. */
+/**
+ * Sends the error with `Cache-Control: no-store`, never a redirect: `{ error: code }` as JSON for 4xx
+ * (the Duende shape SPAs handle), an RFC 9457 problem+json body with the same `error` member for 5xx
+ * (as the proxy answers gateway failures), plus `Retry-After` when the error carries one.
+ */
 export function sendJsonError(res: ServerResponse, err: BffError): void {
   if (res.headersSent) return;
   res.statusCode = err.status;
   res.setHeader('Cache-Control', 'no-store');
+  if (err.retryAfter !== undefined) res.setHeader('Retry-After', String(err.retryAfter));
+  if (err.status >= 500) {
+    res.setHeader('Content-Type', 'application/problem+json; charset=utf-8');
+    res.end(
+      JSON.stringify({
+        type: 'about:blank',
+        title: statusTitle(err.status),
+        status: err.status,
+        error: err.code,
+      }),
+    );
+    return;
+  }
   res.setHeader('Content-Type', 'application/json; charset=utf-8');
   res.end(JSON.stringify({ error: err.code }));
 }
+
+const statusTitle = (status: number) =>
+  status === 502 ? 'Bad Gateway' : status === 503 ? 'Service Unavailable' : 'Internal Server Error';
 
 /** Sends an RFC 9457 problem+json body. `title` must be a constant string, never user input. */
 export function sendProblem(res: Response, status: number, code: BffErrorCode, title: string): void {

@@ -5,6 +5,9 @@ import * as client from 'openid-client';
 import type { FetchLike, ResolvedBffConfig } from './config.js';
 import type { Logger } from './context.js';
 import { BffError, describeError } from './errors.js';
+import { attachIdTokenPolicy, resolveIdTokenAlgorithms } from './id-token.js';
+import { createJwksSource } from './jwks.js';
+import { classifyTokenError } from './refresh/failure.js';
 
 const isJwk = (key: CryptoKey | JWK): key is JWK => typeof (key as JWK).kty === 'string';
 
@@ -39,12 +42,14 @@ export function createOidcConfiguration(
     }
 
     const issuerUrl = new URL(config.issuer);
-    const execute: ((c: client.Configuration) => void)[] = [client.enableNonRepudiationChecks];
-    if (issuerUrl.protocol === 'http:') execute.push(client.allowInsecureRequests);
+    const insecure = issuerUrl.protocol === 'http:';
+    // No enableNonRepudiationChecks: ID-token signatures are checked with our own key source
+    // (id-token.ts, jwks.ts), which refetches the keys at once on an unknown `kid` (L10a).
+    const execute: ((c: client.Configuration) => void)[] = insecure ? [client.allowInsecureRequests] : [];
 
-    let configuration: client.Configuration;
+    let discovered: client.Configuration;
     try {
-      configuration = await client.discovery(issuerUrl, config.clientId, undefined, auth, {
+      discovered = await client.discovery(issuerUrl, config.clientId, undefined, auth, {
         execute,
         timeout: config.httpTimeout,
         ...(fetchImpl ? { [client.customFetch]: fetchImpl as client.CustomFetch } : {}),
@@ -62,7 +67,7 @@ export function createOidcConfiguration(
       throw new BffError('ERR_BFF_IDP_UNAVAILABLE', 'OpenID provider discovery failed', { cause: err });
     }
 
-    const metadata = configuration.serverMetadata();
+    const metadata = discovered.serverMetadata();
     // L11: exact match, no normalization (openid-client compares normalized URLs and knows vendor quirks).
     if (metadata.issuer !== config.issuer) {
       throw new BffError('ERR_BFF_CONFIGURATION', 'discovered issuer does not match the configured issuer');
@@ -76,6 +81,39 @@ export function createOidcConfiguration(
     if (Array.isArray(responseTypes) && !responseTypes.includes('code')) {
       throw new BffError('ERR_BFF_CONFIGURATION', 'the provider does not support response_type=code');
     }
+    if (typeof metadata.jwks_uri !== 'string') {
+      throw new BffError('ERR_BFF_CONFIGURATION', 'the provider metadata has no jwks_uri');
+    }
+
+    // L17: one accepted `alg` set for ID tokens (login, refresh) and logout tokens. openid-client's own
+    // alg check reads the registered alg, else the advertised list: the Configuration is rebuilt so that
+    // list is exactly our set (no `none`, no HS*).
+    const algorithms = resolveIdTokenAlgorithms(
+      config.idTokenSignedResponseAlg,
+      metadata.id_token_signing_alg_values_supported,
+    );
+    const { supportsPKCE: _helper, ...serverMetadata } = metadata;
+    const configuration = new client.Configuration(
+      { ...serverMetadata, id_token_signing_alg_values_supported: algorithms },
+      config.clientId,
+      config.idTokenSignedResponseAlg
+        ? { id_token_signed_response_alg: config.idTokenSignedResponseAlg }
+        : undefined,
+      auth,
+    );
+    for (const step of execute) step(configuration);
+    configuration.timeout = config.httpTimeout;
+    if (fetchImpl) configuration[client.customFetch] = fetchImpl as client.CustomFetch;
+    attachIdTokenPolicy(configuration, {
+      algorithms,
+      keys: createJwksSource({
+        uri: new URL(metadata.jwks_uri),
+        fetch: fetchImpl ?? globalThis.fetch,
+        timeout: config.httpTimeout,
+        clock,
+        logger,
+      }),
+    });
     return configuration;
   };
 
@@ -112,35 +150,6 @@ export function classifyCallbackError(err: unknown): 'transient' | 'response' | 
   return /token_type|"(?:id|access)_token" property/.test(text) ? 'response' : 'validation';
 }
 
-/** Maps an openid-client failure during a token request to a BffError. */
-export function classifyTokenError(err: unknown): 'invalid_grant' | 'transient' | 'response' | 'validation' {
-  if (err instanceof client.ResponseBodyError) {
-    if (err.status >= 500) return 'transient';
-    if (err.error === 'invalid_grant') return 'invalid_grant';
-    return 'response';
-  }
-  if (err instanceof client.ClientError) {
-    switch (err.code) {
-      case 'OAUTH_RESPONSE_IS_NOT_CONFORM': {
-        const cause = (err as { cause?: unknown }).cause;
-        return cause instanceof Response && cause.status >= 500 ? 'transient' : 'response';
-      }
-      case 'OAUTH_RESPONSE_IS_NOT_JSON':
-      case 'OAUTH_PARSE_ERROR':
-      case 'OAUTH_INVALID_RESPONSE':
-      case 'OAUTH_UNSUPPORTED_OPERATION':
-        return 'response';
-      default:
-        return 'validation';
-    }
-  }
-  if (err instanceof BffError) return err.status >= 500 ? 'transient' : 'validation';
-  // fetch failures (TypeError), aborts and timeouts (DOMException) are network trouble.
-  if (
-    err instanceof TypeError ||
-    (err instanceof Error && (err.name === 'AbortError' || err.name === 'TimeoutError'))
-  ) {
-    return 'transient';
-  }
-  return 'validation';
-}
+// Token-endpoint failures are classified by cause in refresh/failure.ts (SECURITY R5a); re-exported
+// here for the login callback, which imports it from this module.
+export { classifyTokenError };

@@ -25,6 +25,8 @@ export interface BffSessionData {
   readonly sessionState?: string;
   /** Epoch seconds. */
   readonly createdAt: number;
+  /** Epoch milliseconds of creation: orders one user's sessions for the per-user cap (S6). */
+  readonly createdAtMs?: number;
   lastSeenAt: number;
   /** Absolute expiry, epoch seconds. */
   readonly expiresAt: number;
@@ -120,8 +122,16 @@ export interface SessionManager {
   readonly middleware: RequestHandler;
   /** The live session of an Express request (after `middleware`) or a raw upgrade request. */
   current(req: Request | IncomingMessage): Promise<LoadedSession | undefined>;
-  /** Replaces the request's session by a new one (new id, L13) holding `data` and `tokens`. */
-  create(req: Request, data: BffSessionData, sealTokens: (sessionId: string) => string): Promise<string>;
+  /**
+   * Replaces the request's session by a new one (new id, L13) holding `data` and `tokens`, then ends
+   * the same user's oldest sessions beyond `maxSessionsPerUser` (S6), calling `onEnded` for each.
+   */
+  create(
+    req: Request,
+    data: BffSessionData,
+    sealTokens: (sessionId: string) => string,
+    onEnded?: (sessionId: string) => void,
+  ): Promise<string>;
   /** Deletes the request's session from the store and expires the cookie (O2). */
   destroy(req: Request, res: Response): Promise<void>;
   /** Extends the idle timeout of the request's session (written at most every touchInterval). */
@@ -283,10 +293,44 @@ export function createSessionManager(
     return loaded;
   }
 
+  /**
+   * S6: a user holds at most maxSessionsPerUser sessions; beyond it that user's oldest (by creation)
+   * end. Only the user's own index is read, so one user signing in again and again never pushes out
+   * anyone else's session (the store's global bound is then never reached by a single user).
+   */
+  async function capSessionsOf(data: BffSessionData, newId: string): Promise<string[]> {
+    const ids = await store.find({ iss: data.iss, sub: data.sub });
+    if (ids.length <= config.maxSessionsPerUser) return [];
+    const others = await Promise.all(
+      ids
+        .filter((id) => id !== newId)
+        .map(async (id) => {
+          const stored = await store.get(id);
+          let createdAt = Number.NEGATIVE_INFINITY; // unreadable: first to go
+          if (stored) {
+            try {
+              const parsed = (JSON.parse(stored.data) as session.SessionData).bff;
+              if (typeof parsed?.createdAtMs === 'number') createdAt = parsed.createdAtMs;
+              else if (typeof parsed?.createdAt === 'number') createdAt = parsed.createdAt * 1000;
+            } catch {}
+          }
+          return { id, createdAt, live: stored !== undefined };
+        }),
+    );
+    const live = others.filter((o) => o.live);
+    const excess = live.length + 1 - config.maxSessionsPerUser;
+    if (excess <= 0) return [];
+    live.sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const ended = live.slice(0, excess).map((o) => o.id);
+    for (const id of ended) await store.destroy(id);
+    return ended;
+  }
+
   async function create(
     req: Request,
     data: BffSessionData,
     sealTokens: (id: string) => string,
+    onEnded?: (sessionId: string) => void,
   ): Promise<string> {
     snapshots.delete(req);
     await new Promise<void>((resolve, reject) =>
@@ -307,7 +351,18 @@ export function createSessionManager(
       req.session.save((err: unknown) => (err ? reject(err) : resolve())),
     );
     snapshots.set(req, { id: req.sessionID, data, tokens });
-    return req.sessionID;
+    const id = req.sessionID;
+    try {
+      const ended = await capSessionsOf(data, id);
+      for (const endedId of ended) onEnded?.(endedId);
+      if (ended.length > 0)
+        logger.info({ count: ended.length }, 'bff: oldest sessions of the user ended (cap)');
+    } catch (err) {
+      // The new session is written; failing the sign-in now would only lose it. The cap is applied
+      // again at the user's next sign-in.
+      logger.warn({ err: describeError(err) }, 'bff: per-user session cap not applied');
+    }
+    return id;
   }
 
   async function destroy(req: Request, res: Response): Promise<void> {

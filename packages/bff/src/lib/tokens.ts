@@ -1,14 +1,18 @@
 // The session's tokens: encrypted at rest (AES-256-GCM, bound to the session id), decrypted on demand
 // and cached in-process briefly, refreshed single-flight: one promise per session in this process and
-// a store lock across instances, re-reading the session after taking the lock (R2).
+// a store lock across instances (R2; the refresh itself is refresh/flight.ts). Refresh happens AHEAD
+// (R7): a token inside the refresh margin is still used while one background refresh replaces it; only
+// a request holding an expired token waits, and at most `httpTimeout`. Failed refreshes back off per
+// session and behind one circuit breaker for the OP (refresh/backoff.ts).
 import type { IncomingMessage } from 'node:http';
 import type { Request } from 'express';
-import * as client from 'openid-client';
+import type * as client from 'openid-client';
 import type { ResolvedBffConfig } from './config.js';
 import type { Logger } from './context.js';
 import { createSealer } from './crypto.js';
 import { BffError, describeError } from './errors.js';
-import { classifyTokenError } from './oidc.js';
+import { createCircuitBreaker, createSessionBackoff } from './refresh/backoff.js';
+import { createFlight, refreshTimings } from './refresh/flight.js';
 import type { LoadedSession, SessionManager } from './session.js';
 import type { SessionStore } from './store/types.js';
 
@@ -28,15 +32,14 @@ export interface TokenRecord {
 
 /** Lifetime assumed when a token response has no `expires_in`. */
 const DEFAULT_EXPIRES_IN = 300;
-/** How long a refresh lock is held at most, and how long a waiter waits for it (seconds). */
-const LOCK_TTL = 30;
-/** Attempts at the token endpoint for transient failures (R5) and the waits between them (ms). */
-const RETRY_DELAYS = [100, 300];
+/**
+ * A token due for refresh is still sent while it has more than this left (seconds; a tenth of its
+ * lifetime for short-lived tokens), so it does not expire on the way to the API.
+ */
+const USABLE_SKEW = 5;
 /** Decrypted records are reused only this long (ms), so plaintext does not linger. */
 const CACHE_MS = 5 * 60_000;
 const CACHE_MAX = 10_000;
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Token handling for one createBff instance. */
 export interface TokenService {
@@ -53,8 +56,10 @@ export interface TokenService {
     req: Request | IncomingMessage,
     options?: { forceRefresh?: boolean; resource?: string },
   ): Promise<string>;
-  /** Drops the in-process cache entry of a session. */
+  /** Drops the in-process cache entry (and refresh back-off) of a session. */
   forget(sessionId: string): void;
+  /** Resolves when every refresh under way has settled, or after `seconds` (graceful shutdown). */
+  drain(seconds: number): Promise<void>;
 }
 
 /** Creates the token service. `endSession` destroys a session everywhere (R4, R6). */
@@ -113,15 +118,78 @@ export function createTokenService(deps: {
     return { at: response.access_token, exp, ttl, rt, idt, ...(previous?.res ? { res: previous.res } : {}) };
   }
 
+  type Slot = { at: string; exp: number; ttl?: number };
+  const slotOf = (record: TokenRecord, resource: string | undefined): Slot | undefined =>
+    resource === undefined ? record : record.res?.[resource];
+
   // A token that lives shorter than twice the margin is refreshed at half its lifetime instead, so a
   // 60 s token with the default 60 s margin is not refreshed on every single call (R1).
-  const fresh = (record: TokenRecord, resource: string | undefined) => {
-    const slot = resource === undefined ? record : record.res?.[resource];
-    if (!slot) return undefined;
+  const due = (slot: Slot) => {
     const margin =
       slot.ttl === undefined ? config.refreshMargin : Math.min(config.refreshMargin, slot.ttl / 2);
-    return slot.exp - margin > now() ? slot.at : undefined;
+    return slot.exp - margin <= now();
   };
+  const usable = (slot: Slot) =>
+    slot.exp - Math.min(USABLE_SKEW, slot.ttl === undefined ? USABLE_SKEW : slot.ttl / 10) > now();
+  const fresh = (record: TokenRecord, resource: string | undefined) => {
+    const slot = slotOf(record, resource);
+    return slot && !due(slot) ? slot.at : undefined;
+  };
+
+  const timings = refreshTimings(config.httpTimeout);
+  const backoff = createSessionBackoff(clock);
+  const breaker = createCircuitBreaker(clock);
+  const refresh = createFlight({
+    config,
+    store,
+    logger,
+    timings,
+    backoff,
+    breaker,
+    getOidcConfiguration,
+    endSession,
+    open,
+    seal,
+    fromResponse,
+    fresh,
+  });
+
+  /** The session's refresh for `resource`: joins the one under way in this process, else starts one. */
+  function flightFor(loaded: LoadedSession, resource: string | undefined, staleAt: string | undefined) {
+    const key = `${loaded.id}\u0000${resource ?? ''}`;
+    let flight = flights.get(key);
+    if (!flight) {
+      flight = refresh(loaded, resource, staleAt).finally(() => flights.delete(key));
+      flights.set(key, flight);
+    }
+    return flight;
+  }
+
+  /** R7: one background refresh while the current token is still used; failures only back off. */
+  function refreshAhead(loaded: LoadedSession, resource: string | undefined) {
+    if (flights.has(`${loaded.id}\u0000${resource ?? ''}`)) return;
+    if (backoff.remaining(loaded.id) > 0 || breaker.openFor() > 0) return;
+    flightFor(loaded, resource, undefined).catch((err: unknown) => {
+      logger.debug({ err: describeError(err) }, 'bff: background refresh did not succeed');
+    });
+  }
+
+  /** Waits for `flight` at most `timings.wait`; the refresh itself goes on (its result is stored). */
+  function waitFor(flight: Promise<string>): Promise<string> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new BffError('ERR_BFF_IDP_UNAVAILABLE', 'refresh did not complete within httpTimeout', {
+              retryAfter: 1,
+            }),
+          ),
+        timings.wait * 1000,
+      );
+    });
+    return Promise.race([flight, timeout]).finally(() => clearTimeout(timer));
+  }
 
   async function getUserAccessToken(
     req: Request | IncomingMessage,
@@ -136,116 +204,30 @@ export function createTokenService(deps: {
         ? undefined
         : options.resource;
     const record = open(loaded.id, loaded.tokens);
-    if (record && !options.forceRefresh) {
-      const at = fresh(record, resource);
-      if (at) return at;
+    const slot = record && slotOf(record, resource);
+    if (slot && !options.forceRefresh) {
+      if (!due(slot)) return slot.at;
+      if (usable(slot)) {
+        refreshAhead(loaded, resource);
+        return slot.at;
+      }
     }
-    const staleAt = options.forceRefresh
-      ? resource === undefined
-        ? record?.at
-        : record?.res?.[resource]?.at
-      : undefined;
-    const key = `${loaded.id}\u0000${resource ?? ''}`;
-    let flight = flights.get(key);
-    if (!flight) {
-      flight = refresh(loaded, resource, staleAt).finally(() => flights.delete(key));
-      flights.set(key, flight);
+    // Expired (or refused upstream): this request needs a new token, and waits for it — unless the
+    // session is backing off after a failed refresh, which answers at once.
+    const backingOff = backoff.remaining(loaded.id);
+    if (backingOff > 0) {
+      // The same answer as the failed refresh gave (503, or 502 for an unusable OP answer).
+      throw new BffError(
+        backoff.lastError(loaded.id) ?? 'ERR_BFF_IDP_UNAVAILABLE',
+        'refresh backing off after a failure',
+        { retryAfter: backingOff },
+      );
     }
-    const at = await flight;
+    const staleAt = options.forceRefresh ? slot?.at : undefined;
+    const at = await waitFor(flightFor(loaded, resource, staleAt));
     const latest = cache.get(loaded.id);
     if (latest) sessions.updateSnapshot(req, latest.sealed);
     return at;
-  }
-
-  async function acquire(sessionId: string) {
-    const deadline = clock() + LOCK_TTL * 1000;
-    for (;;) {
-      const lock = await store.lock(`refresh:${sessionId}`, LOCK_TTL);
-      if (lock) return lock;
-      if (clock() > deadline)
-        throw new BffError('ERR_BFF_IDP_UNAVAILABLE', 'refresh lock not released in time');
-      await sleep(20 + Math.random() * 20);
-    }
-  }
-
-  async function refresh(loaded: LoadedSession, resource: string | undefined, staleAt: string | undefined) {
-    const lock = await acquire(loaded.id);
-    try {
-      // Another request or instance may have refreshed while we waited: re-read and re-check.
-      const stored = await store.get(loaded.id);
-      if (!stored) throw new BffError('ERR_BFF_SESSION_ENDED', 'session ended');
-      const record = open(loaded.id, stored.tokens);
-      if (!record) {
-        await endSession(loaded.id);
-        throw new BffError('ERR_BFF_SESSION_ENDED', 'token record unreadable');
-      }
-      const current = fresh(record, resource);
-      if (current && current !== staleAt) return current;
-      if (!record.rt) {
-        await endSession(loaded.id);
-        throw new BffError('ERR_BFF_SESSION_ENDED', 'access token expired and there is no refresh token');
-      }
-
-      const configuration = await getOidcConfiguration();
-      const params: Record<string, string> = {};
-      if (resource !== undefined) params.resource = resource;
-      else if (config.resource.length === 1 && config.resource[0]) params.resource = config.resource[0];
-
-      let response: Awaited<ReturnType<typeof client.refreshTokenGrant>> | undefined;
-      for (let attempt = 0; ; attempt++) {
-        try {
-          response = await client.refreshTokenGrant(configuration, record.rt, params);
-          break;
-        } catch (err) {
-          const kind = classifyTokenError(err);
-          logger.warn({ err: describeError(err), kind, attempt: attempt + 1 }, 'bff: token refresh failed');
-          if (kind === 'transient' && attempt < RETRY_DELAYS.length) {
-            await sleep(RETRY_DELAYS[attempt] ?? 100);
-            continue;
-          }
-          if (kind === 'transient')
-            throw new BffError('ERR_BFF_IDP_UNAVAILABLE', 'token endpoint unavailable', { cause: err });
-          if (kind === 'response')
-            throw new BffError('ERR_BFF_IDP_RESPONSE', 'unusable token response', { cause: err });
-          // invalid_grant (R4) or a refreshed ID token that fails validation (R6): the session is over.
-          await endSession(loaded.id);
-          throw new BffError('ERR_BFF_SESSION_ENDED', 'refresh rejected', { cause: err });
-        }
-      }
-
-      if (response.id_token) {
-        // R6: same iss, sub, aud, azp and auth_time as the session's login.
-        const claims = response.claims();
-        const data = loaded.data;
-        const aud = claims ? (Array.isArray(claims.aud) ? claims.aud : [claims.aud]) : [];
-        const previousAuthTime = data.claims.auth_time;
-        if (
-          !claims ||
-          claims.iss !== data.iss ||
-          claims.sub !== data.sub ||
-          !aud.includes(config.clientId) ||
-          (claims.azp !== undefined && claims.azp !== config.clientId) ||
-          (previousAuthTime !== undefined &&
-            claims.auth_time !== undefined &&
-            claims.auth_time !== previousAuthTime)
-        ) {
-          logger.warn({}, 'bff: refreshed ID token does not match the session; ending it');
-          await endSession(loaded.id);
-          throw new BffError('ERR_BFF_SESSION_ENDED', 'refreshed ID token does not match the session');
-        }
-      }
-
-      const next = fromResponse(response, record, resource);
-      const sealed = seal(loaded.id, next);
-      const written = await store.setTokens(loaded.id, sealed);
-      if (!written) throw new BffError('ERR_BFF_SESSION_ENDED', 'session ended during refresh');
-      open(loaded.id, sealed);
-      return resource === undefined ? next.at : (next.res?.[resource]?.at ?? next.at);
-    } finally {
-      lock
-        .release()
-        .catch((err: unknown) => logger.warn({ err: describeError(err) }, 'bff: lock release failed'));
-    }
   }
 
   return {
@@ -255,6 +237,15 @@ export function createTokenService(deps: {
     getUserAccessToken,
     forget(sessionId) {
       cache.delete(sessionId);
+      backoff.reset(sessionId);
+    },
+    async drain(seconds) {
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, seconds * 1000);
+      });
+      await Promise.race([Promise.allSettled([...flights.values()]), deadline]);
+      clearTimeout(timer);
     },
   };
 }

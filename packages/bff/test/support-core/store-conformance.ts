@@ -144,5 +144,50 @@ export function storeConformance(
       await third!.release();
       expect(await store.lock('l1', 30)).toBeDefined();
     });
+
+    it('R8: a lock can be extended while held; a holder whose lock expired can neither extend nor release it', async () => {
+      const lock = await store.lock('l2', 1);
+      expect(lock).toBeDefined();
+      expect(typeof lock!.token).toBe('string');
+      expect(lock!.key).toBe('l2');
+      await sleep(600);
+      expect(await lock!.extend(2)).toBe(true); // now 2 s from here
+      await sleep(700); // past the original 1 s
+      expect(await store.lock('l2', 30)).toBeUndefined();
+      await sleep(1500); // past the extension
+      expect(await lock!.extend(30)).toBe(false);
+      const next = await store.lock('l2', 30);
+      expect(next).toBeDefined();
+      expect(next!.token).not.toBe(lock!.token);
+      expect(await lock!.extend(30)).toBe(false); // the stale holder cannot take it over
+      await next!.release();
+    });
+
+    it('R8: setTokens with a fence writes only while that lock is held by that holder', async () => {
+      await store.set('f1', { data: '{}', index: { iss: ISS, sub: 'erin' }, tokens: 'T0' }, 60);
+      const lock = await store.lock('refresh:f1', 1);
+      expect(lock).toBeDefined();
+      const fence = { key: lock!.key, token: lock!.token };
+      expect(await store.setTokens('f1', 'T1', fence)).toBe(true);
+      expect((await store.get('f1'))?.tokens).toBe('T1');
+      await sleep(1100); // the lock expired: its holder must not write any more
+      expect(await store.setTokens('f1', 'T-stale', fence)).toBe(false);
+      const newer = await store.lock('refresh:f1', 30);
+      expect(newer).toBeDefined();
+      expect(await store.setTokens('f1', 'T-stale', fence)).toBe(false);
+      expect(await store.setTokens('f1', 'T2', { key: newer!.key, token: newer!.token })).toBe(true);
+      expect((await store.get('f1'))?.tokens).toBe('T2');
+      await newer!.release();
+      // A released lock fences too; without a fence the write is unconditional (login, migration).
+      expect(await store.setTokens('f1', 'T-late', { key: newer!.key, token: newer!.token })).toBe(false);
+      expect(await store.setTokens('f1', 'T3')).toBe(true);
+      expect((await store.get('f1'))?.tokens).toBe('T3');
+      // A fenced write still never resurrects a destroyed session.
+      const again = await store.lock('refresh:f1', 30);
+      await store.destroy('f1');
+      expect(await store.setTokens('f1', 'T4', { key: again!.key, token: again!.token })).toBe(false);
+      expect(await store.get('f1')).toBeUndefined();
+      await again!.release();
+    });
   });
 }

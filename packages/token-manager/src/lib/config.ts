@@ -1,4 +1,6 @@
+import { createHash, KeyObject } from 'node:crypto';
 import type { CryptoKey, PrivateKey } from 'openid-client';
+import { jwkThumbprint, privateKeyObject, publicJwkOf, type ResolvedDpop, resolveDpop } from './dpop.js';
 import { silentLogger } from './events.js';
 import type {
   ClientAuthenticationMethod,
@@ -26,6 +28,14 @@ export interface ResolvedClient {
   readonly resources: readonly string[];
   readonly parameters: Readonly<Record<string, string>>;
   readonly allowHttp: boolean;
+  /**
+   * Identifies the credentials (auth method + secret, or the public key's thumbprint) so that two
+   * configurations with the same `client_id` but different secrets or keys never share a token.
+   * A SHA-256 over the secret: it only ever leaves the process keyed (see the cache key).
+   */
+  readonly credentialId: string;
+  /** DPoP key, when configured. */
+  readonly dpop: ResolvedDpop | undefined;
 }
 
 export interface ResolvedSharedCache {
@@ -80,6 +90,7 @@ const CLIENT_KEYS = new Set([
   'scope',
   'resource',
   'parameters',
+  'dpop',
   'dangerouslyAllowInsecureHttp',
 ]);
 const RETRY_KEYS = new Set(['attempts', 'baseDelay', 'maxDelay', 'maxRetryAfter', 'cooldown']);
@@ -208,6 +219,7 @@ function resolveClient(name: string, raw: TokenClientOptions): ResolvedClient {
     fail(`${where}privateKey must be a private CryptoKey, { key, kid } or a private JWK`);
   }
   const authMethod = raw.clientAuthentication ?? (raw.privateKey ? 'private_key_jwt' : 'client_secret_basic');
+  let privateKeyThumbprint: string | undefined;
   if (!AUTH_METHODS.has(authMethod)) {
     fail(
       `${where}clientAuthentication must be one of ${[...AUTH_METHODS].join(', ')}, got ${JSON.stringify(authMethod)}`,
@@ -217,6 +229,23 @@ function resolveClient(name: string, raw: TokenClientOptions): ResolvedClient {
     if (!raw.privateKey) fail(`${where}privateKey is required for private_key_jwt`);
     if (raw.clientSecret !== undefined)
       fail(`${where}clientSecret must not be set together with private_key_jwt`);
+    // Import it now: a malformed key fails at creation (not on the first token request), and its
+    // thumbprint identifies the credentials in the cache key.
+    const input = raw.privateKey as { key?: unknown };
+    if (input instanceof KeyObject) {
+      fail(
+        `${where}privateKey must be a CryptoKey or a private JWK (e.g. keyObject.export({ format: 'jwk' }))`,
+      );
+    }
+    privateKeyThumbprint = jwkThumbprint(
+      publicJwkOf(
+        privateKeyObject(
+          'kty' in input || !('key' in input) ? raw.privateKey : input.key,
+          fail,
+          `${where}privateKey`,
+        ),
+      ),
+    );
   } else {
     if (typeof raw.clientSecret !== 'string' || raw.clientSecret === '') {
       fail(`${where}clientSecret must be a non-empty string for ${authMethod}`);
@@ -253,6 +282,11 @@ function resolveClient(name: string, raw: TokenClientOptions): ResolvedClient {
     }
   }
 
+  const dpop = resolveDpop(raw.dpop, fail, where);
+  const credentialId = createHash('sha256')
+    .update(JSON.stringify([authMethod, privateKeyThumbprint ?? raw.clientSecret]))
+    .digest('base64url');
+
   return Object.freeze({
     name,
     issuer,
@@ -270,6 +304,8 @@ function resolveClient(name: string, raw: TokenClientOptions): ResolvedClient {
     resources: Object.freeze(normalizeResources(raw.resource, `${where}resource`)),
     parameters: Object.freeze(parameters),
     allowHttp,
+    credentialId,
+    dpop,
   });
 }
 

@@ -15,7 +15,13 @@ export type TokenManagerErrorCode =
   /** The token endpoint answered 200 with something that is not a usable token response. */
   | 'ERR_TOKEN_INVALID_RESPONSE'
   /** Issuer discovery failed (metadata unreachable or inconsistent). */
-  | 'ERR_TOKEN_DISCOVERY';
+  | 'ERR_TOKEN_DISCOVERY'
+  /**
+   * DPoP is configured but the token is not bound to the key: the server answered another
+   * `token_type` than `DPoP`, rejected the proof (`invalid_dpop_proof`), or asked for a nonce a
+   * second time in a row (`use_dpop_nonce`; the manager retries once, never in a loop) (T9).
+   */
+  | 'ERR_TOKEN_DPOP';
 
 /** Codes that come from a configuration problem: retrying cannot help, so they are remembered (T6). */
 export const FATAL_CODES: ReadonlySet<TokenManagerErrorCode> = new Set([
@@ -25,6 +31,7 @@ export const FATAL_CODES: ReadonlySet<TokenManagerErrorCode> = new Set([
   'ERR_TOKEN_SCOPE_NOT_GRANTED',
   'ERR_TOKEN_REQUEST_REJECTED',
   'ERR_TOKEN_INVALID_RESPONSE',
+  'ERR_TOKEN_DPOP',
 ]);
 
 const STATUS: Record<TokenManagerErrorCode, number> = {
@@ -36,6 +43,7 @@ const STATUS: Record<TokenManagerErrorCode, number> = {
   ERR_TOKEN_ENDPOINT_UNAVAILABLE: 503,
   ERR_TOKEN_INVALID_RESPONSE: 502,
   ERR_TOKEN_DISCOVERY: 503,
+  ERR_TOKEN_DPOP: 502,
 };
 
 /** Details attached to a {@link TokenManagerError}; none of them is ever a token or a secret. */

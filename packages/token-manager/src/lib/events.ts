@@ -7,12 +7,18 @@ import type { TokenManagerLogger, TokenSource } from './types.js';
  */
 export interface TokenManagerEvents {
   /** A call was answered from a cache without a token request. */
-  'token.cache-hit': { client: string; source: Exclude<TokenSource, 'idp'>; expiresIn: number };
+  'token.cache-hit': {
+    client: string;
+    source: Exclude<TokenSource, 'idp'>;
+    tokenType: 'Bearer' | 'DPoP';
+    expiresIn: number;
+  };
   /** A token request is about to be sent (`attempt` starts at 1). */
   'token.requested': { client: string; attempt: number; scope: string | undefined; resource: string[] };
   /** A new token was obtained from the token endpoint. */
   'token.renewed': {
     client: string;
+    tokenType: 'Bearer' | 'DPoP';
     expiresIn: number;
     scope: string | undefined;
     resource: string[];
@@ -32,7 +38,7 @@ export interface TokenManagerEvents {
     willRetry: boolean;
     suppressed: boolean;
   };
-  /** Renewal failed transiently, so a cached token that has not expired yet was served. */
+  /** Renewal failed, so a cached token that has not expired yet was served (`code`: why it failed). */
   'token.stale-served': { client: string; expiresIn: number; code: TokenManagerErrorCode };
   /** A cached token was dropped (forced renewal, or the API rejected it). */
   'token.evicted': { client: string; reason: 'forced' | 'rejected' };

@@ -1,11 +1,17 @@
-import { createHash } from 'node:crypto';
+import { createHash, createHmac, hkdfSync } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { normalizeResources, normalizeScopes, type ResolvedConfig, resolveConfig } from './config.js';
-import { classify, type IssuedToken, TokenEndpoint } from './endpoint.js';
+import { asTokenManagerError, type IssuedToken, TokenEndpoint } from './endpoint.js';
 import { TokenManagerError } from './errors.js';
 import { Emitter, type TokenManagerEventName, type TokenManagerListener } from './events.js';
 import { type CacheEntry, SharedCache, UNAVAILABLE } from './shared-cache.js';
-import type { AccessToken, GetAccessTokenOptions, TokenManagerOptions, TokenSource } from './types.js';
+import type {
+  AccessToken,
+  DpopKey,
+  GetAccessTokenOptions,
+  TokenManagerOptions,
+  TokenSource,
+} from './types.js';
 
 /** Scope and resource of a call, when not the client's defaults. */
 export type TokenScopeOptions = Pick<GetAccessTokenOptions, 'scope' | 'resource'>;
@@ -28,6 +34,13 @@ export interface TokenManager {
   renewAccessToken(client: string, rejectedToken: string, options?: TokenScopeOptions): Promise<AccessToken>;
   /** Drops `accessToken` from the caches if it is still the cached token for that client and scope. */
   invalidate(client: string, accessToken: string, options?: TokenScopeOptions): Promise<void>;
+  /**
+   * The DPoP key of a client configured with `dpop` (its thumbprint, and proofs for your own HTTP
+   * client), or `undefined` for a Bearer client. `createTokenFetch` uses it for you.
+   * @throws {TypeError} for an unknown client name.
+   * @see https://www.rfc-editor.org/rfc/rfc9449
+   */
+  dpopKey(client: string): DpopKey | undefined;
   /** Subscribes to an observability event; returns the function that unsubscribes. */
   on<E extends TokenManagerEventName>(event: E, listener: TokenManagerListener<E>): () => void;
   /** The configured client names. */
@@ -39,7 +52,10 @@ interface CallContext {
   name: string;
   scopes: readonly string[];
   resources: readonly string[];
+  /** Key in the memory cache and name of this process's entry in the shared cache. */
   hash: string;
+  /** Shared-cache names of the same entry under older cache secrets (read during a rotation). */
+  olderHashes: readonly string[];
 }
 
 interface Outcome {
@@ -72,6 +88,20 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   for (const [name, client] of config.clients) {
     endpoints.set(name, new TokenEndpoint(client, config.fetch, config.timeoutSeconds, clock));
   }
+  // With a shared cache, key names are an HMAC under a key derived from the cache secret: the
+  // credentials go into the key, and a plain hash of a weak secret in a Redis key name could be
+  // brute-forced offline by anyone who can list keys.
+  // With a shared cache, key names are an HMAC under a key derived from the cache secret: the
+  // credentials are part of the key, and a plain hash of a weak client secret in a Redis key name
+  // could be brute-forced offline by anyone who can list the keys. One name per cache secret: the
+  // first names what this process writes, the others are read during a secret rotation.
+  const keyings = (config.sharedCache?.secrets ?? []).map((secret) =>
+    Buffer.from(hkdfSync('sha256', secret, 'gatehouse/token-manager/shared-cache', 'cache key v2', 32)),
+  );
+  const cacheKeys = (material: string): string[] =>
+    keyings.length === 0
+      ? [createHash('sha256').update(material).digest('base64url')]
+      : keyings.map((key) => createHmac('sha256', key).update(material).digest('base64url'));
   const memory = new Map<string, CacheEntry>();
   const inflight = new Map<string, Promise<Outcome>>();
   /** Remembered failures (T6): no request for this key until `until`. */
@@ -106,11 +136,20 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     const client = endpoint.client;
     const scopes = scope === undefined ? client.scopes : normalizeScopes(scope);
     const resources = resource === undefined ? client.resources : normalizeResources(resource);
-    // T4: the key is (server, client, resources, sorted scopes); hashed to keep Redis keys short.
-    const hash = createHash('sha256')
-      .update(JSON.stringify([client.serverId, client.clientId, resources, scopes]))
-      .digest('base64url');
-    const ctx: CallContext = { endpoint, name, scopes, resources, hash };
+    // T4: the key is (server, client, credentials, DPoP key, resources, sorted scopes), hashed to
+    // keep Redis keys short. The credentials part keeps two configurations with the same client_id
+    // but different secrets or keys apart (a wrong secret must never be handed a right one's token).
+    const [hash, ...olderHashes] = cacheKeys(
+      JSON.stringify([
+        client.serverId,
+        client.clientId,
+        client.credentialId,
+        client.dpop?.thumbprint ?? null,
+        resources,
+        scopes,
+      ]),
+    );
+    const ctx: CallContext = { endpoint, name, scopes, resources, hash: hash!, olderHashes };
     if (scope === undefined && resource === undefined) defaultContexts.set(name, ctx);
     else if (memoKey !== undefined) {
       if (contexts.size >= MAX_CONTEXTS) contexts.clear();
@@ -135,7 +174,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     const { entry, source, stale } = outcome;
     return {
       accessToken: entry.accessToken,
-      tokenType: 'Bearer',
+      tokenType: entry.tokenType,
       expiresAt: new Date(entry.expiresAt),
       scope: entry.scope,
       fromCache: source !== 'idp',
@@ -157,6 +196,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     events.emit('token.cache-hit', {
       client: ctx.name,
       source: 'shared',
+      tokenType: entry.tokenType,
       expiresIn: (entry.expiresAt - clock()) / 1000,
     });
     return { entry, source: 'shared', stale: false };
@@ -199,7 +239,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       try {
         return { issued: await ctx.endpoint.request(ctx.scopes, ctx.resources), attempts: attempt };
       } catch (caught) {
-        const error = classify(caught, ctx.name, clock(), false);
+        const error = asTokenManagerError(caught, ctx.name);
         let delay: number | undefined;
         if (error.retryable && attempt < attempts) {
           if (error.retryAfter === undefined) delay = backoffMs(attempt);
@@ -258,7 +298,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       ({ issued, attempts } = await requestWithRetries(ctx));
       checkScope(ctx, issued);
     } catch (caught) {
-      const error = caught instanceof TokenManagerError ? caught : classify(caught, ctx.name, clock(), false);
+      const error = caught instanceof TokenManagerError ? caught : asTokenManagerError(caught, ctx.name);
       const now = clock();
       if (!error.retryable) {
         // T6: a configuration problem; alert once and keep hot loops from hammering the server.
@@ -285,6 +325,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     const margin = Math.min(config.renewalMarginMs, lifetimeMs / 2);
     const entry: CacheEntry = {
       accessToken: issued.accessToken,
+      tokenType: issued.tokenType,
       scope: issued.scope ?? (ctx.scopes.length > 0 ? ctx.scopes.join(' ') : undefined),
       obtainedAt: now,
       expiresAt: now + lifetimeMs,
@@ -297,16 +338,33 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     }
     events.emit('token.renewed', {
       client: ctx.name,
+      tokenType: entry.tokenType,
       expiresIn: lifetimeMs / 1000,
       scope: entry.scope,
       resource: [...ctx.resources],
       attempts,
     });
     logger.debug(
-      { client: ctx.name, expiresIn: lifetimeMs / 1000, attempts },
+      { client: ctx.name, tokenType: entry.tokenType, expiresIn: lifetimeMs / 1000, attempts },
       'token-manager: token renewed',
     );
     return { entry, source: 'idp', stale: false };
+  }
+
+  /** Reads the shared entry; during a cache-secret rotation also under the older secrets' names. */
+  async function sharedGet(ctx: CallContext): ReturnType<SharedCache['get']> {
+    const current = await shared!.get(ctx.hash);
+    if (current !== undefined) return current;
+    for (const older of ctx.olderHashes) {
+      const entry = await shared!.get(older);
+      if (entry !== undefined) return entry;
+    }
+    return undefined;
+  }
+
+  async function sharedInvalidate(ctx: CallContext, accessToken: string): Promise<void> {
+    if (!shared) return;
+    await Promise.all([ctx.hash, ...ctx.olderHashes].map((hash) => shared.invalidate(hash, accessToken)));
   }
 
   /** The cache-miss path: remembered failure, shared cache, cross-process lock, then a request. */
@@ -333,11 +391,11 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     }
     if (!shared) return request(ctx, fallback, fallbackSource);
 
-    const current = await shared.get(ctx.hash);
+    const current = await sharedGet(ctx);
     if (current === UNAVAILABLE) return request(ctx, fallback, fallbackSource);
     if (current && usable(current)) return adopt(ctx, current);
     if (current && current.accessToken === rejected) {
-      await shared.invalidate(ctx.hash, rejected);
+      await sharedInvalidate(ctx, rejected);
     } else if (
       current &&
       clock() < current.expiresAt &&
@@ -356,7 +414,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       if (lock === UNAVAILABLE) break;
       if (lock) {
         try {
-          const again = await shared.get(ctx.hash);
+          const again = await sharedGet(ctx);
           if (again !== UNAVAILABLE && again && usable(again)) return adopt(ctx, again);
           return await request(ctx, fallback, fallbackSource);
         } finally {
@@ -373,7 +431,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       }
       await sleep(Math.min(pause, remaining));
       pause = Math.min(pause * 2, 250);
-      const polled = await shared.get(ctx.hash);
+      const polled = await sharedGet(ctx);
       if (polled === UNAVAILABLE) break;
       if (polled && usable(polled)) return adopt(ctx, polled);
     }
@@ -416,6 +474,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
           events.emit('token.cache-hit', {
             client: name,
             source: 'memory',
+            tokenType: cached.tokenType,
             expiresIn: (cached.expiresAt - clock()) / 1000,
           });
         }
@@ -432,6 +491,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
         events.emit('token.cache-hit', {
           client: name,
           source: 'memory',
+          tokenType: cached.tokenType,
           expiresIn: (cached.expiresAt - clock()) / 1000,
         });
         return result({ entry: cached, source: 'memory', stale: false });
@@ -449,7 +509,17 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
         memory.delete(ctx.hash);
         events.emit('token.evicted', { client: name, reason: 'rejected' });
       }
-      await shared?.invalidate(ctx.hash, accessToken);
+      await sharedInvalidate(ctx, accessToken);
+    },
+
+    dpopKey(name) {
+      const endpoint = endpoints.get(name);
+      if (!endpoint) {
+        throw new TypeError(
+          `token manager: unknown client ${JSON.stringify(name)}; configured: ${[...endpoints.keys()].join(', ')}`,
+        );
+      }
+      return endpoint.dpop;
     },
 
     on(event, listener) {

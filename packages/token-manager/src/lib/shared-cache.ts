@@ -10,6 +10,8 @@ import type { TokenManagerLogger } from './types.js';
 /** A cached token (memory or shared), times in epoch milliseconds of the manager's clock. */
 export interface CacheEntry {
   accessToken: string;
+  /** `DPoP` for a DPoP client's token (the cache key includes the key's thumbprint). */
+  tokenType: 'Bearer' | 'DPoP';
   scope: string | undefined;
   obtainedAt: number;
   expiresAt: number;
@@ -114,6 +116,7 @@ export class SharedCache {
       }
       return {
         accessToken: parsed.accessToken,
+        tokenType: parsed.tokenType === 'DPoP' ? 'DPoP' : 'Bearer',
         scope: typeof parsed.scope === 'string' ? parsed.scope : undefined,
         obtainedAt: parsed.obtainedAt,
         expiresAt: parsed.expiresAt,

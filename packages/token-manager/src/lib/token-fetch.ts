@@ -1,4 +1,6 @@
+import { challengeErrors } from './endpoint.js';
 import type { TokenManager, TokenScopeOptions } from './manager.js';
+import type { AccessToken } from './types.js';
 
 /** Options of {@link createTokenFetch}. */
 export interface TokenFetchOptions extends TokenScopeOptions {
@@ -26,35 +28,53 @@ function replayableBody(body: RequestInit['body'] | undefined): boolean {
   );
 }
 
-/** Whether a request may be sent twice: an idempotent method and a body that can be sent again. */
-function canReplay(input: FetchInput, init: RequestInit | undefined): boolean {
-  const request = input instanceof Request ? input : undefined;
-  const method = (init?.method ?? request?.method ?? 'GET').toUpperCase();
-  if (!IDEMPOTENT.has(method)) return false;
+/** Whether the request's body (if any) can be sent a second time. */
+function canResend(input: FetchInput, init: RequestInit | undefined): boolean {
   if (init?.body !== undefined) return replayableBody(init.body);
   // A Request's own body is a stream: once sent, it is gone.
-  return request?.body == null;
+  return !(input instanceof Request) || input.body == null;
+}
+
+/** Whether a request may be repeated: an idempotent method and a body that can be sent again. */
+function canReplay(input: FetchInput, init: RequestInit | undefined): boolean {
+  const method = (init?.method ?? (input instanceof Request ? input.method : 'GET')).toUpperCase();
+  return IDEMPOTENT.has(method) && canResend(input, init);
 }
 
 /**
  * The 401 is about the token unless the challenge names another error: RFC 6750 §3.1 has
  * `invalid_token` for expired/revoked tokens, and many APIs send a bare `Bearer` challenge or none.
- * `invalid_request` means the request itself is malformed: a new token would not help.
+ * `invalid_request` means the request itself is malformed, `invalid_dpop_proof` the proof: a new
+ * token would not help.
  */
 function tokenRejected(response: Response): boolean {
   if (response.status !== 401) return false;
-  const challenge = response.headers.get('www-authenticate');
-  const error = challenge ? /\berror\s*=\s*"?([^",\s]+)/i.exec(challenge)?.[1] : undefined;
-  return error === undefined || error === 'invalid_token';
+  const errors = challengeErrors(response.headers.get('www-authenticate'));
+  return errors.length === 0 || errors.includes('invalid_token');
+}
+
+/** RFC 9449 §9: the resource server wants a proof with the nonce it sends in `DPoP-Nonce`. */
+function nonceRequested(response: Response): boolean {
+  return (
+    (response.status === 401 || response.status === 400) &&
+    response.headers.has('dpop-nonce') &&
+    challengeErrors(response.headers.get('www-authenticate')).includes('use_dpop_nonce')
+  );
 }
 
 /**
- * A `fetch`-compatible function that sends `Authorization: Bearer <token>` from the manager for
- * `client`. When the API answers 401 (`invalid_token`, or without an error code), it drops that
- * token, renews once and retries once, but only when the request is safe to replay: an
- * idempotent method and a body that is absent or replayable (string, bytes, `URLSearchParams`,
- * `Blob`, `FormData`; never a stream). Otherwise, or if the retry gets 401 again, the 401 is
- * returned as is (T8).
+ * A `fetch`-compatible function that sends the manager's token for `client`:
+ * `Authorization: Bearer <token>`, or for a client configured with `dpop`,
+ * `Authorization: DPoP <token>` plus a fresh `DPoP` proof per request (`htm`, `htu` without
+ * query/fragment, `iat`, `jti`, `ath`, and the server's nonce once it sent one).
+ *
+ * Retries, each at most once per call, and only with a body that can be sent again (absent, string,
+ * bytes, `URLSearchParams`, `Blob`, `FormData`; never a stream):
+ * - the API answers 401 `use_dpop_nonce` with a `DPoP-Nonce` (RFC 9449 §9): the same request with a
+ *   proof carrying that nonce (any method: the server refused it before acting on it);
+ * - the API answers 401 `invalid_token` (or without an error code) and the method is idempotent:
+ *   the token is dropped, renewed, and the request sent again (T8).
+ * Otherwise, or when the retry fails the same way, the response is returned as is.
  *
  * @example
  * ```ts
@@ -62,6 +82,7 @@ function tokenRejected(response: Response): boolean {
  * const response = await api('https://api.example/reports');
  * ```
  * @see https://www.rfc-editor.org/rfc/rfc6750#section-3.1
+ * @see https://www.rfc-editor.org/rfc/rfc9449#section-7
  */
 export function createTokenFetch(
   manager: TokenManager,
@@ -79,20 +100,49 @@ export function createTokenFetch(
     throw new TypeError('createTokenFetch: fetch must be a function');
   const send = options.fetch ?? ((input: FetchInput, init?: RequestInit) => globalThis.fetch(input, init));
   const scope: TokenScopeOptions = { scope: options.scope, resource: options.resource };
+  const dpop = manager.dpopKey(client);
 
-  const withToken = (input: FetchInput, init: RequestInit | undefined, token: string): Promise<Response> => {
+  const withToken = async (
+    input: FetchInput,
+    init: RequestInit | undefined,
+    token: AccessToken,
+  ): Promise<Response> => {
     const headers = new Headers(init?.headers ?? (input instanceof Request ? input.headers : undefined));
-    headers.set('authorization', `Bearer ${token}`);
+    if (token.tokenType === 'DPoP' && dpop) {
+      const url = input instanceof Request ? input.url : String(input);
+      const method = init?.method ?? (input instanceof Request ? input.method : 'GET');
+      headers.set('authorization', `DPoP ${token.accessToken}`);
+      headers.set('dpop', await dpop.proof(method, url, token.accessToken));
+      const response = await send(input, { ...init, headers });
+      // §8/§9: a server may hand out or rotate its nonce on any response.
+      const nonce = response.headers.get('dpop-nonce');
+      if (nonce) dpop.rememberNonce(url, nonce);
+      return response;
+    }
+    headers.set('authorization', `Bearer ${token.accessToken}`);
     return send(input, { ...init, headers });
   };
 
   return async function tokenFetch(input, init) {
-    const token = await manager.getAccessToken(client, scope);
-    const response = await withToken(input, init, token.accessToken);
-    if (!tokenRejected(response) || !canReplay(input, init)) return response;
-    // Free the connection before retrying; the first 401 is never shown to the caller.
-    await response.body?.cancel().catch(() => {});
-    const renewed = await manager.renewAccessToken(client, token.accessToken, scope);
-    return withToken(input, init, renewed.accessToken);
+    let token = await manager.getAccessToken(client, scope);
+    let response = await withToken(input, init, token);
+    let nonceRetried = false;
+    let renewed = false;
+    while (true) {
+      const retryNonce =
+        token.tokenType === 'DPoP' && !nonceRetried && nonceRequested(response) && canResend(input, init);
+      const renew = !retryNonce && !renewed && tokenRejected(response) && canReplay(input, init);
+      if (!retryNonce && !renew) return response;
+      // Free the connection first; the refused answer is never shown to the caller.
+      await response.body?.cancel().catch(() => {});
+      if (retryNonce) {
+        // The nonce was remembered when the answer came in: same token, a new proof with it.
+        nonceRetried = true;
+      } else {
+        renewed = true;
+        token = await manager.renewAccessToken(client, token.accessToken, scope);
+      }
+      response = await withToken(input, init, token);
+    }
   };
 }

@@ -1,3 +1,4 @@
+import type { KeyObject } from 'node:crypto';
 import type { CryptoKey, PrivateKey } from 'openid-client';
 
 /** Client authentication methods the token manager speaks at the token endpoint. */
@@ -11,6 +12,74 @@ export interface PrivateJwk {
   alg?: string;
   crv?: string;
   [member: string]: unknown;
+}
+
+/** JWS algorithms a DPoP key can sign proofs with. */
+export type DpopAlgorithm =
+  | 'ES256'
+  | 'ES384'
+  | 'ES512'
+  | 'Ed25519'
+  | 'EdDSA'
+  | 'PS256'
+  | 'PS384'
+  | 'PS512'
+  | 'RS256'
+  | 'RS384'
+  | 'RS512';
+
+/** Algorithms the manager can generate a DPoP key pair for (`dpop: { generate }`). */
+export type DpopGenerateAlgorithm = 'ES256' | 'ES384' | 'ES512' | 'Ed25519' | 'EdDSA';
+
+/**
+ * DPoP for a client (RFC 9449): either your own private key, or a key pair the manager generates
+ * at creation (it lives in this process only, so tokens bound to it are never shared with another
+ * process).
+ * @see https://www.rfc-editor.org/rfc/rfc9449
+ */
+export type DpopOptions =
+  | {
+      /** Private key: a `CryptoKey` (usage `sign`), a Node `KeyObject`, or a private JWK (with `d`). */
+      privateKey: CryptoKey | KeyObject | PrivateJwk;
+      /**
+       * Proof algorithm. Default from the key: `ES256`/`ES384`/`ES512` by curve, `EdDSA` for
+       * Ed25519, `PS256` for RSA (a `CryptoKey` dictates its own).
+       */
+      alg?: DpopAlgorithm;
+    }
+  | {
+      /** Generate a fresh key pair of this algorithm when the manager is created. */
+      generate: DpopGenerateAlgorithm;
+    };
+
+/**
+ * The DPoP key of one client: its public half, and proofs for requests made with its tokens.
+ * Obtain it with `tokenManager.dpopKey(client)`; `createTokenFetch` uses it for you.
+ */
+export interface DpopKey {
+  /** The JWS `alg` of the proofs. */
+  readonly alg: DpopAlgorithm;
+  /**
+   * JWK SHA-256 thumbprint (RFC 7638) of the public key: the `cnf.jkt` of every token bound to it.
+   * Public information, safe to log.
+   * @see https://www.rfc-editor.org/rfc/rfc7638
+   */
+  readonly thumbprint: string;
+  /** The public key as a JWK (no private members). */
+  readonly publicJwk: Readonly<Record<string, string>>;
+  /**
+   * A fresh proof JWT for one HTTP request (RFC 9449 §4.2): new `jti`, `htm`, `htu` (the URL
+   * without query, fragment or credentials), `iat` (wall clock), `ath` when `accessToken` is given
+   * (calls to a resource server), and the last nonce that server (by origin) sent, if any.
+   * @see https://www.rfc-editor.org/rfc/rfc9449#section-4.2
+   */
+  proof(method: string, url: string | URL, accessToken?: string): Promise<string>;
+  /**
+   * Remembers a `DPoP-Nonce` response header of the server at `url` (keyed by origin); later
+   * proofs for that server carry it. Malformed values are ignored.
+   * @see https://www.rfc-editor.org/rfc/rfc9449#section-8
+   */
+  rememberNonce(url: string | URL, nonce: string): void;
 }
 
 /** One OAuth client the manager obtains client-credentials tokens for. */
@@ -62,6 +131,15 @@ export interface TokenClientOptions {
   resource?: string | readonly string[];
   /** Extra token request parameters (e.g. `audience` for servers that use it). */
   parameters?: Readonly<Record<string, string>>;
+  /**
+   * Sender-constrained tokens with DPoP (RFC 9449): every token request carries a proof, the server
+   * must answer `token_type: DPoP` (else `ERR_TOKEN_DPOP`, nothing cached), and `createTokenFetch`
+   * sends `Authorization: DPoP` with a fresh proof per call. `use_dpop_nonce` from the
+   * authorization server or the resource server is retried once with the server's nonce. The key's
+   * thumbprint is part of the cache key. Validated at creation. Default: off (Bearer tokens).
+   * @see https://www.rfc-editor.org/rfc/rfc9449
+   */
+  dpop?: DpopOptions;
   /**
    * Allow plain `http:` issuer / token endpoint URLs on hosts other than loopback. Loopback
    * (`localhost`, `127.0.0.1`, `[::1]`) is always allowed so the sample suite runs without TLS.
@@ -186,8 +264,11 @@ export type TokenSource = 'memory' | 'shared' | 'idp';
 export interface AccessToken {
   /** The access token. Opaque: the manager never decodes it. */
   accessToken: string;
-  /** `Bearer` (DPoP is not supported yet). */
-  tokenType: 'Bearer';
+  /**
+   * `DPoP` for a client configured with `dpop` (the token is bound to its key: send it as
+   * `Authorization: DPoP` with a proof), else `Bearer`.
+   */
+  tokenType: 'Bearer' | 'DPoP';
   /** When the token expires, per `expires_in` (or the default lifetime). */
   expiresAt: Date;
   /** The granted scope (the response's `scope`, else the requested one), space-separated. */
@@ -197,7 +278,8 @@ export interface AccessToken {
   /** `memory`, `shared` (Redis) or `idp` (a token request made by this process). */
   source: TokenSource;
   /**
-   * `true` when renewal failed transiently and a not-yet-expired cached token was returned instead.
+   * `true` when renewal failed (for any reason) and a not-yet-expired cached token was returned
+   * instead.
    */
   stale: boolean;
 }

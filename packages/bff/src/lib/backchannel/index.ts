@@ -3,8 +3,10 @@
 // Validation is in validate.ts; this file does the HTTP, the replay cache and the session ending.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Request, type Response, Router } from 'express';
-import { createRemoteJWKSet, type JWTVerifyGetKey } from 'jose';
+import type { JWTVerifyGetKey } from 'jose';
 import type { BffContext } from '../context.js';
+import { BffError } from '../errors.js';
+import { idTokenPolicy } from '../id-token.js';
 import { type LogoutTokenExpectations, validateLogoutToken } from './validate.js';
 
 export type { LogoutTokenClaims, LogoutTokenFailure, LogoutTokenResult } from './validate.js';
@@ -73,22 +75,20 @@ export function createBackchannelRouter(ctx: BffContext): Router {
   const options = ctx.config.backchannel;
   let verifier: Promise<{ keys: JWTVerifyGetKey; expect: LogoutTokenExpectations }> | undefined;
 
-  // Built once, on the first logout call (discovery is lazy): the JWKS set caches keys and refetches on
-  // an unknown `kid` with jose's cooldown.
+  // Built once, on the first logout call (discovery is lazy). Keys and accepted algorithms are the ID
+  // tokens' (id-token.ts): the same key source, refetched at once on an unknown `kid` (L10a), and the
+  // same `alg` set (L17), so an OP signing with ES256 or PS256 works here exactly as at login.
   const getVerifier = () => {
     verifier ??= ctx.getOidcConfiguration().then((configuration) => {
       const server = configuration.serverMetadata();
       const client = configuration.clientMetadata();
-      if (!server.jwks_uri) throw new Error('the OP metadata has no jwks_uri');
+      const policy = idTokenPolicy(configuration);
       return {
-        keys: createRemoteJWKSet(new URL(server.jwks_uri)),
+        keys: policy.keys.getKey,
         expect: Object.freeze({
           issuer: server.issuer,
           clientId: client.client_id,
-          algorithm:
-            typeof client.id_token_signed_response_alg === 'string'
-              ? client.id_token_signed_response_alg
-              : 'RS256',
+          algorithms: policy.algorithms,
           requireTyp: options.requireLogoutTyp,
           maxLifetime: options.maxTokenLifetime,
           clockTolerance: options.clockTolerance,
@@ -115,7 +115,14 @@ export function createBackchannelRouter(ctx: BffContext): Router {
         { err: err instanceof Error ? err.message : String(err) },
         'back-channel logout failed',
       );
-      if (!res.headersSent) sendJson(res, 500, { error: 'server_error' });
+      if (res.headersSent) return;
+      // The OP's keys or the store being unreachable is not a bad token: 503 asks the OP to retry.
+      if (err instanceof BffError && err.status === 503) {
+        res.setHeader('retry-after', '5');
+        sendJson(res, 503, { error: 'temporarily_unavailable' });
+        return;
+      }
+      sendJson(res, 500, { error: 'server_error' });
     });
   });
 

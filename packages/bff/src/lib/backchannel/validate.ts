@@ -2,6 +2,7 @@
 // Pure: it gets the keys and the expected values and returns the claims the logout acts on, or a
 // reason the token is refused. The reason is for the log only; the OP always just gets 400.
 import { decodeProtectedHeader, errors, type JWTVerifyGetKey, jwtVerify } from 'jose';
+import { BffError } from '../errors.js';
 
 /** The event member a logout token must carry (BCL §2.4). */
 export const BACKCHANNEL_LOGOUT_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
@@ -20,8 +21,11 @@ export interface LogoutTokenClaims {
 export interface LogoutTokenExpectations {
   readonly issuer: string;
   readonly clientId: string;
-  /** The registered `id_token_signed_response_alg`; the only `alg` accepted. */
-  readonly algorithm: string;
+  /**
+   * The accepted `alg` values: the same set as for ID tokens (SECURITY L17, B2), i.e. the registered
+   * `id_token_signed_response_alg`, else the OP's advertised asymmetric algorithms. Never `none`/HS*.
+   */
+  readonly algorithms: readonly string[];
   /** Require `typ: logout+jwt` (B3 strict mode). */
   readonly requireTyp: boolean;
   /** Longest accepted `exp - iat`, seconds. */
@@ -52,7 +56,11 @@ export type LogoutTokenResult =
 
 const MAX_ID_LENGTH = 512;
 
-/** Validates a logout token; never throws for a bad token. */
+/**
+ * Validates a logout token; never throws for a bad token.
+ * @throws BffError `ERR_BFF_IDP_UNAVAILABLE` when `keys` cannot reach the OP's key set (a fault, not a
+ *   bad token: the OP should deliver again later).
+ */
 export async function validateLogoutToken(
   token: string,
   keys: JWTVerifyGetKey,
@@ -64,14 +72,21 @@ export async function validateLogoutToken(
   } catch {
     return fail('malformed');
   }
-  // Checked before any key lookup: `none` and every alg but the registered one never get that far.
-  if (header.alg !== expect.algorithm || header.alg === 'none') return fail('alg');
+  // Checked before any key lookup: `none`, HS* and every alg outside the policy never get that far.
+  if (
+    typeof header.alg !== 'string' ||
+    !expect.algorithms.includes(header.alg) ||
+    header.alg === 'none' ||
+    header.alg.startsWith('HS')
+  ) {
+    return fail('alg');
+  }
   if (header.typ === undefined ? expect.requireTyp : !isLogoutTyp(header.typ)) return fail('typ');
 
   let payload: Awaited<ReturnType<typeof jwtVerify>>['payload'];
   try {
     ({ payload } = await jwtVerify(token, keys, {
-      algorithms: [expect.algorithm],
+      algorithms: [...expect.algorithms],
       issuer: expect.issuer,
       audience: expect.clientId,
       requiredClaims: ['iss', 'aud', 'iat', 'exp', 'jti'],
@@ -79,6 +94,7 @@ export async function validateLogoutToken(
       maxTokenAge: expect.maxLifetime,
     }));
   } catch (err) {
+    if (err instanceof BffError) throw err;
     return fail(reasonOf(err));
   }
 

@@ -284,7 +284,7 @@ export function createProxyEngine(options: ProxyEngineOptions): ProxyEngine {
     if (res.destroyed) return;
     // A copy: the request's own headers stay as the browser sent them (the P6 retry reads the cookie).
     const headers: IncomingHttpHeaders = { ...req.headers };
-    prepareRequestHeaders(headers, forwarded, req.socket.remoteAddress, token);
+    prepareRequestHeaders(headers, forwarded, req.socket.remoteAddress, token, false, route.api);
     // The client frames the body itself (chunked when there is no Content-Length).
     delete headers['transfer-encoding'];
     headers.host = route.host;
@@ -514,7 +514,7 @@ export function createProxyEngine(options: ProxyEngineOptions): ProxyEngine {
       const [decision, [token]] = await Promise.all([consumeRate(route, req), tokenFor(route.api, req)]);
       if (decision && !decision.allowed) throw ERR.rateLimited;
       if (socket.destroyed) return;
-      prepareRequestHeaders(req.headers, forwarded, req.socket.remoteAddress, token, true);
+      prepareRequestHeaders(req.headers, forwarded, req.socket.remoteAddress, token, true, route.api);
       req.url = match.upstreamPath;
       forward(req, socket, head);
     })().catch((err: unknown) => rejectUpgrade(socket, toBffError(err)));

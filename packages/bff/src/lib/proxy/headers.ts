@@ -1,35 +1,88 @@
-// Header hygiene for proxied calls (SECURITY P2, P3). The request headers are rewritten on
+// Header hygiene for proxied calls (SECURITY P2, P2a, P3). The request headers are rewritten on
 // `req.headers` itself, before http-proxy copies them: http-proxy skips its `proxyReq` event when the
 // request carries `Expect`, so doing this in that event would let such a request through unfiltered.
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 
 /**
- * Request headers never forwarded: the browser's credentials, hop-by-hop headers (RFC 9110 §7.6.1),
- * and client-supplied forwarding headers, which the proxy sets itself from configuration.
+ * Request headers never forwarded: the browser's credentials and hop-by-hop headers (RFC 9110 §7.6.1).
  * `transfer-encoding` stays: it frames the body, and Node re-frames it on the outgoing request.
+ * `expect` goes too: the proxy answers `100-continue` itself.
  */
-const DROPPED_REQUEST_HEADERS: readonly string[] = [
+const DROPPED_REQUEST_HEADERS: ReadonlySet<string> = new Set([
   'cookie',
   'authorization',
   'proxy-authorization',
+  'proxy-authenticate',
   'connection',
   'keep-alive',
   'proxy-connection',
   'te',
   'trailer',
   'upgrade',
+  'http2-settings',
   'expect',
+]);
+
+/**
+ * P2a: client headers that steer routing, the method or the caller's identity at the upstream (or at a
+ * gateway, WAF or framework in front of it). The browser must never be able to set them; the BFF sends
+ * its own `X-Forwarded-For/Proto/Host` only when a route asks for it (`xForwarded`). Every `X-Forwarded*`,
+ * `X-Original-*` and `X-Envoy-*` header counts, whatever follows the prefix.
+ */
+const STEERING_HEADERS: ReadonlySet<string> = new Set([
   'forwarded',
-  'x-forwarded-for',
-  'x-forwarded-host',
-  'x-forwarded-proto',
-  'x-forwarded-port',
-  'x-forwarded-prefix',
+  'x-http-method-override',
+  'x-http-method',
+  'x-method-override',
+  'x-rewrite-url',
+  'x-host',
   'x-real-ip',
-];
+  'x-client-ip',
+  'client-ip',
+  'true-client-ip',
+  'cf-connecting-ip',
+  'fastly-client-ip',
+  'x-cluster-client-ip',
+  'x-originating-ip',
+  'x-remote-ip',
+  'x-remote-addr',
+  'x-proxyuser-ip',
+]);
+const STEERING_PREFIXES: readonly string[] = ['x-forwarded', 'x-original-', 'x-envoy-'];
+
+/**
+ * True for a request header that steers the upstream (P2a). Underscores count as dashes: CGI-style
+ * stacks (PHP, WSGI, Rack) map `X_Forwarded_For` and `X-Forwarded-For` to the same variable.
+ */
+export function isSteeringHeader(name: string): boolean {
+  return isSteeringKey(name.toLowerCase());
+}
+
+/** {@link isSteeringHeader} for a lower-case name (Node lower-cases incoming header names). */
+function isSteeringKey(key: string): boolean {
+  if (STEERING_HEADERS.has(key)) return true;
+  for (const prefix of STEERING_PREFIXES) if (key.startsWith(prefix)) return true;
+  return key.includes('_') && isSteeringKey(key.replaceAll('_', '-'));
+}
+
+/** True for a request header the proxy never forwards as the browser sent it (credentials, hop-by-hop, steering). */
+export function isNeverForwarded(name: string): boolean {
+  return DROPPED_REQUEST_HEADERS.has(name.toLowerCase()) || isSteeringHeader(name);
+}
 
 /** Extra headers a WebSocket handshake needs to keep (they are hop-by-hop for plain requests). */
 const UPGRADE_HEADERS = new Set(['connection', 'upgrade']);
+
+/** Kept in allowlist mode without being listed: body framing, and the WebSocket handshake on upgrades. */
+const FRAMING_HEADERS = new Set(['host', 'content-length', 'transfer-encoding']);
+const HANDSHAKE_HEADERS = new Set([
+  'connection',
+  'upgrade',
+  'sec-websocket-key',
+  'sec-websocket-version',
+  'sec-websocket-protocol',
+  'sec-websocket-extensions',
+]);
 
 /** Response headers never relayed: hop-by-hop ones (Node frames the response), `Set-Cookie` (and `Access-Control-*`, below). */
 const DROPPED_RESPONSE_HEADERS = new Set([
@@ -51,10 +104,34 @@ export interface ForwardedFor {
   readonly host: string;
 }
 
+/** A route's request-header rules (a ResolvedRemoteApi is one). */
+export interface HeaderPolicy {
+  /** Send the BFF's own `X-Forwarded-For/Proto/Host`. */
+  readonly xForwarded: boolean;
+  /** Allowlist mode: forward only these lower-case request headers (plus framing). Undefined: all but the dropped ones. */
+  readonly forwardHeaders: readonly string[] | undefined;
+}
+
+/** No X-Forwarded-* of our own, no allowlist: what a route gets unless it says otherwise. */
+const DEFAULT_POLICY: HeaderPolicy = Object.freeze({ xForwarded: false, forwardHeaders: undefined });
+
+// Allowlists as sets, built once per route (the resolved arrays are frozen and live as long as the route).
+const allowSets = new WeakMap<readonly string[], ReadonlySet<string>>();
+function allowSetOf(list: readonly string[]): ReadonlySet<string> {
+  let set = allowSets.get(list);
+  if (!set) {
+    set = new Set(list);
+    allowSets.set(list, set);
+  }
+  return set;
+}
+
 /**
- * Rewrites the incoming request's headers in place for the upstream: drops credentials, hop-by-hop and
- * forwarding headers (also any named in `Connection`), sets `X-Forwarded-*`, and the `Authorization`
- * the route calls for. `remoteAddress` is the TCP peer of this BFF.
+ * Rewrites the incoming request's headers in place for the upstream: drops credentials, hop-by-hop
+ * headers (also any named in `Connection`) and every header that steers the upstream (P2a); in allowlist
+ * mode (`policy.forwardHeaders`) drops everything not listed. Then sets `X-Forwarded-*` when the route
+ * asks for it (`policy.xForwarded`; `remoteAddress` is the TCP peer of this BFF) and the `Authorization`
+ * the route calls for. Without `policy`: no allowlist and no `X-Forwarded-*`.
  */
 export function prepareRequestHeaders(
   headers: IncomingHttpHeaders,
@@ -62,6 +139,7 @@ export function prepareRequestHeaders(
   remoteAddress: string | undefined,
   accessToken: string | undefined,
   upgrade = false,
+  policy: HeaderPolicy = DEFAULT_POLICY,
 ): void {
   const connection = headers.connection;
   if (typeof connection === 'string' && connection !== '') {
@@ -70,13 +148,21 @@ export function prepareRequestHeaders(
       if (key !== '' && !(upgrade && UPGRADE_HEADERS.has(key))) delete headers[key];
     }
   }
-  for (const name of DROPPED_REQUEST_HEADERS) {
-    if (upgrade && UPGRADE_HEADERS.has(name)) continue;
-    if (headers[name] !== undefined) delete headers[name];
+  const allow = policy.forwardHeaders ? allowSetOf(policy.forwardHeaders) : undefined;
+  for (const name of Object.keys(headers)) {
+    if (upgrade && (allow ? HANDSHAKE_HEADERS : UPGRADE_HEADERS).has(name)) continue;
+    if (allow) {
+      // Validation keeps never-forwarded names out of the allowlist (options.ts).
+      if (!allow.has(name) && !FRAMING_HEADERS.has(name)) delete headers[name];
+    } else if (DROPPED_REQUEST_HEADERS.has(name) || isSteeringKey(name)) {
+      delete headers[name];
+    }
   }
-  headers['x-forwarded-proto'] = forwarded.proto;
-  headers['x-forwarded-host'] = forwarded.host;
-  if (remoteAddress !== undefined) headers['x-forwarded-for'] = remoteAddress;
+  if (policy.xForwarded) {
+    headers['x-forwarded-proto'] = forwarded.proto;
+    headers['x-forwarded-host'] = forwarded.host;
+    if (remoteAddress !== undefined) headers['x-forwarded-for'] = remoteAddress;
+  }
   if (accessToken !== undefined) headers.authorization = `Bearer ${accessToken}`;
 }
 

@@ -1,5 +1,6 @@
 // Remote-API options: validated once at start-up into a frozen table (house style: a bad value throws a
 // TypeError that says the fix, so a misconfigured route never reaches a request).
+import { isNeverForwarded } from './headers.js';
 
 /**
  * Which token a remote API route forwards.
@@ -61,6 +62,19 @@ export interface RemoteApiOptions {
   /** Allow WebSocket upgrades on this prefix. Default true. */
   websocket?: boolean;
   /**
+   * Allowlist mode (SECURITY P2a): forward only these request headers (case-insensitive), plus body
+   * framing (`Content-Length`, `Transfer-Encoding`) and, on WebSocket upgrades, the handshake. List
+   * `content-type` and `accept` if the upstream needs them. Credentials, hop-by-hop and steering headers
+   * (`X-Forwarded-*`, `Forwarded`, `X-Original-URL`, `X-HTTP-Method-Override`, client-IP headers) cannot
+   * be listed. Default: every header except those.
+   */
+  forwardHeaders?: readonly string[];
+  /**
+   * Send the BFF's own `X-Forwarded-For` (its TCP peer), `X-Forwarded-Proto` and `X-Forwarded-Host` (its
+   * public origin) to this upstream. The browser's own are always dropped (SECURITY P2a). Default false.
+   */
+  xForwarded?: boolean;
+  /**
    * Largest request body forwarded, in bytes (SECURITY P9). A larger `Content-Length` gets 413 before
    * anything is sent; a chunked body is counted as it streams and cut at the limit (the upstream gets
    * nothing beyond it). Default 10 MiB (10 485 760).
@@ -112,6 +126,9 @@ export interface ResolvedRemoteApi {
   readonly resource: string | undefined;
   readonly scope: string | undefined;
   readonly websocket: boolean;
+  /** Lower-case header names forwarded in allowlist mode, or undefined for the default filter. */
+  readonly forwardHeaders: readonly string[] | undefined;
+  readonly xForwarded: boolean;
   readonly maxBodySize: number;
   readonly maxHeaderCount: number;
   readonly maxHeaderBytes: number;
@@ -129,6 +146,8 @@ const KNOWN_KEYS = new Set([
   'resource',
   'scope',
   'websocket',
+  'forwardHeaders',
+  'xForwarded',
   'maxBodySize',
   'maxHeaderCount',
   'maxHeaderBytes',
@@ -192,6 +211,9 @@ export function resolveRemoteApis(
     }
     const websocket = api.websocket ?? true;
     if (typeof websocket !== 'boolean') throw new TypeError(`${where}.websocket must be true or false`);
+    const forwardHeaders = resolveForwardHeaders(api.forwardHeaders, where);
+    const xForwarded = api.xForwarded ?? false;
+    if (typeof xForwarded !== 'boolean') throw new TypeError(`${where}.xForwarded must be true or false`);
     const maxBodySize = api.maxBodySize ?? DEFAULT_MAX_BODY_SIZE;
     if (!Number.isSafeInteger(maxBodySize) || maxBodySize < 0) {
       throw new TypeError(
@@ -221,6 +243,8 @@ export function resolveRemoteApis(
       resource: api.resource,
       scope: api.scope,
       websocket,
+      forwardHeaders,
+      xForwarded,
       maxBodySize,
       maxHeaderCount,
       maxHeaderBytes,
@@ -228,6 +252,31 @@ export function resolveRemoteApis(
     });
   });
   return Object.freeze(resolved);
+}
+
+/** RFC 9110 §5.1 field names (tokens). */
+const FIELD_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+function resolveForwardHeaders(list: unknown, where: string): readonly string[] | undefined {
+  if (list === undefined) return undefined;
+  if (!Array.isArray(list)) {
+    throw new TypeError(
+      `${where}.forwardHeaders must be an array of header names, e.g. ['accept', 'content-type']`,
+    );
+  }
+  const names = new Set<string>();
+  list.forEach((name: unknown, i) => {
+    if (typeof name !== 'string' || !FIELD_NAME.test(name)) {
+      throw new TypeError(`${where}.forwardHeaders[${i}] must be a header name like "content-type"`);
+    }
+    if (isNeverForwarded(name)) {
+      throw new TypeError(
+        `${where}.forwardHeaders[${i}] "${name}" is never forwarded (credentials, hop-by-hop or a header that steers the upstream); remove it${/^x-forwarded/i.test(name) ? " and set xForwarded: true to send the BFF's own" : ''}`,
+      );
+    }
+    names.add(name.toLowerCase());
+  });
+  return Object.freeze([...names]);
 }
 
 function resolveRateLimit(
@@ -259,6 +308,12 @@ function resolvePrefix(prefix: unknown, where: string): string {
   if (!/^(\/[A-Za-z0-9._~!$&'()*+,;=:@-]+)+$/.test(trimmed) || /\/\.\.?(\/|$)/.test(trimmed)) {
     throw new TypeError(
       `${where}.prefix "${prefix}" must be plain path segments (no "..", "%", "?", "#" or "//")`,
+    );
+  }
+  // The /bff namespace belongs to the BFF's own endpoints, whose entry checks differ (routing.ts).
+  if (/^\/bff(\/|$)/i.test(trimmed)) {
+    throw new TypeError(
+      `${where}.prefix "${prefix}" is inside /bff, which is reserved for the BFF's endpoints`,
     );
   }
   return trimmed;

@@ -59,6 +59,8 @@ export function sendProblem(res: ServerResponse, err: BffError, extraHeaders?: O
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',
     'x-content-type-options': 'nosniff',
+    // e.g. the IdP in back-off, or the rate limit: when to try again.
+    ...(err.retryAfter !== undefined ? { 'retry-after': String(err.retryAfter) } : {}),
     ...extraHeaders,
   });
   res.end(body);

@@ -1,20 +1,28 @@
 // GET /bff/login, /bff/silent-login, /bff/callback and /bff/silent-login-callback: the authorization
-// code flow with PKCE S256, state, nonce and RFC 9207 `iss`. The transaction lives in the store under
-// hash(state, binding); the binding is in a `__Host-` SameSite=Lax cookie named after the state, so
-// several tabs can log in at once and a callback without that browser's cookie finds nothing (L3, L4).
-import { randomBytes } from 'node:crypto';
+// code flow with PKCE S256, state, nonce and RFC 9207 `iss`. The transaction (PKCE verifier, nonce,
+// returnUrl, expiry) lives only in a `__Host-` SameSite=Lax cookie named after the state and sealed
+// with AES-256-GCM bound to that state, so an anonymous /bff/login writes nothing server-side (S6),
+// several tabs can log in at once, and a callback without that browser's cookie finds nothing (L3).
+// The callback clears the cookie and claims the state once in the store, so a replayed callback URL
+// never reaches the token endpoint, even with a copied cookie (L4).
 import type { Request, RequestHandler, Response } from 'express';
 import * as client from 'openid-client';
 import { isLocalPath } from '../config.js';
 import { appendSetCookie, type Core, hostCookie, readCookie } from '../core.js';
-import { randomId, sha256 } from '../crypto.js';
+import { createSealer, randomId, type Sealer, sha256 } from '../crypto.js';
 import { BffError, describeError, sendProblem } from '../errors.js';
 import { escapeHtml, sendPage } from '../html.js';
+import { verifyLoginIdToken } from '../id-token.js';
 import { classifyCallbackError, classifyTokenError } from '../oidc.js';
 import type { BffSessionData } from '../session.js';
 
 /** Login transactions expire after this many seconds (L3: Max-Age ≤ 600). */
 export const TRANSACTION_TTL = 600;
+/**
+ * Most pending transaction cookies one browser keeps: starting another sign-in beyond it expires the
+ * oldest, so a browser's Cookie header stays bounded however many tabs (or scripts) start a login.
+ */
+export const MAX_PENDING_TRANSACTIONS = 8;
 const SILENT_CALLBACK = '/bff/silent-login-callback';
 const prompts = new Set(['none', 'login', 'consent', 'select_account', 'create']);
 /** Claims that describe the token, not the user; /bff/user does not show them. */
@@ -36,10 +44,75 @@ interface LoginTransaction {
   readonly nonce: string;
   readonly returnUrl: string;
   readonly silent: boolean;
+  /** Expiry, epoch seconds on the BFF's clock (the cookie's Max-Age is only the browser's word). */
+  readonly exp: number;
 }
 
-const txCookieName = (state: string) => `__Host-bff-tx-${sha256(state).slice(0, 16)}`;
-const txKey = (state: string, binding: string) => `tx:${sha256(`${state}.${binding}`)}`;
+const TX_COOKIE_PREFIX = '__Host-bff-tx-';
+const txCookieName = (state: string) => `${TX_COOKIE_PREFIX}${sha256(state).slice(0, 16)}`;
+// Associated data: a sealed transaction opens only under the state it was issued for.
+const txAad = (state: string) => `login-transaction:${state}`;
+const txClaimKey = (state: string) => `login-state:${sha256(state)}`;
+
+/** Seals transactions; one per createBff (HKDF from the session secrets, its own purpose). */
+const sealers = new WeakMap<Core, Sealer>();
+function txSealer(core: Core): Sealer {
+  let sealer = sealers.get(core);
+  if (!sealer) {
+    sealer = createSealer(core.config.sessionSecrets, 'login-transaction');
+    sealers.set(core, sealer);
+  }
+  return sealer;
+}
+
+function parseTransaction(plain: string | undefined): LoginTransaction | undefined {
+  if (plain === undefined) return undefined;
+  try {
+    const tx = JSON.parse(plain) as Partial<LoginTransaction>;
+    if (
+      typeof tx.verifier !== 'string' ||
+      typeof tx.nonce !== 'string' ||
+      typeof tx.returnUrl !== 'string' ||
+      typeof tx.silent !== 'boolean' ||
+      typeof tx.exp !== 'number'
+    ) {
+      return undefined;
+    }
+    return tx as LoginTransaction;
+  } catch {
+    return undefined;
+  }
+}
+
+// Cookie value: `<exp>.<sealed transaction>`. The clear-text expiry only orders a browser's own
+// pending cookies for eviction (the state of an old cookie is unknown, so it cannot be opened); the
+// sealed copy inside is the one the callback trusts.
+const txCookieValue = (tx: LoginTransaction, sealed: string) => `${tx.exp}.${sealed}`;
+function splitTxCookie(value: string): { exp: number; sealed: string } {
+  const dot = value.indexOf('.');
+  const exp = Number(value.slice(0, dot));
+  return { exp: Number.isFinite(exp) ? exp : 0, sealed: value.slice(dot + 1) };
+}
+
+/**
+ * Set-Cookie values that expire the oldest pending transaction cookies of this browser, so that with
+ * the new one at most MAX_PENDING_TRANSACTIONS remain.
+ */
+function expireOldTransactions(header: string | undefined): string[] {
+  if (!header) return [];
+  const pending: { name: string; exp: number }[] = [];
+  for (const part of header.split(';')) {
+    const trimmed = part.trim();
+    if (!trimmed.startsWith(TX_COOKIE_PREFIX)) continue;
+    const eq = trimmed.indexOf('=');
+    if (eq < 0) continue;
+    pending.push({ name: trimmed.slice(0, eq), exp: splitTxCookie(trimmed.slice(eq + 1)).exp });
+  }
+  const excess = pending.length - (MAX_PENDING_TRANSACTIONS - 1);
+  if (excess <= 0) return [];
+  pending.sort((a, b) => a.exp - b.exp);
+  return pending.slice(0, excess).map((p) => hostCookie(p.name, '', 0, 'Lax'));
+}
 
 function firstQuery(req: Request, name: string): string | undefined | null {
   const value = req.query[name];
@@ -49,7 +122,8 @@ function firstQuery(req: Request, name: string): string | undefined | null {
 
 /** GET /bff/login and /bff/silent-login. */
 export function loginHandler(core: Core, silent: boolean): RequestHandler {
-  const { config, store } = core;
+  const { config, sessions } = core;
+  const sealer = txSealer(core);
   return async (req, res) => {
     res.setHeader('Cache-Control', 'no-store');
     let returnUrl = '/';
@@ -75,9 +149,14 @@ export function loginHandler(core: Core, silent: boolean): RequestHandler {
     const verifier = client.randomPKCECodeVerifier();
     const state = randomId(32);
     const nonce = randomId(32);
-    const binding = randomBytes(32).toString('base64url');
-    const tx: LoginTransaction = { verifier, nonce, returnUrl, silent };
-    await store.putTransaction(txKey(state, binding), JSON.stringify(tx), TRANSACTION_TTL);
+    const tx: LoginTransaction = {
+      verifier,
+      nonce,
+      returnUrl,
+      silent,
+      exp: sessions.nowSeconds() + TRANSACTION_TTL,
+    };
+    const sealed = sealer.seal(JSON.stringify(tx), txAad(state));
 
     const params: Record<string, string> = {
       redirect_uri: config.redirectUri,
@@ -92,7 +171,8 @@ export function loginHandler(core: Core, silent: boolean): RequestHandler {
     const url = client.buildAuthorizationUrl(configuration, params);
     for (const resource of config.resource) url.searchParams.append('resource', resource);
 
-    appendSetCookie(res, hostCookie(txCookieName(state), binding, TRANSACTION_TTL, 'Lax'));
+    for (const expired of expireOldTransactions(req.headers.cookie)) appendSetCookie(res, expired);
+    appendSetCookie(res, hostCookie(txCookieName(state), txCookieValue(tx, sealed), TRANSACTION_TTL, 'Lax'));
     res.redirect(302, url.href);
   };
 }
@@ -126,6 +206,7 @@ function userClaims(idClaims: Record<string, unknown>, userinfo: Record<string, 
 /** GET /bff/callback. */
 export function callbackHandler(core: Core): RequestHandler {
   const { config, store, sessions, tokens, logger } = core;
+  const sealer = txSealer(core);
   return async (req, res) => {
     // L15 on every outcome.
     res.setHeader('Cache-Control', 'no-store');
@@ -136,15 +217,23 @@ export function callbackHandler(core: Core): RequestHandler {
       return loginFailed(core, res, 'invalid_request', false);
     }
     const cookieName = txCookieName(state);
-    const binding = readCookie(req.headers.cookie, cookieName);
-    if (!binding || !/^[A-Za-z0-9_-]{16,128}$/.test(binding)) {
+    const cookie = readCookie(req.headers.cookie, cookieName);
+    if (!cookie || cookie.length > 8192) {
       // L3: no transaction cookie from this browser: no token request, nothing consumed.
       return loginFailed(core, res, 'invalid_request', false);
     }
     appendSetCookie(res, hostCookie(cookieName, '', 0, 'Lax'));
-    const raw = await store.takeTransaction(txKey(state, binding));
-    if (!raw) return loginFailed(core, res, 'invalid_request', false); // L4: replayed, expired or forged
-    const tx = JSON.parse(raw) as LoginTransaction;
+    // Opens only under this state and only untampered (AES-GCM); another browser's or another
+    // state's cookie, or a forged one, reads as nothing.
+    const tx = parseTransaction(sealer.open(splitTxCookie(cookie).sealed, txAad(state)));
+    const txNow = sessions.nowSeconds();
+    if (!tx || tx.exp <= txNow) return loginFailed(core, res, 'invalid_request', false); // L3, L4 (expired)
+    // L4: single use. The cookie is cleared above, but a copied cookie with the same callback URL
+    // must not reach the token endpoint a second time. The mark lives as long as the transaction could.
+    if (!(await store.claimOnce(txClaimKey(state), tx.exp - txNow + 60))) {
+      logger.info({}, 'bff: replayed login callback refused');
+      return loginFailed(core, res, 'invalid_request', false);
+    }
 
     const configuration = await core.getOidcConfiguration();
     // L5 (RFC 9207): checked here explicitly, before anything else looks at the response.
@@ -176,6 +265,10 @@ export function callbackHandler(core: Core): RequestHandler {
           ? new URLSearchParams(config.resource.map((r): [string, string] => ['resource', r]))
           : undefined,
       );
+      // L9, L17: openid-client has checked iss, aud, exp, sub, nonce and the alg; then the claims it
+      // leaves out (azp, a future iat) and the signature, with the same alg set and keys as refresh
+      // and back-channel logout.
+      await verifyLoginIdToken(configuration, response, sessions.nowSeconds());
       const idClaims = response.claims();
       if (!idClaims) throw new BffError('ERR_BFF_LOGIN_FAILED', 'no ID token');
       // L12: UserInfo `sub` must equal the ID token's (openid-client checks it). Only after the ID token passed (L9).
@@ -201,7 +294,12 @@ export function callbackHandler(core: Core): RequestHandler {
         logger.info({ error: code }, 'bff: authorization error response');
         return loginFailed(core, res, code, tx.silent);
       }
-      const kind = err instanceof BffError ? 'validation' : classifyCallbackError(err);
+      const kind =
+        err instanceof BffError
+          ? err.status >= 500
+            ? 'transient'
+            : 'validation'
+          : classifyCallbackError(err);
       logger.warn({ err: describeError(err), kind }, 'bff: login callback failed');
       if (kind === 'transient') return loginFailed(core, res, 'temporarily_unavailable', tx.silent, 503);
       if (kind === 'response') return loginFailed(core, res, 'invalid_response', tx.silent, 502);
@@ -222,6 +320,7 @@ export function callbackHandler(core: Core): RequestHandler {
       claims: userClaims(idClaims, userinfo),
       ...(sessionState ? { sessionState } : {}),
       createdAt: now,
+      createdAtMs: core.clock(),
       lastSeenAt: now,
       expiresAt: now + config.absoluteTimeout,
     };
@@ -229,7 +328,12 @@ export function callbackHandler(core: Core): RequestHandler {
     const previousId = typeof req.sessionID === 'string' ? req.sessionID : undefined;
     try {
       const record = tokens.fromResponse(response);
-      const sessionId = await sessions.create(req, data, (id) => tokens.seal(id, record));
+      const sessionId = await sessions.create(
+        req,
+        data,
+        (id) => tokens.seal(id, record),
+        (ended) => tokens.forget(ended),
+      );
       if (previousId && previousId !== sessionId) tokens.forget(previousId);
     } catch (err) {
       throw new BffError('ERR_BFF_STORE_UNAVAILABLE', 'session store unavailable', { cause: err });

@@ -46,13 +46,15 @@ export function logoutHandler(core: Core): RequestHandler {
     }
 
     const record = tokens.open(loaded.id, loaded.tokens);
-    // O2: local logout first; whatever the IdP does next, this cookie no longer opens a session.
-    try {
-      await sessions.destroy(req, res);
-    } catch (err) {
-      throw new BffError('ERR_BFF_STORE_UNAVAILABLE', 'session store unavailable', { cause: err });
-    }
-    tokens.forget(loaded.id);
+    // O2, O6: local logout first; whatever the IdP does next, this cookie no longer opens a session. The
+    // session is ended by its id in the store (with its tokens) before the cookie is touched, however it
+    // was loaded: through express-session or read straight from the cookie. A store failure is a BffError
+    // 503 thrown before any Set-Cookie, so the browser keeps a cookie that still matches a live session
+    // rather than a cleared cookie over a session that lives on.
+    await core.endSession(loaded.id);
+    // Then express-session's view of it (so nothing writes it back at the end of the response) and the
+    // cookie. Deleting an already deleted entry is a no-op for every store.
+    await sessions.destroy(req, res);
     logger.info({}, 'bff: local session ended by logout');
 
     let configuration: client.Configuration | undefined;

@@ -4,13 +4,24 @@ import type { Core } from '../core.js';
 import { hasCsrfHeader } from '../csrf.js';
 import { BffError, sendJsonError } from '../errors.js';
 
-/** One `{ type, value }` entry per claim value; arrays become several entries, objects JSON. */
-function toClaimList(claims: Record<string, unknown>): { type: string; value: unknown }[] {
+/**
+ * One `{ type, value }` entry per claim value; arrays become several entries. `json`: values as issued
+ * (objects stay objects). `string`: Duende's shape, where every claim is a .NET `Claim` with a string
+ * value: scalars as text, objects as JSON text.
+ */
+function toClaimList(
+  claims: Record<string, unknown>,
+  shape: 'json' | 'string',
+): { type: string; value: unknown }[] {
+  const shaped = (value: unknown): unknown => {
+    if (shape === 'json' || typeof value === 'string') return value;
+    return typeof value === 'object' && value !== null ? JSON.stringify(value) : String(value);
+  };
   const list: { type: string; value: unknown }[] = [];
   for (const [type, value] of Object.entries(claims)) {
     if (value === undefined || value === null) continue;
-    if (Array.isArray(value)) for (const v of value) list.push({ type, value: v });
-    else list.push({ type, value });
+    if (Array.isArray(value)) for (const v of value) list.push({ type, value: shaped(v) });
+    else list.push({ type, value: shaped(value) });
   }
   return list;
 }
@@ -25,7 +36,7 @@ export function userHandler(core: Core): RequestHandler {
     if (!loaded) return sendJsonError(res, new BffError('ERR_BFF_NO_SESSION', 'no session'));
     if (req.query.slide !== 'false') core.sessions.slide(req);
     const data = loaded.data;
-    const claims = toClaimList(data.claims);
+    const claims = toClaimList(data.claims, core.config.userClaimValues);
     claims.push({ type: 'bff:logout_url', value: `/bff/logout?sid=${encodeURIComponent(data.logoutId)}` });
     claims.push({ type: 'bff:session_expires_in', value: core.sessions.expiresIn(data) });
     if (data.sessionState) claims.push({ type: 'bff:session_state', value: data.sessionState });

@@ -22,7 +22,12 @@ async function guarded<T>(operation: () => Promise<T>): Promise<T> {
 /** Wraps `store` so that every failure is a BffError `ERR_BFF_STORE_UNAVAILABLE` (503). */
 export function guardStore(store: SessionStore): SessionStore {
   const guardLock = (lock: StoreLock | undefined): StoreLock | undefined =>
-    lock && { release: () => guarded(() => lock.release()) };
+    lock && {
+      key: lock.key,
+      token: lock.token,
+      release: () => guarded(() => lock.release()),
+      extend: (ttlSeconds) => guarded(() => lock.extend(ttlSeconds)),
+    };
   // A custom store without consumeRate still gets rate limiting, per process (documented).
   const consumeRate = store.consumeRate?.bind(store);
   const local = consumeRate ? undefined : createTokenBuckets(Date.now, 10_000);
@@ -34,7 +39,7 @@ export function guardStore(store: SessionStore): SessionStore {
     kind: store.kind,
     get: (id) => guarded(() => store.get(id)),
     set: (id, value, ttlSeconds) => guarded(() => store.set(id, value, ttlSeconds)),
-    setTokens: (id, tokens) => guarded(() => store.setTokens(id, tokens)),
+    setTokens: (id, tokens, fence) => guarded(() => store.setTokens(id, tokens, fence)),
     destroy: (id) => guarded(() => store.destroy(id)),
     find: (match) => guarded(() => store.find(match)),
     claimOnce: (key, ttlSeconds) => guarded(() => store.claimOnce(key, ttlSeconds)),

@@ -1,5 +1,7 @@
 // The embedded default store: one process, bounded, TTL'd. Fine for development and single-instance
 // hosts; several instances behind a load balancer need a shared store (Redis).
+
+import { randomBytes } from 'node:crypto';
 import type {
   RateDecision,
   SessionIndex,
@@ -187,9 +189,10 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): SessionStor
       }
       return true;
     },
-    async setTokens(id, tokens) {
+    async setTokens(id, tokens, fence) {
       const entry = live(id);
       if (!entry) return false;
+      if (fence && getLive(locks, fence.key)?.value !== fence.token) return false;
       entry.tokens = tokens;
       return true;
     },
@@ -222,11 +225,19 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): SessionStor
     },
     async lock(key, ttlSeconds): Promise<StoreLock | undefined> {
       if (getLive(locks, key)) return undefined;
-      const token = `${now()}:${Math.random()}`;
+      const token = randomBytes(16).toString('base64url');
       locks.set(key, { value: token, expiresAt: now() + ttlSeconds * 1000 });
       return {
+        key,
+        token,
         async release() {
           if (locks.get(key)?.value === token) locks.delete(key);
+        },
+        async extend(seconds) {
+          const held = getLive(locks, key);
+          if (held?.value !== token) return false;
+          held.expiresAt = now() + seconds * 1000;
+          return true;
         },
       };
     },

@@ -38,7 +38,9 @@ for i = 2, #KEYS do
 end
 return 1`;
 
+// KEYS[2] (optional) is a refresh lock: the write happens only while ARGV[2] still holds it (fencing).
 const SET_TOKENS = `
+if #KEYS == 2 and redis.call('GET', KEYS[2]) ~= ARGV[2] then return 0 end
 if redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('HSET', KEYS[1], 't', ARGV[1])
   return 1
@@ -70,6 +72,9 @@ const RELEASE = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
 
+const EXTEND = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0`;
 // Token bucket on Redis's own clock (TIME), so instances with skewed clocks share one bucket. The key
 // expires once the bucket would be full again: an absent bucket reads as full.
 const CONSUME_RATE = `
@@ -157,6 +162,7 @@ export function createRedisStore(options: RedisStoreOptions): SessionStore {
   const sessionKey = (id: string) => `${prefix}s:${id}`;
   const subIndexKey = (iss: string, sub: string) => `${prefix}u:${sha256(`${iss}\u0000${sub}`)}`;
   const sidIndexKey = (iss: string, sid: string) => `${prefix}x:${sha256(`${iss}\u0000${sid}`)}`;
+  const lockKeyOf = (key: string) => `${prefix}l:${key}`;
 
   return {
     kind: 'shared',
@@ -187,8 +193,11 @@ export function createRedisStore(options: RedisStoreOptions): SessionStore {
       );
       return written === 1;
     },
-    async setTokens(id, tokens) {
-      return (await evalScript(SET_TOKENS, [sessionKey(id)], [tokens])) === 1;
+    async setTokens(id, tokens, fence) {
+      if (!fence) return (await evalScript(SET_TOKENS, [sessionKey(id)], [tokens])) === 1;
+      return (
+        (await evalScript(SET_TOKENS, [sessionKey(id), lockKeyOf(fence.key)], [tokens, fence.token])) === 1
+      );
     },
     async destroy(id) {
       await evalScript(DESTROY, [sessionKey(id)], [id]);
@@ -226,7 +235,7 @@ export function createRedisStore(options: RedisStoreOptions): SessionStore {
     },
     async lock(key, ttlSeconds): Promise<StoreLock | undefined> {
       const token = randomBytes(16).toString('base64url');
-      const lockKey = `${prefix}l:${key}`;
+      const lockKey = lockKeyOf(key);
       const reply = await cmd([
         'SET',
         lockKey,
@@ -237,9 +246,15 @@ export function createRedisStore(options: RedisStoreOptions): SessionStore {
       ]);
       if (reply !== 'OK') return undefined;
       return {
+        key,
+        token,
         async release() {
           // Compare-and-delete: never release a lock that expired and was taken by someone else.
           await evalScript(RELEASE, [lockKey], [token]);
+        },
+        async extend(seconds) {
+          const ms = String(Math.max(1, Math.ceil(seconds * 1000)));
+          return (await evalScript(EXTEND, [lockKey], [token, ms])) === 1;
         },
       };
     },

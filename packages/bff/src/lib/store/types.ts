@@ -15,9 +15,24 @@ export interface StoredSession {
   readonly tokens?: string | undefined;
 }
 
-/** A held lock; release it exactly once. */
-export interface StoreLock {
+/**
+ * Proof that a writer still holds a lock (fencing, SECURITY R8): the lock's key and the unique token
+ * of the holder. A store refuses a fenced write once that lock expired or passed to someone else.
+ */
+export interface LockFence {
+  readonly key: string;
+  readonly token: string;
+}
+
+/** A held lock (its `key` and this holder's unique `token`); release it exactly once. */
+export interface StoreLock extends LockFence {
+  /** Frees the lock if this holder still holds it (never someone else's lock taken after expiry). */
   release(): Promise<void>;
+  /**
+   * Sets the lock's remaining lifetime to `ttlSeconds` if this holder still holds it; false when it was
+   * lost (expired, or taken by another holder since). A refresh renews its lock while it runs.
+   */
+  extend(ttlSeconds: number): Promise<boolean>;
 }
 
 /** Match for index look-ups: `sid` (optionally narrowed by `sub`) or `sub`. */
@@ -56,8 +71,12 @@ export interface SessionStore {
     value: { data: string; index?: SessionIndex | undefined; tokens?: string | undefined; update?: boolean },
     ttlSeconds: number,
   ): Promise<boolean>;
-  /** Replaces the token record of an existing session atomically; false when the session is gone. */
-  setTokens(id: string, tokens: string): Promise<boolean>;
+  /**
+   * Replaces the token record of an existing session atomically; false when the session is gone. With
+   * a `fence`, the write happens only while that lock is still held by that token, checked in the same
+   * atomic step (a refresh whose lock expired must not overwrite newer tokens, R8); false otherwise.
+   */
+  setTokens(id: string, tokens: string, fence?: LockFence): Promise<boolean>;
   /** Deletes the session and its index entries. */
   destroy(id: string): Promise<void>;
   /** Ids of the live sessions matching (iss, sid[, sub]) or (iss, sub). */
@@ -68,7 +87,7 @@ export interface SessionStore {
   putTransaction(key: string, value: string, ttlSeconds: number): Promise<void>;
   /** Reads and deletes a login transaction atomically (single use). */
   takeTransaction(key: string): Promise<string | undefined>;
-  /** Takes the lock `key` for at most `ttlSeconds`; undefined when someone else holds it. */
+  /** Takes the lock `key` for `ttlSeconds` (renewable with `extend`); undefined when someone else holds it. */
   lock(key: string, ttlSeconds: number): Promise<StoreLock | undefined>;
   /**
    * Token bucket (SECURITY P7): takes one call from the bucket `key`, which holds at most `capacity`
