@@ -91,6 +91,9 @@ export function createWorker(config: WorkerConfig): Worker {
       },
     },
     ...(config.renewalMargin === undefined ? {} : { renewalMargin: config.renewalMargin }),
+    // Inside the margin the worker keeps calling with its still-valid token while one renewal runs
+    // behind it: a slow or frozen IdP delays no call until the token really runs out.
+    renewAhead: true,
     ...(config.redis
       ? {
           sharedCache: {

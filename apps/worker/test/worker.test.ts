@@ -97,20 +97,30 @@ describe('sample worker', () => {
     expect(all).not.toContain('worker-secret');
   });
 
-  it('T4: with a short ACCESS_TOKEN_TTL the lines show renewal at half the lifetime', async () => {
+  it('T4: with a short ACCESS_TOKEN_TTL the token is renewed at half the lifetime, behind the calls (renewAhead)', async () => {
     const shortIdp = await startIdp({ accessTokenTtl: 4 });
     const shortApi = await startApi({ issuer: shortIdp.issuer });
     try {
-      const worker = createWorker(config({ issuer: shortIdp.issuer, apiUrl: shortApi.url }));
+      const cfg = config({ issuer: shortIdp.issuer, apiUrl: shortApi.url });
+      const worker = createWorker(cfg);
+      const renewals = () => cfg.capture.raw.join('').split('token-manager: token renewed').length - 1;
       const first = await worker.runOnce();
       const second = await worker.runOnce();
-      await new Promise((resolve) => setTimeout(resolve, 2100));
-      const third = await worker.runOnce();
-      expect([first, second, third]).toEqual([
+      expect([first, second]).toEqual([
         { status: 200, token: 'renewed', tokenType: 'Bearer' },
         { status: 200, token: 'cache', tokenType: 'Bearer' },
-        { status: 200, token: 'renewed', tokenType: 'Bearer' },
       ]);
+      expect(renewals()).toBe(1);
+      // Past half the lifetime: the call goes on with the still-valid token, one renewal runs behind it.
+      await new Promise((resolve) => setTimeout(resolve, 2100));
+      const third = await worker.runOnce();
+      expect(third.status).toBe(200);
+      const deadline = Date.now() + 2000;
+      while (renewals() < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(renewals()).toBe(2);
+      // The renewed token now serves from the cache, with no further renewal.
+      await expect(worker.runOnce()).resolves.toEqual({ status: 200, token: 'cache', tokenType: 'Bearer' });
+      expect(renewals()).toBe(2);
       await worker.stop();
     } finally {
       await shortApi.close();

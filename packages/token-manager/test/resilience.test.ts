@@ -192,6 +192,49 @@ describe('T6: a failed renewal serves the cached token until it expires', () => 
   );
 });
 
+describe('T6 R7: renewAhead keeps callers off a slow IdP while the cached token is valid', () => {
+  it('T6 R7: inside the margin with the IdP hanging, calls get the cached token at once; one renewal runs behind them and reports the failure', async () => {
+    const clock = fakeClock();
+    const logger = captureLogger();
+    front.fault = () => 'pass';
+    // A 2 s request timeout: the first real token request may be slow on a busy machine.
+    const tokens = manager({ clock: clock.now, logger, renewAhead: true, timeout: 2 });
+    const stale: Array<{ code: string }> = [];
+    tokens.on('token.stale-served', (event) => stale.push(event));
+
+    const first = await tokens.getAccessToken('reports'); // expires_in 120 → renew from 60 s
+    clock.advance(90);
+    front.fault = () => 'hang';
+    const before = front.requests.length;
+    const started = performance.now();
+    const served = await Promise.all([1, 2, 3].map(() => tokens.getAccessToken('reports')));
+    expect(performance.now() - started).toBeLessThan(500); // no wait for the hanging IdP (timeout 2 s)
+    for (const token of served)
+      expect(token).toMatchObject({ accessToken: first.accessToken, fromCache: true });
+    // Single-flight: one renewal behind the three callers; it fails after its attempts and says so.
+    await expect.poll(() => stale.length, { timeout: 10_000 }).toBe(1);
+    expect(front.requests.length - before).toBe(2); // retry.attempts: 2
+    expect(stale[0]!.code).toBe('ERR_TOKEN_ENDPOINT_UNAVAILABLE');
+
+    // The IdP is back: the next call still gets the cached token and renews behind it.
+    front.fault = () => 'pass';
+    await tokens.getAccessToken('reports');
+    await expect
+      .poll(async () => (await tokens.getAccessToken('reports')).accessToken, { timeout: 10_000 })
+      .not.toBe(first.accessToken);
+
+    // Within the last second of a token's life a caller waits for the renewal instead.
+    clock.advance(119.5);
+    front.fault = () => 'pass';
+    const fresh = await tokens.getAccessToken('reports');
+    expect(fresh.fromCache).toBe(false);
+  });
+
+  it('renewAhead must be a boolean', () => {
+    expect(() => manager({ renewAhead: 'yes' as never })).toThrow(/renewAhead must be true or false/);
+  });
+});
+
 describe('T4: the cache key includes the client credentials', () => {
   it('T4: two clients with the same client_id but different secrets never share a cached token', async () => {
     const tokens = createTokenManager({

@@ -51,6 +51,7 @@ export interface ResolvedSharedCache {
 export interface ResolvedConfig {
   readonly clients: ReadonlyMap<string, ResolvedClient>;
   readonly renewalMarginMs: number;
+  readonly renewAhead: boolean;
   readonly defaultExpiresInMs: number;
   readonly failureBackoffMs: number;
   readonly timeoutSeconds: number;
@@ -70,6 +71,7 @@ export interface ResolvedConfig {
 const TOP_LEVEL = new Set([
   'clients',
   'renewalMargin',
+  'renewAhead',
   'defaultExpiresIn',
   'failureBackoff',
   'timeout',
@@ -136,6 +138,12 @@ function seconds(value: unknown, name: string, fallback: number, min = 0): numbe
   if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
     fail(`${name} must be a number of seconds >= ${min}, got ${String(value)}`);
   }
+  return value;
+}
+
+function flag(value: unknown, name: string): boolean {
+  if (value === undefined) return false;
+  if (typeof value !== 'boolean') fail(`${name} must be true or false`);
   return value;
 }
 
@@ -401,6 +409,7 @@ export function resolveConfig(options: TokenManagerOptions): ResolvedConfig {
   return Object.freeze({
     clients,
     renewalMarginMs: seconds(options.renewalMargin, 'renewalMargin', 60) * 1000,
+    renewAhead: flag(options.renewAhead, 'renewAhead'),
     defaultExpiresInMs: seconds(options.defaultExpiresIn, 'defaultExpiresIn', 60, 1) * 1000,
     failureBackoffMs: seconds(options.failureBackoff, 'failureBackoff', 10) * 1000,
     timeoutSeconds,

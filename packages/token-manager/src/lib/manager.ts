@@ -64,6 +64,13 @@ interface Outcome {
   stale: boolean;
 }
 
+/**
+ * With `renewAhead`, renew behind the caller only while the cached token has at least this long left
+ * (ms): closer to expiry the caller waits for the renewal, so it is never handed a token that dies on
+ * the wire.
+ */
+const RENEW_AHEAD_FLOOR_MS = 1000;
+
 /** Beyond this many keys, expired entries are swept on insert so the map cannot grow without bound. */
 const MEMORY_SWEEP_THRESHOLD = 1000;
 
@@ -88,9 +95,6 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   for (const [name, client] of config.clients) {
     endpoints.set(name, new TokenEndpoint(client, config.fetch, config.timeoutSeconds, clock));
   }
-  // With a shared cache, key names are an HMAC under a key derived from the cache secret: the
-  // credentials go into the key, and a plain hash of a weak secret in a Redis key name could be
-  // brute-forced offline by anyone who can list keys.
   // With a shared cache, key names are an HMAC under a key derived from the cache secret: the
   // credentials are part of the key, and a plain hash of a weak client secret in a Redis key name
   // could be brute-forced offline by anyone who can list the keys. One name per cache secret: the
@@ -469,7 +473,15 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
           memory.delete(ctx.hash);
           events.emit('token.evicted', { client: name, reason: 'forced' });
         }
-      } else if (cached && clock() < cached.renewAt) {
+      } else if (
+        cached &&
+        (clock() < cached.renewAt || (config.renewAhead && clock() < cached.expiresAt - RENEW_AHEAD_FLOOR_MS))
+      ) {
+        // renewAhead: inside the margin the cached token is still valid, so the caller takes it now and
+        // one renewal runs behind it (single-flight; a failure is reported by obtain()).
+        if (clock() >= cached.renewAt && !inflight.has(ctx.hash)) {
+          flight(ctx, undefined).catch(() => {});
+        }
         if (events.has('token.cache-hit')) {
           events.emit('token.cache-hit', {
             client: name,

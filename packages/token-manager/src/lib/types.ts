@@ -225,6 +225,14 @@ export interface TokenManagerOptions {
    * lifetime is shorter than twice the margin is renewed at half its lifetime instead.
    */
   renewalMargin?: number;
+  /**
+   * Renew ahead in the background: inside the renewal margin, while the cached token is still valid,
+   * callers get it at once and one renewal runs behind them (single-flight). A slow or frozen IdP then
+   * delays no call until the token really runs out; a failed renewal is reported (`token.stale-served`)
+   * and the token keeps being served. Default false: a caller inside the margin waits for the renewal
+   * (at most the request `timeout` per attempt) and gets the new token.
+   */
+  renewAhead?: boolean;
   /** Lifetime in seconds assumed when a response has no `expires_in`. Default 60. */
   defaultExpiresIn?: number;
   /**

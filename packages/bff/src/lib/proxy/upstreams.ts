@@ -3,6 +3,8 @@
 // keep-alive Agent (test/bench/proxy.ts runs the same bare proxy on both in one run): undici needed
 // 1.1–1.5× less CPU per forwarded call (wrk, 32 connections: 1.4–1.5× the calls per second), and it
 // parses each response once, into the header object the proxy filters anyway.
+// First, for its side effect: Node's fetch gets its own dispatcher before undici could install one.
+import './global-fetch-guard.js';
 import { Client, type Dispatcher, Pool } from 'undici';
 
 /**
