@@ -4,6 +4,8 @@ import { execFile } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 
 /** autocannon's command-line entry point (its package main doubles as the CLI). */
 const autocannonCli = createRequire(import.meta.url).resolve('autocannon');
@@ -68,6 +70,7 @@ export async function measureHttp(load: HttpLoad): Promise<Omit<BenchRow, 'name'
     ...Object.entries(load.headers ?? {}).flatMap(([name, value]) => ['--headers', `${name}=${value}`]),
     load.url,
   ];
+  collectGarbage();
   // The servers under test run in this process; autocannon runs in a child, so this counts theirs only.
   const cpuBefore = process.cpuUsage();
   const output = await new Promise<string>((resolve, reject) => {
@@ -95,6 +98,16 @@ export async function measureHttp(load: HttpLoad): Promise<Omit<BenchRow, 'name'
   };
 }
 
+// A full collection before each measurement, so garbage one case left behind (express-openid-connect
+// makes a lot) is not collected on the next case's time. `gc` is only exposed when the flag is set.
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+/** Runs a full garbage collection now. */
+export function collectGarbage(): void {
+  gc();
+}
+
 export interface PacedLoad {
   url: string;
   headers?: Record<string, string>;
@@ -110,6 +123,7 @@ const pacerFile = join(dirname(fileURLToPath(import.meta.url)), 'pacer.ts');
  * from each request's scheduled start: what a user feels at a moderate load, without autocannon's bursts.
  */
 export async function measurePaced(load: PacedLoad): Promise<Omit<BenchRow, 'name'>> {
+  collectGarbage();
   const input = JSON.stringify({
     url: load.url,
     headers: load.headers ?? {},

@@ -328,6 +328,14 @@ describe('the browser side', () => {
     expect(hangAborted.count).toBe(before + 1);
   });
 
+  it('HEAD is forwarded as HEAD: headers, no body', async () => {
+    const res = await rawRequest(host.port, { method: 'HEAD', path: '/api/b/echo', headers: SESSION });
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toBe('application/json');
+    expect(res.body).toBe('');
+    expect(upstream.seen.map((r) => r.method)).toEqual(['HEAD']);
+  });
+
   it('proxied responses get the security headers helmet would set, and no X-Powered-By', async () => {
     const res = await rawRequest(host.port, { path: '/api/b/echo', headers: SESSION });
     expect(res.status).toBe(200);

@@ -12,6 +12,7 @@ import {
 } from '@gatehouse/testing';
 import type { RedisClientType } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createMemoryStore } from '../src/lib/store/memory.js';
 import { createRedisStore } from '../src/lib/store/redis.js';
 import { type Balancer, startBalancer } from './support-proxy/balancer.js';
 import { type BffHost, signIn, spaFetch, startBffHost } from './support-proxy/bff-host.js';
@@ -110,5 +111,54 @@ describe.skipIf(!redisReady)('P7 per-session rate limit on a shared Redis store'
     expect((await spaFetch(browser, baseUrl, '/api/free/y')).status).toBe(200);
     const bob = await signIn(baseUrl, 'bob');
     expect((await spaFetch(bob, baseUrl, '/api/limited/y')).status).toBe(200);
+  });
+});
+
+describe('P7 with the default memory store and with a custom store without consumeRate', () => {
+  let idp: RunningIdp;
+  let upstream: TestUpstream;
+  let baseUrl: string;
+  let memoryHost: BffHost;
+  let customHost: BffHost;
+
+  beforeAll(async () => {
+    const port = await getFreePort();
+    baseUrl = `http://127.0.0.1:${port}`;
+    idp = await startIdp({ bffBaseUrl: baseUrl });
+    upstream = await startRecordingServer((_req, res) => res.end('ok'));
+    const remoteApis = [
+      { prefix: '/api/limited', upstream: `${upstream.origin}/l`, rateLimit: { burst: 3, perSecond: 0.05 } },
+    ];
+    const shared = createMemoryStore();
+    memoryHost = await startBffHost({ issuer: idp.issuer, baseUrl, remoteApis, store: shared }, port);
+    // The same sessions seen through a store that predates consumeRate (as a host's own store might):
+    // the BFF then keeps the buckets in process instead.
+    const { consumeRate: _dropped, ...legacy } = shared;
+    customHost = await startBffHost({ issuer: idp.issuer, baseUrl, remoteApis, store: legacy });
+  });
+
+  afterAll(async () => {
+    await memoryHost?.close();
+    await customHost?.close();
+    await upstream?.close();
+    await idp?.close();
+  });
+
+  it('P7: burst 3 → the 4th call is 429 with Retry-After (memory store)', async () => {
+    const browser = await signIn(baseUrl);
+    const answers: Response[] = [];
+    for (let i = 0; i < 4; i++) answers.push(await spaFetch(browser, baseUrl, `/api/limited/${i}`));
+    expect(answers.map((r) => r.status)).toEqual([200, 200, 200, 429]);
+    // 0.05 calls per second: the next one is 20 s away.
+    expect(answers[3]?.headers.get('retry-after')).toBe('20');
+  });
+
+  it('P7: a custom store without consumeRate is still limited, per process', async () => {
+    // A fresh session (its own bucket), signed in through the public URL; the cookie goes to either port.
+    const browser = await signIn(baseUrl, 'bob');
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i++)
+      statuses.push((await spaFetch(browser, customHost.url, `/api/limited/${i}`)).status);
+    expect(statuses).toEqual([200, 200, 200, 429]);
   });
 });
