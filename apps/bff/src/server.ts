@@ -66,7 +66,9 @@ const server = createServer((req, res) => {
       'request',
     );
   });
-  app(req, res);
+  // Remote-API calls are answered by the BFF before Express and the host's middleware run (the proxy
+  // sets its own security headers); everything else goes to the Express app.
+  if (!app.bff.handleRequest(req, res)) app(req, res);
 });
 app.bff.attach(server);
 server.listen(port, host, () => logger.info({ url: baseUrl }, 'sample BFF listening'));
