@@ -109,15 +109,24 @@ export function createWorker(config: WorkerConfig): Worker {
 
   // The token fetch hides where its token came from; the manager's events tell us. Calls never
   // overlap (the next is scheduled when the previous ends), so "the last event" is this call's.
+  // With renewAhead a renewal may finish behind a call that already took the cached token: that call
+  // stays `cache`, and the next one (the first to use the new token) is labelled `renewed`.
   let source: CallResult['token'] = 'none';
   let tokenType: CallResult['tokenType'];
   let expiresIn: number | undefined;
+  let renewedBehind = false;
   tokens.on('token.cache-hit', (event) => {
-    source = event.source === 'memory' ? 'cache' : 'shared';
+    if (source !== 'none') return;
+    source = renewedBehind ? 'renewed' : event.source === 'memory' ? 'cache' : 'shared';
+    renewedBehind = false;
     tokenType = event.tokenType;
     expiresIn = Math.round(event.expiresIn);
   });
   tokens.on('token.renewed', (event) => {
+    if (source !== 'none') {
+      renewedBehind = true;
+      return;
+    }
     source = 'renewed';
     tokenType = event.tokenType;
     expiresIn = Math.round(event.expiresIn);

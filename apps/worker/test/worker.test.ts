@@ -118,7 +118,8 @@ describe('sample worker', () => {
       const deadline = Date.now() + 2000;
       while (renewals() < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       expect(renewals()).toBe(2);
-      // The renewed token now serves from the cache, with no further renewal.
+      // The next call is the first with the renewed token (labelled so), then it serves from the cache.
+      await expect(worker.runOnce()).resolves.toEqual({ status: 200, token: 'renewed', tokenType: 'Bearer' });
       await expect(worker.runOnce()).resolves.toEqual({ status: 200, token: 'cache', tokenType: 'Bearer' });
       expect(renewals()).toBe(2);
       await worker.stop();

@@ -14,6 +14,12 @@ export const BREAKER_THRESHOLD = 5;
 // an observed recovery lifts, see flight.ts); the breaker still lets at most one request through per
 // window while the OP stays down.
 export const BREAKER_OPEN = 1;
+/**
+ * How long (ms) other refreshes wait for a probe's outcome before they are answered 503 themselves: a
+ * probe to a healthy OP answers well within it, while one to a hung OP would otherwise hold every
+ * waiting request for a whole `httpTimeout`.
+ */
+export const PROBE_WAIT_MS = 1000;
 /** Sessions remembered at most (oldest forgotten first). */
 const MAX_ENTRIES = 10_000;
 
@@ -82,7 +88,7 @@ export interface CircuitBreaker {
   /**
    * Waits until a token request may go out: at once while closed; while open it throws BffError
    * `ERR_BFF_IDP_UNAVAILABLE` with `Retry-After`; once the open period is over, one caller becomes the
-   * probe and the others wait for its outcome.
+   * probe and the others wait for its outcome, at most PROBE_WAIT_MS (then 503 with `Retry-After: 1`).
    */
   admit(): Promise<BreakerPermit>;
   /** Seconds the circuit stays open; 0 when closed or probing. */
@@ -153,7 +159,19 @@ export function createCircuitBreaker(clock: () => number): CircuitBreaker {
           probe = { settled, settle };
           return permit(true);
         }
-        await probe.settled;
+        let timer: NodeJS.Timeout | undefined;
+        const gaveUp = await Promise.race([
+          probe.settled.then(() => false),
+          new Promise<boolean>((resolve) => {
+            timer = setTimeout(() => resolve(true), PROBE_WAIT_MS);
+          }),
+        ]);
+        clearTimeout(timer);
+        if (gaveUp) {
+          throw new BffError('ERR_BFF_IDP_UNAVAILABLE', 'identity provider probe under way', {
+            retryAfter: 1,
+          });
+        }
       }
     },
     openFor() {
