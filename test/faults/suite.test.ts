@@ -209,11 +209,12 @@ describe.skipIf(!ready).sequential('fault injection: the sample suite as real pr
       typeof line.msg === 'string' && line.msg.startsWith('GET /api/reports');
     // Freeze right after the worker renewed its token, so it holds a token with (almost) its whole
     // lifetime left: every call in that time must succeed from the cache, without waiting.
+    // The worker logs each renewal (`token renewed`, with the new token's lifetime) as it happens;
+    // with renewAhead that is behind the calls, so the renewal line, not a call line, dates the token.
+    const isRenewal = (line: Record<string, unknown>) => line.msg === 'token renewed';
     const from = worker.child.json.length;
     const deadline = Date.now() + 3 * SHORT_TTL * 1000;
-    while (
-      !worker.child.json.slice(from).some((l) => isCall(l) && l.token === 'renewed' && l.status === 200)
-    ) {
+    while (!worker.child.json.slice(from).some(isRenewal)) {
       if (Date.now() > deadline) throw new Error(`the worker renewed no token:\n${worker.child.tail()}`);
       await sleep(20);
     }
@@ -235,9 +236,12 @@ describe.skipIf(!ready).sequential('fault injection: the sample suite as real pr
         error: line.error === undefined ? undefined : String(line.error),
         expiresIn: line.expiresIn === undefined ? undefined : Number(line.expiresIn),
       }));
-    const renewed = calls.filter((c) => c.endedAt <= start && c.token === 'renewed').at(-1)!;
-    // The token the worker holds during the freeze expires one lifetime after it was issued.
-    const expiresAt = renewed.endedAt + SHORT_TTL * 1000;
+    const renewal = worker.child.json
+      .slice(from)
+      .filter((l) => isRenewal(l) && Number(l.time) <= start)
+      .at(-1)!;
+    // The token the worker holds during the freeze expires one lifetime after it was renewed.
+    const expiresAt = Number(renewal.time) + Number(renewal.expiresIn) * 1000;
     const table = [
       `worker (GET /api/reports every 0.5 s, token TTL ${SHORT_TTL} s) around a ${WORKER_FREEZE_MS / 1000} s IdP freeze (* = frozen; token valid until +${((expiresAt - start) / 1000).toFixed(1)} s):`,
       '  sent(s)  took(ms)  status  token     expiresIn  error',

@@ -123,6 +123,8 @@ export function createWorker(config: WorkerConfig): Worker {
     expiresIn = Math.round(event.expiresIn);
   });
   tokens.on('token.renewed', (event) => {
+    // When the token was renewed and how long it lives (never the token itself).
+    log.info({ tokenType: event.tokenType, expiresIn: event.expiresIn }, 'token renewed');
     if (source !== 'none') {
       renewedBehind = true;
       return;

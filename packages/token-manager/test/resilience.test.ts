@@ -223,8 +223,8 @@ describe('T6 R7: renewAhead keeps callers off a slow IdP while the cached token 
       .poll(async () => (await tokens.getAccessToken('reports')).accessToken, { timeout: 10_000 })
       .not.toBe(first.accessToken);
 
-    // Within the last second of a token's life a caller waits for the renewal instead.
-    clock.advance(119.5);
+    // Within the last half second of a token's life a caller waits for the renewal instead.
+    clock.advance(119.7);
     front.fault = () => 'pass';
     const fresh = await tokens.getAccessToken('reports');
     expect(fresh.fromCache).toBe(false);

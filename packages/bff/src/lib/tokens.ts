@@ -68,7 +68,12 @@ export function createTokenService(deps: {
   const sealer = createSealer(config.sessionSecrets, 'tokens');
   const now = () => clock() / 1000;
   const cache = new Map<string, { sealed: string; record: TokenRecord; at: number }>();
-  const flights = new Map<string, Promise<string>>();
+  /**
+   * Refreshes under way in this process, with the moment waiting for each stops making sense: every
+   * request waits until the same deadline (start + httpTimeout), so while an OP hangs, requests that
+   * arrive late are answered at once instead of each waiting a full httpTimeout of its own.
+   */
+  const flights = new Map<string, { readonly promise: Promise<string>; readonly waitUntil: number }>();
 
   function seal(sessionId: string, record: TokenRecord): string {
     return sealer.seal(JSON.stringify(record), `tokens:${sessionId}`);
@@ -151,7 +156,10 @@ export function createTokenService(deps: {
     const key = `${loaded.id}\u0000${resource ?? ''}`;
     let flight = flights.get(key);
     if (!flight) {
-      flight = refresh(loaded, resource, staleAt).finally(() => flights.delete(key));
+      flight = {
+        promise: refresh(loaded, resource, staleAt).finally(() => flights.delete(key)),
+        waitUntil: performance.now() + timings.wait * 1000,
+      };
       flights.set(key, flight);
     }
     return flight;
@@ -161,13 +169,13 @@ export function createTokenService(deps: {
   function refreshAhead(loaded: LoadedSession, resource: string | undefined) {
     if (flights.has(`${loaded.id}\u0000${resource ?? ''}`)) return;
     if (backoff.remaining(loaded.id) > 0 || breaker.openFor() > 0) return;
-    flightFor(loaded, resource, undefined).catch((err: unknown) => {
+    flightFor(loaded, resource, undefined).promise.catch((err: unknown) => {
       logger.debug({ err: describeError(err) }, 'bff: background refresh did not succeed');
     });
   }
 
-  /** Waits for `flight` at most `timings.wait`; the refresh itself goes on (its result is stored). */
-  function waitFor(flight: Promise<string>): Promise<string> {
+  /** Waits for `flight` until its deadline; the refresh itself goes on (its result is stored). */
+  function waitFor(flight: { promise: Promise<string>; waitUntil: number }): Promise<string> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -177,10 +185,10 @@ export function createTokenService(deps: {
               retryAfter: 1,
             }),
           ),
-        timings.wait * 1000,
+        Math.max(0, flight.waitUntil - performance.now()),
       );
     });
-    return Promise.race([flight, timeout]).finally(() => clearTimeout(timer));
+    return Promise.race([flight.promise, timeout]).finally(() => clearTimeout(timer));
   }
 
   async function getAccessToken(
@@ -234,7 +242,10 @@ export function createTokenService(deps: {
       const deadline = new Promise<void>((resolve) => {
         timer = setTimeout(resolve, seconds * 1000);
       });
-      await Promise.race([Promise.allSettled([...flights.values()]), deadline]);
+      await Promise.race([
+        Promise.allSettled([...flights.values()].map((flight) => flight.promise)),
+        deadline,
+      ]);
       clearTimeout(timer);
     },
   };

@@ -69,7 +69,7 @@ interface Outcome {
  * (ms): closer to expiry the caller waits for the renewal, so it is never handed a token that dies on
  * the wire.
  */
-const RENEW_AHEAD_FLOOR_MS = 1000;
+const RENEW_AHEAD_FLOOR_MS = 500;
 
 /** Beyond this many keys, expired entries are swept on insert so the map cannot grow without bound. */
 const MEMORY_SWEEP_THRESHOLD = 1000;
