@@ -87,8 +87,8 @@ export function createFlight(deps: FlightDeps) {
    */
   const kept = new Map<string, StoreLock>();
   function liftBackoffs(): void {
-    if (kept.size === 0) return;
     backoff.resetAll();
+    if (kept.size === 0) return;
     for (const lock of kept.values()) lock.release().catch(() => {});
     kept.clear();
   }
@@ -303,7 +303,6 @@ export function createFlight(deps: FlightDeps) {
       const theirs = await write(lock, sessionId, sealed, stored.tokens, resource);
       if (theirs) return theirs;
       deps.open(sessionId, sealed); // warm the decrypted-record cache
-      backoff.reset(sessionId);
       liftBackoffs();
       return resource === undefined ? next.at : (next.res?.[resource]?.at ?? next.at);
     } finally {
