@@ -84,22 +84,6 @@ export function storeConformance(
       expect(await store.find({ iss: ISS, sub: 'dave' })).toEqual([]);
     });
 
-    it('L4: a login transaction can be taken once', async () => {
-      await store.putTransaction('tx1', 'payload', 60);
-      expect(await store.takeTransaction('tx1')).toBe('payload');
-      expect(await store.takeTransaction('tx1')).toBeUndefined();
-      expect(await store.takeTransaction('never')).toBeUndefined();
-      const results = await Promise.all(
-        Array.from({ length: 10 }, async () => {
-          await store.putTransaction('tx2', 'p', 60);
-          return undefined;
-        }),
-      );
-      expect(results).toHaveLength(10);
-      const takes = await Promise.all(Array.from({ length: 10 }, () => store.takeTransaction('tx2')));
-      expect(takes.filter((t) => t === 'p')).toHaveLength(1);
-    });
-
     it('claimOnce is true exactly once per key until it expires', async () => {
       const claims = await Promise.all(Array.from({ length: 10 }, () => store.claimOnce('jti-1', 1)));
       expect(claims.filter(Boolean)).toHaveLength(1);

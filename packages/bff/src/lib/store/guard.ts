@@ -43,8 +43,6 @@ export function guardStore(store: SessionStore): SessionStore {
     destroy: (id) => guarded(() => store.destroy(id)),
     find: (match) => guarded(() => store.find(match)),
     claimOnce: (key, ttlSeconds) => guarded(() => store.claimOnce(key, ttlSeconds)),
-    putTransaction: (key, value, ttlSeconds) => guarded(() => store.putTransaction(key, value, ttlSeconds)),
-    takeTransaction: (key) => guarded(() => store.takeTransaction(key)),
     lock: async (key, ttlSeconds) => guardLock(await guarded(() => store.lock(key, ttlSeconds))),
     consumeRate: rate,
     close: async () => store.close?.(),

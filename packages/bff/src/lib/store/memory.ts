@@ -15,7 +15,7 @@ import type {
 export interface MemoryStoreOptions {
   /** Most sessions kept; the least recently used one is evicted beyond it. Default 10 000. */
   maxSessions?: number;
-  /** Most pending login transactions / replay marks kept. Default 10 000 each. */
+  /** Most replay marks (and locks) kept. Default 10 000 each. */
   maxEntries?: number;
   /** Clock in epoch milliseconds. Default `Date.now`. */
   clock?: () => number;
@@ -85,7 +85,6 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): SessionStor
   const sessions = new Map<string, SessionEntry>();
   const bySub = new Map<string, Set<string>>();
   const bySid = new Map<string, Set<string>>();
-  const transactions = new Map<string, Expiring>();
   const claims = new Map<string, Expiring>();
   const locks = new Map<string, Expiring>();
   const rates = createTokenBuckets(now, maxEntries);
@@ -150,8 +149,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): SessionStor
   const sweep = setInterval(() => {
     const t = now();
     for (const [id, entry] of sessions) if (entry.expiresAt <= t) drop(id);
-    for (const map of [transactions, claims, locks])
-      for (const [k, v] of map) if (v.expiresAt <= t) map.delete(k);
+    for (const map of [claims, locks]) for (const [k, v] of map) if (v.expiresAt <= t) map.delete(k);
     rates.sweep();
   }, 60_000);
   sweep.unref();
@@ -214,14 +212,6 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): SessionStor
       if (getLive(claims, key)) return false;
       putBounded(claims, key, '1', ttlSeconds);
       return true;
-    },
-    async putTransaction(key, value, ttlSeconds) {
-      putBounded(transactions, key, value, ttlSeconds);
-    },
-    async takeTransaction(key) {
-      const entry = getLive(transactions, key);
-      transactions.delete(key);
-      return entry?.value;
     },
     async lock(key, ttlSeconds): Promise<StoreLock | undefined> {
       if (getLive(locks, key)) return undefined;

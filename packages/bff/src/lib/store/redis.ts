@@ -1,7 +1,7 @@
 // Redis session store for several BFF instances. Layout under `prefix`:
 //   s:<id>   hash { d: session data, t: encrypted tokens, i: JSON list of index keys }  (PEXPIRE = TTL)
 //   u:<h>    set of session ids of one (iss, sub);  x:<h> set of ids of one (iss, sid)
-//   o:<key>  replay marks (SET NX EX)   t:<key> login transactions (GETDEL)   l:<key> locks (SET NX PX)
+//   o:<key>  replay marks (SET NX EX)   l:<key> locks (SET NX PX)
 //   r:<key>  rate-limit buckets, hash { t: tokens, a: last update in ms of Redis's clock }  (PEXPIRE)
 // Multi-key updates run as Lua scripts, so a write never leaves a session half-indexed and a token
 // write never resurrects a destroyed session.
@@ -225,13 +225,6 @@ export function createRedisStore(options: RedisStoreOptions): SessionStore {
         String(Math.max(1, Math.ceil(ttlSeconds))),
       ]);
       return reply === 'OK';
-    },
-    async putTransaction(key, value, ttlSeconds) {
-      await cmd(['SET', `${prefix}t:${key}`, value, 'EX', String(Math.max(1, Math.ceil(ttlSeconds)))]);
-    },
-    async takeTransaction(key) {
-      const reply = await cmd(['GETDEL', `${prefix}t:${key}`]);
-      return typeof reply === 'string' ? reply : undefined;
     },
     async lock(key, ttlSeconds): Promise<StoreLock | undefined> {
       const token = randomBytes(16).toString('base64url');

@@ -51,7 +51,7 @@ export interface RateDecision {
 }
 
 /**
- * Where the BFF keeps sessions, login transactions, replay marks and refresh locks.
+ * Where the BFF keeps sessions, replay marks, refresh locks and rate-limit buckets (login transactions live in a cookie).
  * Every method rejects with an Error when the backend is unavailable; the BFF answers 503 then.
  */
 export interface SessionStore {
@@ -83,10 +83,6 @@ export interface SessionStore {
   find(match: SessionMatch): Promise<string[]>;
   /** Records `key` for `ttlSeconds` unless already recorded; true the first time (replay cache). */
   claimOnce(key: string, ttlSeconds: number): Promise<boolean>;
-  /** Stores a short-lived login transaction. */
-  putTransaction(key: string, value: string, ttlSeconds: number): Promise<void>;
-  /** Reads and deletes a login transaction atomically (single use). */
-  takeTransaction(key: string): Promise<string | undefined>;
   /** Takes the lock `key` for `ttlSeconds` (renewable with `extend`); undefined when someone else holds it. */
   lock(key: string, ttlSeconds: number): Promise<StoreLock | undefined>;
   /**
