@@ -32,7 +32,7 @@ describe('a custom session store that fails', () => {
     await stack?.close();
   });
 
-  it('S5 R5: a plain Error from the store → 503 ERR_BFF_STORE_UNAVAILABLE on the local API, the session API and the admin list; the session survives', async () => {
+  it('S5 R5: a plain Error from the store → 503 ERR_BFF_STORE_UNAVAILABLE + Retry-After on the local API, the session API and the admin list; the session survives', async () => {
     const { browser } = await signIn(stack);
     const cookie = (await sessionCookie(browser, stack))!;
     const whoami = () =>
@@ -44,6 +44,7 @@ describe('a custom session store that fails', () => {
     store.down = true;
     const local = await whoami();
     expect(local.status).toBe(503);
+    expect(local.headers.get('retry-after')).toBe('1');
     expect(await local.json()).toMatchObject({ status: 503, error: 'ERR_BFF_STORE_UNAVAILABLE' });
     const user = await getUser(browser, stack);
     expect(user.status).toBe(503);

@@ -11,6 +11,7 @@ import { BffError, describeError } from './errors.js';
 import type { Logger } from './logger.js';
 import { createCircuitBreaker, createSessionBackoff } from './refresh/backoff.js';
 import { createFlight, refreshTimings } from './refresh/flight.js';
+import { createUnsavedTokens } from './refresh/unsaved.js';
 import type { LoadedSession } from './session/data.js';
 import type { SessionStore } from './store/types.js';
 import type { TokenRecord } from './token-record.js';
@@ -136,7 +137,14 @@ export function createTokenService(deps: {
   const timings = refreshTimings(config.httpTimeout);
   const backoff = createSessionBackoff(clock);
   const breaker = createCircuitBreaker(clock);
+  const unsaved = createUnsavedTokens({
+    store,
+    logger,
+    lockKey: (sessionId) => `refresh:${sessionId}`,
+    lockTtl: timings.lockTtl,
+  });
   const refresh = createFlight({
+    unsaved,
     config,
     store,
     logger,
@@ -201,6 +209,8 @@ export function createTokenService(deps: {
       (config.resource.length === 1 && config.resource[0] === options.resource)
         ? undefined
         : options.resource;
+    // Tokens refreshed while the store was failing replace the stored ones until they are written.
+    if (unsaved.size > 0) loaded.tokens = unsaved.current(loaded.id, loaded.tokens);
     const record = open(loaded.id, loaded.tokens);
     const slot = record && slotOf(record, resource);
     if (slot && !options.forceRefresh) {
@@ -236,6 +246,7 @@ export function createTokenService(deps: {
     forget(sessionId) {
       cache.delete(sessionId);
       backoff.reset(sessionId);
+      unsaved.forget(sessionId);
     },
     async drain(seconds) {
       let timer: NodeJS.Timeout | undefined;
@@ -243,7 +254,7 @@ export function createTokenService(deps: {
         timer = setTimeout(resolve, seconds * 1000);
       });
       await Promise.race([
-        Promise.allSettled([...flights.values()].map((flight) => flight.promise)),
+        Promise.allSettled([...flights.values()].map((flight) => flight.promise)).then(() => unsaved.flush()),
         deadline,
       ]);
       clearTimeout(timer);

@@ -3,7 +3,8 @@
 // session (another instance may have refreshed meanwhile), send the refresh token with bounded retries,
 // check the refreshed ID token, and write the new tokens fenced by the lock, so a holder whose lock
 // lapsed can never overwrite newer tokens. A failure keeps the lock for the session's back-off, which
-// makes the back-off hold on every instance.
+// makes the back-off hold on every instance. Tokens the OP issued but the store could not take are kept
+// in process and written behind (unsaved.ts): the refresh token they replace is already spent.
 import * as client from 'openid-client';
 import type { ResolvedBffConfig } from '../config.js';
 import { BffError, describeError } from '../errors.js';
@@ -14,6 +15,7 @@ import type { SessionStore, StoreLock } from '../store/types.js';
 import type { TokenRecord } from '../token-record.js';
 import { BREAKER_OPEN, type CircuitBreaker, type SessionBackoff } from './backoff.js';
 import { classifyTokenFailure, type TokenFailure } from './failure.js';
+import type { UnsavedTokens } from './unsaved.js';
 
 /** Token requests per refresh at most (R5). */
 export const MAX_ATTEMPTS = 3;
@@ -58,6 +60,7 @@ export interface FlightDeps {
   readonly timings: RefreshTimings;
   readonly backoff: SessionBackoff;
   readonly breaker: CircuitBreaker;
+  readonly unsaved: UnsavedTokens;
   getOidcConfiguration(): Promise<client.Configuration>;
   endSession(sessionId: string): Promise<void>;
   open(sessionId: string, sealed: string | undefined): TokenRecord | undefined;
@@ -79,7 +82,7 @@ class RefreshFailed extends Error {
 
 /** Returns `refresh(loaded, resource, staleAt)`: one cluster-wide refresh of a session. */
 export function createFlight(deps: FlightDeps) {
-  const { config, store, logger, timings, backoff, breaker } = deps;
+  const { config, store, logger, timings, backoff, breaker, unsaved } = deps;
   /**
    * Refresh locks this instance keeps for a session's back-off. When a refresh succeeds again the OP is
    * back: the back-offs are lifted and these locks released, so every session can refresh at once
@@ -192,9 +195,29 @@ export function createFlight(deps: FlightDeps) {
    * Writes the new tokens fenced by `lock`. If the fence refuses (the lock lapsed, e.g. the store was
    * unreachable for a heartbeat), the lock is taken again and the write goes through only if the stored
    * tokens are still the ones this refresh started from: then nobody else refreshed, and the rotated
-   * refresh token must not be lost. Otherwise the newer tokens stay and are used.
+   * refresh token must not be lost. Otherwise the newer tokens stay and are used. A store that fails
+   * meanwhile gets the tokens later (unsaved.ts); the caller uses them at once either way.
    */
   async function write(
+    lock: StoreLock,
+    sessionId: string,
+    sealed: string,
+    startedFrom: string | undefined,
+    resource: string | undefined,
+  ): Promise<string | undefined> {
+    try {
+      const theirs = await writeFenced(lock, sessionId, sealed, startedFrom, resource);
+      if (theirs === undefined) unsaved.forget(sessionId);
+      return theirs;
+    } catch (err) {
+      if (!(err instanceof BffError) || err.code !== 'ERR_BFF_STORE_UNAVAILABLE') throw err;
+      // The OP has answered, so the stored refresh token is spent: keep the answer and write it later.
+      unsaved.keep(sessionId, startedFrom, sealed);
+      return undefined;
+    }
+  }
+
+  async function writeFenced(
     lock: StoreLock,
     sessionId: string,
     sealed: string,
@@ -241,7 +264,8 @@ export function createFlight(deps: FlightDeps) {
       // Another request or instance may have refreshed while we waited: re-read and re-check.
       const stored = await store.get(sessionId);
       if (!stored) throw new BffError('ERR_BFF_SESSION_ENDED', 'session ended');
-      const record = deps.open(sessionId, stored.tokens);
+      // A refresh the store did not take yet supersedes the stored record (whose refresh token is spent).
+      const record = deps.open(sessionId, unsaved.current(sessionId, stored.tokens));
       if (!record) {
         await deps.endSession(sessionId);
         throw new BffError('ERR_BFF_SESSION_ENDED', 'token record unreadable');

@@ -8,7 +8,9 @@ import type { RateDecision, SessionStore, StoreLock } from './types.js';
 
 function unavailable(err: unknown): never {
   if (err instanceof BffError && err.code === 'ERR_BFF_STORE_UNAVAILABLE') throw err;
-  throw new BffError('ERR_BFF_STORE_UNAVAILABLE', 'session store unavailable', { cause: err });
+  // Retry-After: 1 tells clients (and load balancers) the outage is expected to be short; a store
+  // reconnects within seconds or not at all, and the SPA should not hammer it meanwhile.
+  throw new BffError('ERR_BFF_STORE_UNAVAILABLE', 'session store unavailable', { cause: err, retryAfter: 1 });
 }
 
 async function guarded<T>(operation: () => Promise<T>): Promise<T> {

@@ -124,14 +124,18 @@ export function createRedisStore(options: RedisStoreOptions): SessionStore {
   // took about 7 % of a proxied call's CPU in a profile of the proxy on the Redis store.
   const cmd = (args: string[]): Promise<unknown> => {
     if (!client.isReady)
-      return Promise.reject(new BffError('ERR_BFF_STORE_UNAVAILABLE', 'Redis is not connected'));
+      return Promise.reject(
+        new BffError('ERR_BFF_STORE_UNAVAILABLE', 'Redis is not connected', { retryAfter: 1 }),
+      );
     return new Promise((resolve, reject) => {
       const failed = (err: unknown) => {
         clearTimeout(timer);
-        reject(new BffError('ERR_BFF_STORE_UNAVAILABLE', 'Redis command failed', { cause: err }));
+        reject(
+          new BffError('ERR_BFF_STORE_UNAVAILABLE', 'Redis command failed', { cause: err, retryAfter: 1 }),
+        );
       };
       const timer = setTimeout(
-        () => reject(new BffError('ERR_BFF_STORE_UNAVAILABLE', 'Redis command timed out')),
+        () => reject(new BffError('ERR_BFF_STORE_UNAVAILABLE', 'Redis command timed out', { retryAfter: 1 })),
         timeout,
       );
       try {
