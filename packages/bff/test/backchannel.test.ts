@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { getFreePort, type RunningIdp, startIdp, type TestBrowser } from '@gatehouse/testing';
 import { base64url, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BACKCHANNEL_LOGOUT_EVENT } from '../src/lib/backchannel/index.js';
+import { BACKCHANNEL_LOGOUT_EVENT } from '../src/lib/backchannel/validate.js';
 import { type BffHost, signIn, spaFetch, startBffHost } from './support-proxy/bff-host.js';
 
 let idp: RunningIdp;

@@ -16,7 +16,7 @@ import {
   SignJWT,
 } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BACKCHANNEL_LOGOUT_EVENT, validateLogoutToken } from '../src/lib/backchannel/index.js';
+import { BACKCHANNEL_LOGOUT_EVENT, validateLogoutToken } from '../src/lib/backchannel/validate.js';
 import type { BffError } from '../src/lib/errors.js';
 import { hasValidSignature, type IdTokenPolicy, resolveIdTokenAlgorithms } from '../src/lib/id-token.js';
 import {

@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { TestBrowser } from '@gatehouse/testing';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BACKCHANNEL_LOGOUT_EVENT } from '../src/lib/backchannel/index.js';
+import { BACKCHANNEL_LOGOUT_EVENT } from '../src/lib/backchannel/validate.js';
 import { hasValidSignature, idTokenPolicy } from '../src/lib/id-token.js';
 import { JWKS_REFETCH_COOLDOWN } from '../src/lib/jwks.js';
 import {

@@ -1,7 +1,7 @@
 // Remote-API options are validated once at start-up (house style: a TypeError that says the fix), and
 // the route table matches raw request targets conservatively (SECURITY P1). Pure unit tests.
 import { describe, expect, it } from 'vitest';
-import { resolveBackchannelOptions } from '../src/lib/backchannel/index.js';
+import { resolveBackchannelOptions } from '../src/lib/backchannel/options.js';
 import { type RemoteApiOptions, resolveRemoteApis } from '../src/lib/proxy/options.js';
 import { isSafeRest, RouteTable } from '../src/lib/proxy/path.js';
 

@@ -5,7 +5,6 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type NextFunction, type Request, type Response, Router } from 'express';
-import { createBackchannelRouter } from './backchannel/index.js';
 import type { Bff, BffCloseOptions, SessionSummary } from './bff-api.js';
 import { createClientTokenSource } from './client-token.js';
 import { type BffOptions, resolveConfig } from './config.js';
@@ -19,6 +18,7 @@ import { createLocalApi } from './local-api.js';
 import { silentLogger } from './logger.js';
 import { createOidcConfiguration } from './oidc.js';
 import { createProxyEngine, createRemoteApiRouter, createUpgradeHandler } from './proxy/index.js';
+import { createBackchannelRouter } from './routes/backchannel.js';
 import { callbackHandler, silentCallbackHandler } from './routes/callback.js';
 import { loginHandler } from './routes/login.js';
 import { logoutHandler, signedOutHandler } from './routes/logout.js';

@@ -1,24 +1,14 @@
 // OIDC Back-Channel Logout 1.0 endpoint (SECURITY B1–B5): `POST /bff/backchannel`. The OP calls it
 // server to server, so there is no cookie and no CSRF header; the logout token itself is the credential.
-// Validation is in validate.ts; this file does the HTTP, the replay cache and the session ending.
+// Validation is in backchannel/validate.ts; this file does the HTTP, the replay cache and the session ending.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Request, type Response, Router } from 'express';
 import type { JWTVerifyGetKey } from 'jose';
+import { BACKCHANNEL_PATH } from '../backchannel/options.js';
+import { type LogoutTokenExpectations, validateLogoutToken } from '../backchannel/validate.js';
 import { isBffError } from '../errors.js';
 import type { BffExtensionContext } from '../extension-context.js';
 import { idTokenPolicy } from '../id-token.js';
-import { BACKCHANNEL_PATH } from './options.js';
-import { type LogoutTokenExpectations, validateLogoutToken } from './validate.js';
-
-export {
-  BACKCHANNEL_PATH,
-  type BackchannelOptions,
-  type ResolvedBackchannelOptions,
-  resolveBackchannelOptions,
-} from './options.js';
-
-export type { LogoutTokenClaims, LogoutTokenFailure, LogoutTokenResult } from './validate.js';
-export { BACKCHANNEL_LOGOUT_EVENT, validateLogoutToken } from './validate.js';
 
 /** Largest form body accepted: a logout token is a few hundred bytes to a few KB. */
 const MAX_BODY_BYTES = 64 * 1024;
