@@ -3,7 +3,7 @@
 // the manager.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import * as oidc from 'openid-client';
-import type { ResolvedClient } from './client-options.js';
+import type { ResolvedClient } from './config.js';
 import { DpopSigner } from './dpop.js';
 import { TokenManagerError, type TokenManagerErrorCode, type TokenManagerErrorDetails } from './errors.js';
 import type { PrivateJwk } from './types.js';

@@ -1,10 +1,9 @@
 import { createHash, createHmac, hkdfSync } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type ResolvedConfig, resolveConfig } from './config.js';
+import { normalizeResources, normalizeScopes, type ResolvedConfig, resolveConfig } from './config.js';
 import { asTokenManagerError, type IssuedToken, TokenEndpoint } from './endpoint.js';
 import { TokenManagerError } from './errors.js';
 import { Emitter, type TokenManagerEventName, type TokenManagerListener } from './events.js';
-import { normalizeResources, normalizeScopes } from './option-checks.js';
 import { type CacheEntry, SharedCache, UNAVAILABLE } from './shared-cache.js';
 import type {
   AccessToken,
