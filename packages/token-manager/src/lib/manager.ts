@@ -1,5 +1,6 @@
 import { createHash, createHmac, hkdfSync } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { LRUCache } from 'lru-cache';
 import { normalizeResources, normalizeScopes, type ResolvedConfig, resolveConfig } from './config.js';
 import { asTokenManagerError, type IssuedToken, TokenEndpoint } from './endpoint.js';
 import { TokenManagerError } from './errors.js';
@@ -71,8 +72,14 @@ interface Outcome {
  */
 const RENEW_AHEAD_FLOOR_MS = 500;
 
-/** Beyond this many keys, expired entries are swept on insert so the map cannot grow without bound. */
-const MEMORY_SWEEP_THRESHOLD = 1000;
+/** Memoised call contexts (distinct scope/resource values per call) kept at most. */
+const MAX_CONTEXTS = 1000;
+
+/**
+ * Tokens kept in memory at most (one per client, scope and resource set); beyond it the least recently
+ * used is dropped and simply requested again when next needed.
+ */
+const MEMORY_MAX = 10_000;
 
 /**
  * Creates a token manager for one or more OAuth clients using the client-credentials grant.
@@ -106,16 +113,17 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     keyings.length === 0
       ? [createHash('sha256').update(material).digest('base64url')]
       : keyings.map((key) => createHmac('sha256', key).update(material).digest('base64url'));
-  const memory = new Map<string, CacheEntry>();
+  // No TTL here: every read compares the entry's own renewAt/expiresAt with the clock anyway, and a
+  // hit stays one lookup (an expired entry is overwritten by its renewal or falls out as least used).
+  const memory = new LRUCache<string, CacheEntry>({ max: MEMORY_MAX });
   const inflight = new Map<string, Promise<Outcome>>();
   /** Remembered failures (T6): no request for this key until `until`. */
   const blocked = new Map<string, { until: number; error: TokenManagerError }>();
 
-  // Contexts are memoised: the hot path (a cache hit) should cost a Map lookup, not a parse and a
+  // Contexts are memoised: the hot path (a cache hit) should cost a lookup, not a parse and a
   // SHA-256. Keyed by the call's raw scope/resource values; bounded so odd callers cannot grow it.
-  const contexts = new Map<string, CallContext>();
+  const contexts = new LRUCache<string, CallContext>({ max: MAX_CONTEXTS });
   const defaultContexts = new Map<string, CallContext>();
-  const MAX_CONTEXTS = 1000;
 
   function context(name: string, options: TokenScopeOptions | undefined): CallContext {
     const scope = options?.scope;
@@ -155,10 +163,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     );
     const ctx: CallContext = { endpoint, name, scopes, resources, hash: hash!, olderHashes };
     if (scope === undefined && resource === undefined) defaultContexts.set(name, ctx);
-    else if (memoKey !== undefined) {
-      if (contexts.size >= MAX_CONTEXTS) contexts.clear();
-      contexts.set(memoKey, ctx);
-    }
+    else if (memoKey !== undefined) contexts.set(memoKey, ctx);
     return ctx;
   }
 
@@ -187,16 +192,8 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     };
   }
 
-  function remember(hash: string, entry: CacheEntry): void {
-    if (memory.size >= MEMORY_SWEEP_THRESHOLD) {
-      const now = clock();
-      for (const [key, value] of memory) if (value.expiresAt <= now) memory.delete(key);
-    }
-    memory.set(hash, entry);
-  }
-
   function adopt(ctx: CallContext, entry: CacheEntry): Outcome {
-    remember(ctx.hash, entry);
+    memory.set(ctx.hash, entry);
     events.emit('token.cache-hit', {
       client: ctx.name,
       source: 'shared',
@@ -337,7 +334,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     };
     blocked.delete(ctx.hash);
     if (lifetimeMs > 0) {
-      remember(ctx.hash, entry);
+      memory.set(ctx.hash, entry);
       await shared?.set(ctx.hash, entry, lifetimeMs);
     }
     events.emit('token.renewed', {
