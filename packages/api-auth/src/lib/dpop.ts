@@ -15,7 +15,8 @@ import {
   jwtVerify,
 } from 'jose';
 import { LRUCache } from 'lru-cache';
-import type { ResolvedConfig, ResolvedDPoP } from './config.js';
+import type { ResolvedConfig } from './config.js';
+import type { ResolvedDPoP } from './dpop-config.js';
 import { AccessTokenError } from './errors.js';
 import type { NonceSource } from './nonce.js';
 

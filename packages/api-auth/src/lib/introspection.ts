@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import type { ResolvedConfig, ResolvedIntrospection } from './config.js';
+import type { ResolvedConfig } from './config.js';
 import { withDeadline } from './deadline.js';
 import { AccessTokenError } from './errors.js';
+import type { ResolvedIntrospection } from './introspection-config.js';
 import type { IssuerMetadata } from './metadata.js';
 import type { AccessTokenAuth, AccessTokenClaims } from './types.js';
 
