@@ -7,20 +7,16 @@ export type {
   ChallengeOptions,
 } from './lib/bearer.js';
 export { extractAccessToken, extractBearerToken, renderAccessTokenError } from './lib/bearer.js';
-export type {
-  AccessTokenValidatorOptions,
-  DPoPNonceOptions,
-  DPoPOptions,
-  DPoPPolicy,
-  IntrospectionOptions,
-  ResolvedConfig,
-} from './lib/config.js';
-export { ASYMMETRIC_ALGORITHMS, RFC9068_REQUIRED_CLAIMS, subIsClientId } from './lib/config.js';
+export type { AccessTokenValidatorOptions, ResolvedConfig } from './lib/config.js';
+export { RFC9068_REQUIRED_CLAIMS, subIsClientId } from './lib/config.js';
 export type { DPoPRequest } from './lib/dpop.js';
+export type { DPoPNonceOptions, DPoPOptions, DPoPPolicy } from './lib/dpop-config.js';
 export type { AccessTokenErrorCode, BearerErrorCode } from './lib/errors.js';
 export { AccessTokenError } from './lib/errors.js';
 export type { RequireAccessTokenOptions } from './lib/express.js';
 export { requireAccessToken, requireClient, requireScope, requireUser } from './lib/express.js';
+export type { IntrospectionOptions } from './lib/introspection-config.js';
+export { ASYMMETRIC_ALGORITHMS } from './lib/option-checks.js';
 export type {
   DPoPReplayStore,
   MemoryReplayStoreOptions,

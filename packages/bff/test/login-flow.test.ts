@@ -39,7 +39,7 @@ describe('login → /bff/user → logout round trip', () => {
     expect(request.get('scope')).toBe('openid profile email offline_access api');
     expect(login.setCookie).toHaveLength(1);
     expect(login.setCookie[0]).toMatch(
-      /^__Host-bff-tx-[A-Za-z0-9_-]{16}=\d{10}\.[A-Za-z0-9_-]{8}\.[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]+; Path=\/; Max-Age=600; HttpOnly; Secure; SameSite=Lax$/,
+      /^__Host-bff-tx-[A-Za-z0-9_-]{16}=\d{10}\.[A-Za-z0-9_-]{8}\.[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]+; Max-Age=600; Path=\/; HttpOnly; Secure; SameSite=Lax$/,
     );
 
     const callback = hops.find((h) => h.url.startsWith(`${stack.bff.url}/bff/callback`))!;
@@ -50,7 +50,7 @@ describe('login → /bff/user → logout round trip', () => {
       /^__Host-bff=s%3A[A-Za-z0-9_-]{43}\.[A-Za-z0-9%+/]+; Path=\/; HttpOnly; Secure; SameSite=Strict$/,
     );
     expect(sessionSet).not.toMatch(/Domain/i);
-    expect(callback.setCookie.some((c) => /^__Host-bff-tx-[^=]+=; Path=\/; Max-Age=0;/.test(c))).toBe(true);
+    expect(callback.setCookie.some((c) => /^__Host-bff-tx-[^=]+=; Max-Age=0; Path=\/;/.test(c))).toBe(true);
     expect(callback.rejectedCookies).toEqual([]);
     expect(result.url).toBe(`${stack.bff.url}/after-login`);
 
@@ -85,11 +85,11 @@ describe('login → /bff/user → logout round trip', () => {
     expect(endSession.searchParams.get('state')!.length).toBeGreaterThanOrEqual(43);
     const setCookies = logout.headers.getSetCookie();
     expect(setCookies).toContain(
-      '__Host-bff=; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; Secure; SameSite=Strict',
+      '__Host-bff=; Max-Age=0; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; Secure; SameSite=Strict',
     );
     expect(
       setCookies.some((c) =>
-        /^__Host-bff-logout=[^;]+; Path=\/; Max-Age=600; HttpOnly; Secure; SameSite=Lax$/.test(c),
+        /^__Host-bff-logout=[^;]+; Max-Age=600; Path=\/; HttpOnly; Secure; SameSite=Lax$/.test(c),
       ),
     ).toBe(true);
 

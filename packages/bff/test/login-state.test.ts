@@ -300,7 +300,7 @@ describe('L3 L4 the transaction cookie', () => {
     const [cookie, ...rest] = res.headers.getSetCookie();
     expect(rest).toEqual([]);
     expect(cookie).toMatch(
-      /^__Host-bff-tx-[A-Za-z0-9_-]{16}=[^;]+; Path=\/; Max-Age=(\d+); HttpOnly; Secure; SameSite=Lax$/,
+      /^__Host-bff-tx-[A-Za-z0-9_-]{16}=[^;]+; Max-Age=(\d+); Path=\/; HttpOnly; Secure; SameSite=Lax$/,
     );
     expect(Number(/Max-Age=(\d+)/.exec(cookie!)![1])).toBeLessThanOrEqual(600);
     expect(cookie).not.toMatch(/Domain/i);

@@ -136,7 +136,7 @@ describe('logout', () => {
     });
     expect(good.status).toBe(302);
     expect(good.headers.get('location')).toBe('/goodbye');
-    expect(good.headers.getSetCookie()[0]).toMatch(/^__Host-bff-logout=; Path=\/; Max-Age=0/);
+    expect(good.headers.getSetCookie()[0]).toMatch(/^__Host-bff-logout=; Max-Age=0; Path=\/;/);
   });
 
   it('O5 L14: logout returnUrl must be local; anonymous logout just goes back', async () => {

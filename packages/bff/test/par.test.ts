@@ -82,7 +82,7 @@ describe('L16: PAR required by the OP (default pushedAuthorizationRequests "auto
     // The transaction cookie is the same as without PAR.
     expect(login.setCookie).toHaveLength(1);
     expect(login.setCookie[0]).toMatch(
-      /^__Host-bff-tx-[A-Za-z0-9_-]{16}=.+; Max-Age=600; HttpOnly; Secure; SameSite=Lax$/,
+      /^__Host-bff-tx-[A-Za-z0-9_-]{16}=.+; Max-Age=600; Path=\/; HttpOnly; Secure; SameSite=Lax$/,
     );
 
     // Exactly one push, authenticated (client_secret_basic), holding every authorization parameter.

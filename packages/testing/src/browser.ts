@@ -1,205 +1,29 @@
 // A browser-like HTTP client for tests: a cookie jar with browser rules (Path, Secure, SameSite,
-// expiry, __Host- prefixes), manual redirects with a hop log, form parsing and submission, and the
-// sample IdP's login dance. Built on tough-cookie and the global fetch (`redirect: 'manual'`).
-import { isIP } from 'node:net';
-import { Cookie, CookieJar, getPublicSuffix } from 'tough-cookie';
+// expiry, __Host- prefixes), manual redirects with a hop log, form submission, and the sample IdP's
+// login dance. Built on tough-cookie and the global fetch (`redirect: 'manual'`). Its options and
+// results are in browser-options.ts, the form parser in html-forms.ts, the site rules in site.ts.
+import { Cookie, CookieJar } from 'tough-cookie';
+import type {
+  BrowserRequestInit,
+  Credentials,
+  FollowOptions,
+  FollowResult,
+  Hop,
+  TestBrowserOptions,
+} from './browser-options.js';
+import { parseForms } from './html-forms.js';
+import { type RequestSite, relation, siteOf } from './site.js';
 
-/** How the request relates to the page that makes it, for SameSite and `Sec-Fetch-Site`. */
-export type RequestSite = 'same-origin' | 'same-site' | 'cross-site';
-
-/** `fetch` init plus browser-context options. */
-export interface BrowserRequestInit extends Omit<RequestInit, 'body' | 'redirect'> {
-  body?: RequestInit['body'];
-  /** Form fields: sent as `application/x-www-form-urlencoded`; the method defaults to POST. */
-  form?: Record<string, string> | URLSearchParams;
-  /** A JSON body (sets `content-type: application/json`); the method defaults to POST. */
-  json?: unknown;
-  /**
-   * URL of the page that makes the request. Decides the SameSite context and `Sec-Fetch-Site`
-   * like a browser. Omitted (and no `site`): a request typed into the address bar, which sends
-   * every cookie (including SameSite=Strict).
-   */
-  initiator?: string | URL;
-  /** Forces the relation to the initiating page (simulates e.g. a cross-site form post). */
-  site?: RequestSite;
-  /**
-   * A top-level navigation (link, form, redirect). Cross-site navigations with GET still carry
-   * SameSite=Lax cookies; cross-site subresource/fetch requests carry only SameSite=None ones.
-   * Default: false for {@link TestBrowser.fetch}, true for {@link TestBrowser.follow}. Pass
-   * `false` to `follow` to load a URL in an iframe (e.g. silent login): it stays non-top-level
-   * through its redirects.
-   */
-  navigation?: boolean;
-}
-
-/** One response seen while following redirects. */
-export interface Hop {
-  method: string;
-  url: string;
-  status: number;
-  /** Absolute `Location` (resolved against `url`), when present. */
-  location: string | undefined;
-  /** Raw `Set-Cookie` headers of this response. */
-  setCookie: string[];
-  /** Cookies this response tried to set that the jar refused (with the reason), like a browser would. */
-  rejectedCookies: Array<{ cookie: string; reason: string }>;
-}
-
-/** The end of a redirect chain. */
-export interface FollowResult {
-  /** The final response (its body is already read into `text`; `response.text()` still works). */
-  response: Response;
-  status: number;
-  /** URL of the final response. */
-  url: string;
-  /** Body of the final response. */
-  text: string;
-  /** Every response on the way, first to last (the final one included). */
-  hops: Hop[];
-}
-
-export interface FollowOptions extends BrowserRequestInit {
-  /** Maximum number of responses to follow (redirects + auto-submitted forms). Default 20. */
-  maxHops?: number;
-  /**
-   * Submit self-submitting forms (oidc-provider's form_post pages, the IdP's sign-out page) like a
-   * browser running their script. Default true.
-   */
-  autoSubmit?: boolean;
-}
-
-/** A parsed HTML form. */
-export interface ParsedForm {
-  /** Absolute action URL. */
-  action: string;
-  method: 'GET' | 'POST';
-  /** `name` → `value` of every input/select/textarea with a name (last one wins). */
-  fields: Record<string, string>;
-  /** True for forms that submit themselves (`data-autosubmit`, or `document.forms[0].submit()`). */
-  autoSubmit: boolean;
-  id: string | undefined;
-}
-
-export interface Credentials {
-  username: string;
-  password: string;
-}
-
-export interface TestBrowserOptions {
-  /** Treat http://localhost and 127.0.0.1 as secure contexts so `Secure`/`__Host-` cookies work. Default true. */
-  allowSecureOnLocal?: boolean;
-  /** The fetch to use. Default: the global fetch. */
-  fetch?: typeof fetch;
-  /** Headers sent with every request (e.g. a user agent). */
-  headers?: Record<string, string>;
-  /**
-   * Chromium rules: a cookie without a valid SameSite attribute is treated as Lax, and
-   * `SameSite=None` without `Secure` is refused. Default true (the e2e tests drive Chromium).
-   */
-  chromiumSameSite?: boolean;
-  /**
-   * Send and store cookies in third-party contexts (a cross-site iframe or fetch). Default false:
-   * the Chromium the e2e tests use (156) blocks them, as Safari and Firefox (partitioning) do, so
-   * e.g. a cross-site silent-login iframe reaches the IdP without its session cookie.
-   */
-  thirdPartyCookies?: boolean;
-}
-
-const ENTITIES: Record<string, string> = {
-  amp: '&',
-  lt: '<',
-  gt: '>',
-  quot: '"',
-  apos: "'",
-  '#39': "'",
-  nbsp: '\u00a0',
-};
-
-function decodeEntities(value: string): string {
-  return value.replace(/&(#x[0-9a-f]+|#\d+|[a-z]+);/gi, (whole, name: string) => {
-    if (name[0] === '#') {
-      const code =
-        name[1] === 'x' || name[1] === 'X' ? Number.parseInt(name.slice(2), 16) : Number(name.slice(1));
-      return Number.isFinite(code) ? String.fromCodePoint(code) : whole;
-    }
-    return ENTITIES[name.toLowerCase()] ?? whole;
-  });
-}
-
-function attributes(tag: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const re = /([^\s"'<>/=]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+)))?/g;
-  // Skip the tag name itself.
-  const body = tag.replace(/^<\s*[a-z0-9]+/i, '').replace(/\/?>$/, '');
-  for (const m of body.matchAll(re)) {
-    const name = m[1]!.toLowerCase();
-    if (!(name in out)) out[name] = decodeEntities(m[2] ?? m[3] ?? m[4] ?? '');
-  }
-  return out;
-}
-
-/**
- * Parses the forms of an HTML page (a small, forgiving parser for server-rendered test pages:
- * inputs, selects with a selected option, textareas; hidden and visible fields alike).
- */
-export function parseForms(html: string, pageUrl: string | URL): ParsedForm[] {
-  const pageScriptSubmits = /document\.forms\[0\]\.submit\(\)/.test(html);
-  const forms: ParsedForm[] = [];
-  const formRe = /<form\b[^>]*>([\s\S]*?)<\/form>/gi;
-  let index = 0;
-  for (const match of html.matchAll(formRe)) {
-    const openTag = /^<form\b[^>]*>/i.exec(match[0])![0];
-    const attrs = attributes(openTag);
-    const inner = match[1] ?? '';
-    const fields: Record<string, string> = {};
-    for (const input of inner.matchAll(/<input\b[^>]*>/gi)) {
-      const a = attributes(input[0]);
-      if (!a.name) continue;
-      const type = (a.type ?? 'text').toLowerCase();
-      if ((type === 'checkbox' || type === 'radio') && !('checked' in a)) continue;
-      if (type === 'submit' || type === 'button' || type === 'image' || type === 'reset') continue;
-      fields[a.name] = a.value ?? (type === 'checkbox' ? 'on' : '');
-    }
-    for (const ta of inner.matchAll(/<textarea\b([^>]*)>([\s\S]*?)<\/textarea>/gi)) {
-      const a = attributes(`<textarea ${ta[1]}>`);
-      if (a.name) fields[a.name] = decodeEntities(ta[2] ?? '');
-    }
-    for (const sel of inner.matchAll(/<select\b([^>]*)>([\s\S]*?)<\/select>/gi)) {
-      const a = attributes(`<select ${sel[1]}>`);
-      if (!a.name) continue;
-      const options = [
-        ...(sel[2] ?? '').matchAll(/<option\b([^>]*)>([\s\S]*?)(?:<\/option>|(?=<option)|$)/gi),
-      ];
-      const chosen = options.find((o) => /\bselected\b/i.test(o[1] ?? '')) ?? options[0];
-      if (chosen) {
-        const oa = attributes(`<option ${chosen[1]}>`);
-        fields[a.name] = oa.value ?? decodeEntities((chosen[2] ?? '').trim());
-      }
-    }
-    const method = (attrs.method ?? 'GET').toUpperCase() === 'POST' ? 'POST' : 'GET';
-    forms.push({
-      action: new URL(attrs.action || String(pageUrl), pageUrl).href,
-      method,
-      fields,
-      autoSubmit: 'data-autosubmit' in attrs || (pageScriptSubmits && index === 0),
-      id: attrs.id,
-    });
-    index += 1;
-  }
-  return forms;
-}
-
-/** The "site" of a URL for SameSite: scheme + registrable domain (the host itself for IPs/localhost). */
-export function siteOf(url: URL): string {
-  const host = url.hostname.replace(/^\[|\]$/g, '');
-  const domain = isIP(host) || !host.includes('.') ? host : (getPublicSuffix(host) ?? host);
-  return `${url.protocol}//${domain}`;
-}
-
-function relation(from: URL, to: URL): RequestSite {
-  if (from.origin === to.origin) return 'same-origin';
-  return siteOf(from) === siteOf(to) ? 'same-site' : 'cross-site';
-}
+export type {
+  BrowserRequestInit,
+  Credentials,
+  FollowOptions,
+  FollowResult,
+  Hop,
+  TestBrowserOptions,
+} from './browser-options.js';
+export { type ParsedForm, parseForms } from './html-forms.js';
+export { type RequestSite, siteOf } from './site.js';
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 

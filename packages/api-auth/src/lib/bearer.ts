@@ -1,4 +1,4 @@
-import type { DPoPPolicy } from './config.js';
+import type { DPoPPolicy } from './dpop-config.js';
 import { AccessTokenError } from './errors.js';
 
 /** The parts of an HTTP request that may carry a bearer token, in any framework. */

@@ -1,62 +1,13 @@
-import { randomBytes } from 'node:crypto';
-import { createMemoryReplayStore, type DPoPReplayStore } from './replay.js';
+// createAccessTokenValidator's options, validated once into a frozen ResolvedConfig. Introspection
+// and DPoP have their own resolvers (introspection-config.ts, dpop-config.ts).
+import { type DPoPOptions, type ResolvedDPoP, resolveDPoP } from './dpop-config.js';
+import {
+  type IntrospectionOptions,
+  type ResolvedIntrospection,
+  resolveIntrospection,
+} from './introspection-config.js';
+import { checkKeys, checkUrl, fail, nonEmptyString, resolveAlgorithms, seconds } from './option-checks.js';
 import type { AccessTokenClaims, Logger, TokenKind } from './types.js';
-
-/** Options of RFC 7662 token introspection, for opaque (non-JWT) access tokens. */
-export interface IntrospectionOptions {
-  /** This API's own client id at the authorization server. */
-  clientId: string;
-  /** This API's client secret. */
-  clientSecret: string;
-  /** Introspection endpoint; default: `introspection_endpoint` from the issuer's metadata. */
-  endpoint?: string;
-  /** How to authenticate; default `client_secret_basic`. */
-  authMethod?: 'client_secret_basic' | 'client_secret_post';
-  /**
-   * Upper bound, in seconds, on how long an active result is reused; a result is never reused past
-   * the token's `exp`. `0` disables the cache. Default 60.
-   */
-  cacheMaxAge?: number;
-  /** Most cached results kept (oldest evicted first). Default 10 000. */
-  maxCacheEntries?: number;
-}
-
-/**
- * How a route treats DPoP (RFC 9449): `required` accepts only `Authorization: DPoP` with a proof;
- * `allowed` accepts DPoP and Bearer (a DPoP-bound token sent as Bearer is still refused);
- * `disabled` accepts Bearer only.
- */
-export type DPoPPolicy = 'required' | 'allowed' | 'disabled';
-
-/** Server-issued DPoP nonces (RFC 9449 §9), stateless: HMAC over a rotating time window. */
-export interface DPoPNonceOptions {
-  /**
-   * HMAC secret(s), at least 32 characters each; the first issues nonces, all are accepted, so a
-   * secret can be rotated. Give every API instance the same secret. Default: random per process
-   * (right for a single instance).
-   */
-  secret?: string | readonly string[];
-  /** Window length in seconds; a nonce is accepted for one to two windows. Default 120. */
-  lifetime?: number;
-}
-
-/** DPoP support of the validator (RFC 9449 §4.3 and §7). */
-export interface DPoPOptions {
-  /**
-   * This API's public base URL as clients call it, e.g. `https://api.example.com` (a path is allowed
-   * for an API behind a path-mapping gateway). A proof's `htu` must equal this URL plus the request
-   * path; the `Host` and `X-Forwarded-*` headers are never used, so a client cannot choose it.
-   */
-  publicUrl: string;
-  /** Accepted proof algorithms (asymmetric only), also sent as `algs` in challenges. Default: all of {@link ASYMMETRIC_ALGORITHMS}. */
-  algorithms?: readonly string[];
-  /** How long after its `iat` a proof is accepted, 1–600 seconds; a future `iat` gets `clockTolerance`. Default 60. */
-  proofLifetime?: number;
-  /** Where accepted proof `jti`s are remembered. Default: {@link createMemoryReplayStore} (one process). */
-  replayStore?: DPoPReplayStore;
-  /** Require server nonces in proofs: `true` (random secret) or {@link DPoPNonceOptions}. Default off. */
-  nonce?: boolean | DPoPNonceOptions;
-}
 
 /** Options of {@link createAccessTokenValidator}. Durations are in seconds. */
 export interface AccessTokenValidatorOptions {
@@ -113,21 +64,6 @@ export interface AccessTokenValidatorOptions {
   clock?: () => number;
 }
 
-/** Every asymmetric JWS algorithm jose verifies on Node 20. */
-export const ASYMMETRIC_ALGORITHMS: readonly string[] = Object.freeze([
-  'RS256',
-  'RS384',
-  'RS512',
-  'PS256',
-  'PS384',
-  'PS512',
-  'ES256',
-  'ES384',
-  'ES512',
-  'EdDSA',
-  'Ed25519',
-]);
-
 /** RFC 9068 §2.2: the claims every JWT access token must carry. */
 export const RFC9068_REQUIRED_CLAIMS: readonly string[] = Object.freeze([
   'iss',
@@ -138,28 +74,6 @@ export const RFC9068_REQUIRED_CLAIMS: readonly string[] = Object.freeze([
   'iat',
   'jti',
 ]);
-
-export interface ResolvedIntrospection {
-  readonly clientId: string;
-  readonly clientSecret: string;
-  readonly endpoint: string | undefined;
-  readonly authMethod: 'client_secret_basic' | 'client_secret_post';
-  readonly cacheMaxAge: number;
-  readonly maxCacheEntries: number;
-}
-
-export interface ResolvedDPoP {
-  /** `publicUrl`'s origin, e.g. `https://api.example.com`. */
-  readonly origin: string;
-  /** `publicUrl`'s path without a trailing slash (`''` at the root). */
-  readonly basePath: string;
-  readonly algorithms: readonly string[];
-  /** The `algs` challenge attribute, built once. */
-  readonly algs: string;
-  readonly proofLifetime: number;
-  readonly replayStore: DPoPReplayStore;
-  readonly nonce: { readonly secrets: readonly Buffer[]; readonly lifetime: number } | undefined;
-}
 
 /** The validated, frozen configuration, built once from the options by `createAccessTokenValidator`. */
 export interface ResolvedConfig {
@@ -203,174 +117,11 @@ const OPTION_KEYS = new Set<string>([
   'logger',
   'clock',
 ]);
-const INTROSPECTION_KEYS = new Set<string>([
-  'clientId',
-  'clientSecret',
-  'endpoint',
-  'authMethod',
-  'cacheMaxAge',
-  'maxCacheEntries',
-]);
-
-const DPOP_KEYS = new Set<string>(['publicUrl', 'algorithms', 'proofLifetime', 'replayStore', 'nonce']);
-const NONCE_KEYS = new Set<string>(['secret', 'lifetime']);
-
 const silentLogger: Logger = Object.freeze({ debug() {}, info() {}, warn() {}, error() {} });
 
 /** RFC 9068 §5 / oidc-provider: a client-credentials token names the client as its subject. */
 export const subIsClientId = (claims: AccessTokenClaims): TokenKind =>
   claims.sub === claims.client_id ? 'client' : 'user';
-
-function fail(message: string): never {
-  throw new TypeError(`@gatehouse/api-auth: ${message}`);
-}
-
-function checkKeys(value: object, allowed: Set<string>, where: string): void {
-  for (const key of Object.keys(value)) {
-    if (!allowed.has(key)) fail(`unknown option "${where}${key}"; allowed: ${[...allowed].join(', ')}`);
-  }
-}
-
-function nonEmptyString(value: unknown, name: string): string {
-  if (typeof value !== 'string' || value.length === 0) fail(`"${name}" must be a non-empty string`);
-  return value;
-}
-
-function seconds(value: unknown, name: string, fallback: number, min: number, max: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
-    fail(`"${name}" must be a number of seconds between ${min} and ${max} (got ${String(value)})`);
-  }
-  return value;
-}
-
-const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
-
-/** Checks an outbound URL: https, or http on loopback, or http anywhere with the dangerous switch. */
-export function checkUrl(value: unknown, name: string, allowInsecure: boolean): string {
-  const text = nonEmptyString(value, name);
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    return fail(`"${name}" must be an absolute URL (got "${text}")`);
-  }
-  if (url.protocol === 'https:') return text;
-  if (url.protocol === 'http:' && (allowInsecure || LOOPBACK.has(url.hostname))) return text;
-  return fail(
-    `"${name}" must use https (plain http is allowed on loopback only; set dangerouslyAllowInsecureHttp: true to override)`,
-  );
-}
-
-function resolveAlgorithms(value: unknown, name: string, what: string): readonly string[] {
-  if (value === undefined) return ASYMMETRIC_ALGORITHMS;
-  if (!Array.isArray(value) || value.length === 0)
-    fail(`"${name}" must be a non-empty array such as ["ES256"]`);
-  for (const alg of value) {
-    if (alg === 'none' || (typeof alg === 'string' && /^HS\d+$/i.test(alg))) {
-      fail(
-        `"${name}" must not contain "${alg}": ${what} must be signed with an asymmetric key (RFC 8725 §3.1)`,
-      );
-    }
-    if (!ASYMMETRIC_ALGORITHMS.includes(alg)) {
-      fail(
-        `"${name}" contains unsupported "${String(alg)}"; choose from ${ASYMMETRIC_ALGORITHMS.join(', ')}`,
-      );
-    }
-  }
-  return Object.freeze([...new Set(value as string[])]);
-}
-
-function resolveNonce(value: unknown): ResolvedDPoP['nonce'] {
-  if (value === undefined || value === false) return undefined;
-  if (value === true) return Object.freeze({ secrets: Object.freeze([randomBytes(32)]), lifetime: 120 });
-  if (typeof value !== 'object' || value === null)
-    fail('"dpop.nonce" must be true, false or { secret?, lifetime? }');
-  checkKeys(value, NONCE_KEYS, 'dpop.nonce.');
-  const options = value as DPoPNonceOptions;
-  let secrets: Buffer[];
-  if (options.secret === undefined) secrets = [randomBytes(32)];
-  else {
-    const list = typeof options.secret === 'string' ? [options.secret] : options.secret;
-    if (!Array.isArray(list) || list.length === 0)
-      fail('"dpop.nonce.secret" must be a string or a non-empty array of strings');
-    secrets = list.map((secret) => {
-      if (typeof secret !== 'string' || secret.length < 32) {
-        fail('"dpop.nonce.secret" must be at least 32 characters (e.g. openssl rand -base64 32)');
-      }
-      return Buffer.from(secret, 'utf8');
-    });
-  }
-  return Object.freeze({
-    secrets: Object.freeze(secrets),
-    lifetime: seconds(options.lifetime, 'dpop.nonce.lifetime', 120, 1, 3600),
-  });
-}
-
-function resolveDPoP(value: unknown, allowInsecure: boolean): ResolvedDPoP | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== 'object' || value === null)
-    fail('"dpop" must be an object such as { publicUrl: "https://api.example.com" }');
-  checkKeys(value, DPOP_KEYS, 'dpop.');
-  const options = value as DPoPOptions;
-  if (options.publicUrl === undefined) {
-    fail(
-      '"dpop.publicUrl" is required: the base URL clients call this API at (DPoP htu is checked against it)',
-    );
-  }
-  const url = new URL(checkUrl(options.publicUrl, 'dpop.publicUrl', allowInsecure));
-  if (
-    url.search !== '' ||
-    url.hash !== '' ||
-    url.username !== '' ||
-    url.password !== '' ||
-    options.publicUrl.includes('?')
-  ) {
-    fail('"dpop.publicUrl" must be a plain base URL without query, fragment or credentials');
-  }
-  const store = options.replayStore ?? createMemoryReplayStore();
-  if (typeof store !== 'object' || store === null || typeof store.claimOnce !== 'function') {
-    fail(
-      '"dpop.replayStore" must have claimOnce(key, ttlSeconds) (createMemoryReplayStore() or createRedisReplayStore())',
-    );
-  }
-  const algorithms = resolveAlgorithms(options.algorithms, 'dpop.algorithms', 'DPoP proofs');
-  return Object.freeze({
-    origin: url.origin,
-    basePath: url.pathname.replace(/\/+$/, ''),
-    algorithms,
-    algs: algorithms.join(' '),
-    proofLifetime: seconds(options.proofLifetime, 'dpop.proofLifetime', 60, 1, 600),
-    replayStore: store,
-    nonce: resolveNonce(options.nonce),
-  });
-}
-
-function resolveIntrospection(value: unknown, allowInsecure: boolean): ResolvedIntrospection | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== 'object' || value === null) fail('"introspection" must be an object');
-  checkKeys(value, INTROSPECTION_KEYS, 'introspection.');
-  const options = value as IntrospectionOptions;
-  const authMethod = options.authMethod ?? 'client_secret_basic';
-  if (authMethod !== 'client_secret_basic' && authMethod !== 'client_secret_post') {
-    fail('"introspection.authMethod" must be "client_secret_basic" or "client_secret_post"');
-  }
-  const maxCacheEntries = options.maxCacheEntries ?? 10_000;
-  if (!Number.isInteger(maxCacheEntries) || maxCacheEntries < 1) {
-    fail('"introspection.maxCacheEntries" must be a positive integer');
-  }
-  return Object.freeze({
-    clientId: nonEmptyString(options.clientId, 'introspection.clientId'),
-    clientSecret: nonEmptyString(options.clientSecret, 'introspection.clientSecret'),
-    endpoint:
-      options.endpoint === undefined
-        ? undefined
-        : checkUrl(options.endpoint, 'introspection.endpoint', allowInsecure),
-    authMethod,
-    cacheMaxAge: seconds(options.cacheMaxAge, 'introspection.cacheMaxAge', 60, 0, 86_400),
-    maxCacheEntries,
-  });
-}
 
 /** Validates the options once and returns a frozen config; throws a TypeError that names the fix. */
 export function resolveConfig(options: AccessTokenValidatorOptions): ResolvedConfig {

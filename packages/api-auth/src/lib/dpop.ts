@@ -14,7 +14,9 @@ import {
   type JWTVerifyOptions,
   jwtVerify,
 } from 'jose';
-import type { ResolvedConfig, ResolvedDPoP } from './config.js';
+import { LRUCache } from 'lru-cache';
+import type { ResolvedConfig } from './config.js';
+import type { ResolvedDPoP } from './dpop-config.js';
 import { AccessTokenError } from './errors.js';
 import type { NonceSource } from './nonce.js';
 
@@ -194,7 +196,7 @@ export function createProofChecker(
   // A client signs every proof with the same key, so the encoded protected header ({alg, typ, jwk})
   // repeats: remember the imported key and its thumbprint per header instead of importing the JWK
   // and hashing it on each request. Same header, same key: the checks below are unchanged.
-  let memo = new Map<string, { key: ProofKey; jkt: string }>();
+  const memo = new LRUCache<string, { key: ProofKey; jkt: string }>({ max: KEY_MEMO_LIMIT });
 
   return async (token, request) => {
     const proof = singleProof(request.proof);
@@ -230,7 +232,6 @@ export function createProofChecker(
     if (known) jkt = known.jkt;
     else {
       jkt = await calculateJwkThumbprint(jwk as JWK, 'sha256');
-      if (memo.size >= KEY_MEMO_LIMIT) memo = new Map();
       if (key !== undefined) memo.set(encodedHeader, { key, jkt });
     }
     const replayKey = createHash('sha256')

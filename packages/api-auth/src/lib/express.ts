@@ -1,6 +1,7 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { extractAccessToken, extractBearerToken, isDPoPScheme, renderAccessTokenError } from './bearer.js';
-import type { AccessTokenValidatorOptions, DPoPPolicy } from './config.js';
+import type { AccessTokenValidatorOptions } from './config.js';
+import type { DPoPPolicy } from './dpop-config.js';
 import { AccessTokenError } from './errors.js';
 import type { AccessTokenAuth, TokenKind } from './types.js';
 import { type AccessTokenValidator, createAccessTokenValidator } from './validator.js';

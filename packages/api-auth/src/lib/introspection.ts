@@ -1,15 +1,11 @@
 import { createHash } from 'node:crypto';
-import type { ResolvedConfig, ResolvedIntrospection } from './config.js';
+import { LRUCache } from 'lru-cache';
+import type { ResolvedConfig } from './config.js';
 import { withDeadline } from './deadline.js';
 import { AccessTokenError } from './errors.js';
+import type { ResolvedIntrospection } from './introspection-config.js';
 import type { IssuerMetadata } from './metadata.js';
 import type { AccessTokenAuth, AccessTokenClaims } from './types.js';
-
-interface CacheEntry {
-  readonly auth: AccessTokenAuth;
-  /** Milliseconds since the epoch after which the entry is never used. */
-  readonly until: number;
-}
 
 /** Form-urlencodes a client credential the way RFC 6749 §2.3.1 asks for Basic authentication. */
 function formEncode(value: string): string {
@@ -37,7 +33,12 @@ export function createIntrospector(
   metadata: () => Promise<IssuerMetadata>,
   now: () => number,
 ): (token: string) => Promise<AccessTokenAuth> {
-  const cache = new Map<string, CacheEntry>();
+  // Each result lives until its own deadline, on the validator's clock (checked on every read).
+  const cache = new LRUCache<string, AccessTokenAuth>({
+    max: options.maxCacheEntries,
+    ttlResolution: 0,
+    perf: { now },
+  });
   const inFlight = new Map<string, Promise<AccessTokenAuth>>();
   const basic =
     options.authMethod === 'client_secret_basic'
@@ -155,10 +156,7 @@ export function createIntrospector(
   return async (token) => {
     const key = createHash('sha256').update(token).digest('base64url');
     const hit = cache.get(key);
-    if (hit) {
-      if (now() < hit.until) return hit.auth;
-      cache.delete(key);
-    }
+    if (hit) return hit;
     // Each caller waits at most `timeout` in total (discovery plus the call), even when it joins a
     // call another request started; the shared call itself still ends at its own timeout.
     const running = inFlight.get(key);
@@ -166,12 +164,8 @@ export function createIntrospector(
     const pending = call(token)
       .then((doc) => {
         const auth = toAuth(doc);
-        const until = Math.min(now() + options.cacheMaxAge * 1000, auth.claims.exp * 1000);
-        if (until > now()) {
-          // Map keeps insertion order, so the first key is the oldest entry.
-          if (cache.size >= options.maxCacheEntries) cache.delete(cache.keys().next().value as string);
-          cache.set(key, { auth, until });
-        }
+        const ttl = Math.floor(Math.min(options.cacheMaxAge * 1000, auth.claims.exp * 1000 - now()));
+        if (ttl > 0) cache.set(key, auth, { ttl });
         return auth;
       })
       .finally(() => inFlight.delete(key));

@@ -9,6 +9,7 @@ import {
   type JWTVerifyGetKey,
   jwksCache,
 } from 'jose';
+import { LRUCache } from 'lru-cache';
 import type { ResolvedConfig } from './config.js';
 import { withDeadline } from './deadline.js';
 import { AccessTokenError } from './errors.js';
@@ -50,7 +51,7 @@ export function createKeySource(config: ResolvedConfig, metadata: () => Promise<
   const loadedAt = () => (snapshot as Partial<ExportedJWKSCache>).uat;
   // Hot-path memo of keys jose already selected, by encoded protected header (so a hit needs no
   // decoding); valid only for one loaded key set, and bounded because headers come from callers.
-  let resolved = new Map<string, KeyResult>();
+  const resolved = new LRUCache<string, KeyResult>({ max: MEMO_LIMIT });
   let resolvedFor: number | undefined;
   let pending: Promise<ReturnType<typeof createRemoteJWKSet>> | undefined;
 
@@ -93,8 +94,8 @@ export function createKeySource(config: ResolvedConfig, metadata: () => Promise<
     try {
       const key = await jwks(header, token);
       if (typeof token.protected === 'string') {
-        if (resolvedFor !== loadedAt() || resolved.size >= MEMO_LIMIT) {
-          resolved = new Map();
+        if (resolvedFor !== loadedAt()) {
+          resolved.clear();
           resolvedFor = loadedAt();
         }
         resolved.set(token.protected, key);

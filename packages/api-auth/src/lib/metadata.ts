@@ -1,5 +1,6 @@
-import { checkUrl, type ResolvedConfig } from './config.js';
+import type { ResolvedConfig } from './config.js';
 import { AccessTokenError } from './errors.js';
+import { checkUrl } from './option-checks.js';
 
 /** The parts of the authorization server's metadata this package uses. */
 export interface IssuerMetadata {

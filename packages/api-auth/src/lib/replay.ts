@@ -1,6 +1,7 @@
 // Replay caches for DPoP proof `jti`s (RFC 9449 §11.1): one small Promise interface, an in-memory
 // implementation for a single API process and a Redis one for several. Both pass one conformance
 // suite (test/support/replay-conformance.ts).
+import { LRUCache } from 'lru-cache';
 import { AccessTokenError } from './errors.js';
 
 /**
@@ -47,25 +48,15 @@ export function createMemoryReplayStore(options: MemoryReplayStoreOptions = {}):
     throw new TypeError('@gatehouse/api-auth: createMemoryReplayStore(): "clock" must be a function');
   }
   const now = options.clock ?? Date.now;
-  // key → expiry (ms). A Map keeps insertion order; TTLs are all about one proof lifetime, so the
-  // first entries are (nearly) the first to expire and a sweep from the front stays cheap.
-  const marks = new Map<string, number>();
-
-  const sweep = (at: number) => {
-    for (const [key, until] of marks) {
-      if (until > at) break;
-      marks.delete(key);
-    }
-  };
+  // Marks are never read back (has() does not refresh them), so the least recently used is the
+  // oldest: TTLs are all about one proof lifetime, so it is also (nearly) the first to expire.
+  const marks = new LRUCache<string, true>({ max: maxEntries, ttlResolution: 0, perf: { now } });
 
   return {
     async claimOnce(key, ttlSeconds) {
-      const at = now();
-      sweep(at);
-      const until = marks.get(key);
-      if (until !== undefined && until > at) return false;
-      if (marks.size >= maxEntries) marks.delete(marks.keys().next().value as string);
-      marks.set(key, at + ttlSeconds * 1000);
+      if (marks.has(key)) return false;
+      // At least 1 ms: lru-cache reads a TTL of 0 as "forever".
+      marks.set(key, true, { ttl: Math.max(1, Math.ceil(ttlSeconds * 1000)) });
       return true;
     },
   };

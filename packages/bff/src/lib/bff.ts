@@ -5,6 +5,7 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type NextFunction, type Request, type Response, Router } from 'express';
+import { LRUCache } from 'lru-cache';
 import type { Bff, BffCloseOptions, SessionSummary } from './bff-api.js';
 import { createClientTokenSource } from './client-token.js';
 import { type BffOptions, resolveConfig } from './config.js';
@@ -109,11 +110,10 @@ export function createBff(options: BffOptions): Bff {
   // Rate buckets are keyed by a hash of the session id, so the id itself never becomes another store
   // key; hashed once per session, not per call. The signed cookie names the session (HMAC checked,
   // cached): no store read just to count a call.
-  const rateKeys = new Map<string, string>();
+  const rateKeys = new LRUCache<string, string>({ max: 10_000 });
   const rateKeyOf = (id: string): string => {
     let key = rateKeys.get(id);
     if (key === undefined) {
-      if (rateKeys.size >= 10_000) rateKeys.clear();
       key = sha256(id).slice(0, 32);
       rateKeys.set(id, key);
     }

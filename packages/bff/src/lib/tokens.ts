@@ -4,6 +4,7 @@
 // (R7): a token inside the refresh margin is still used while one background refresh replaces it; only
 // a request holding an expired token waits, and at most `httpTimeout`. Failed refreshes back off per
 // session and behind one circuit breaker for the OP (refresh/backoff.ts).
+import { LRUCache } from 'lru-cache';
 import type * as client from 'openid-client';
 import type { ResolvedBffConfig } from './config.js';
 import { createSealer } from './crypto.js';
@@ -68,7 +69,13 @@ export function createTokenService(deps: {
   const { config, store, logger, clock, getOidcConfiguration, endSession } = deps;
   const sealer = createSealer(config.sessionSecrets, 'tokens');
   const now = () => clock() / 1000;
-  const cache = new Map<string, { sealed: string; record: TokenRecord; at: number }>();
+  // On the BFF's clock (checked on every read, no timer), so the cache ages with the sessions it serves.
+  const cache = new LRUCache<string, { sealed: string; record: TokenRecord }>({
+    max: CACHE_MAX,
+    ttl: CACHE_MS,
+    ttlResolution: 0,
+    perf: { now: clock },
+  });
   /**
    * Refreshes under way in this process, with the moment waiting for each stops making sense: every
    * request waits until the same deadline (start + httpTimeout), so while an OP hangs, requests that
@@ -83,16 +90,11 @@ export function createTokenService(deps: {
   function open(sessionId: string, sealed: string | undefined): TokenRecord | undefined {
     if (!sealed) return undefined;
     const hit = cache.get(sessionId);
-    if (hit && hit.sealed === sealed && clock() - hit.at < CACHE_MS) return hit.record;
+    if (hit && hit.sealed === sealed) return hit.record;
     const plain = sealer.open(sealed, `tokens:${sessionId}`);
     if (plain === undefined) return undefined;
     const record = JSON.parse(plain) as TokenRecord;
-    if (cache.size >= CACHE_MAX) {
-      const oldest = cache.keys().next();
-      if (!oldest.done) cache.delete(oldest.value);
-    }
-    cache.delete(sessionId);
-    cache.set(sessionId, { sealed, record, at: clock() });
+    cache.set(sessionId, { sealed, record });
     return record;
   }
 
@@ -233,7 +235,7 @@ export function createTokenService(deps: {
     }
     const staleAt = options.forceRefresh ? slot?.at : undefined;
     const at = await waitFor(flightFor(loaded, resource, staleAt));
-    const latest = cache.get(loaded.id);
+    const latest = cache.peek(loaded.id, { allowStale: true });
     if (latest) loaded.tokens = latest.sealed;
     return at;
   }

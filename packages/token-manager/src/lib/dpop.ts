@@ -11,6 +11,7 @@ import {
   randomBytes,
 } from 'node:crypto';
 import { importJWK, SignJWT } from 'jose';
+import { LRUCache } from 'lru-cache';
 import type { CryptoKey } from 'openid-client';
 import type { DpopAlgorithm, DpopGenerateAlgorithm, DpopKey, PrivateJwk } from './types.js';
 
@@ -190,7 +191,7 @@ const NORMALIZED_METHODS = new Set(['DELETE', 'GET', 'HEAD', 'OPTIONS', 'POST', 
 
 /** RFC 9449 §8.1: `nonce = 1*NQCHAR`; a bound on length keeps a hostile server from growing proofs. */
 const NONCE = /^[\x21\x23-\x5B\x5D-\x7E]{1,512}$/;
-/** Servers (origins) whose nonce is remembered; beyond this the oldest is forgotten. */
+/** Servers (origins) whose nonce is remembered; beyond this the least recently used is forgotten. */
 const MAX_NONCES = 256;
 
 /** The signing half of a client's DPoP key; one per client per manager. */
@@ -201,7 +202,7 @@ export class DpopSigner implements DpopKey {
   readonly #header: { typ: 'dpop+jwt'; alg: DpopAlgorithm; jwk: Record<string, string> };
   readonly #source: ResolvedDpop['source'];
   #key: Promise<CryptoKey> | undefined;
-  readonly #nonces = new Map<string, string>();
+  readonly #nonces = new LRUCache<string, string>({ max: MAX_NONCES });
 
   constructor(resolved: ResolvedDpop) {
     this.alg = resolved.alg;
@@ -247,9 +248,6 @@ export class DpopSigner implements DpopKey {
 
   rememberNonce(url: string | URL, nonce: string): void {
     if (!NONCE.test(nonce)) return;
-    const origin = new URL(url).origin;
-    this.#nonces.delete(origin);
-    if (this.#nonces.size >= MAX_NONCES) this.#nonces.delete(this.#nonces.keys().next().value!);
-    this.#nonces.set(origin, nonce);
+    this.#nonces.set(new URL(url).origin, nonce);
   }
 }

@@ -2,9 +2,9 @@
 // slow or not ready makes the operation report "unavailable" within `commandTimeout`, and the
 // manager carries on with its per-process cache and a direct token request.
 import { randomBytes } from 'node:crypto';
-import type { ResolvedSharedCache } from './config.js';
 import type { Emitter } from './events.js';
 import { Sealer } from './seal.js';
+import type { ResolvedSharedCache } from './shared-cache-config.js';
 import type { TokenManagerLogger } from './types.js';
 
 /** A cached token (memory or shared), times in epoch milliseconds of the manager's clock. */

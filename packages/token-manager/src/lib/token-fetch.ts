@@ -1,6 +1,6 @@
-import { challengeErrors } from './endpoint.js';
 import type { TokenManager, TokenScopeOptions } from './manager.js';
 import type { AccessToken } from './types.js';
+import { challengeErrors } from './www-authenticate.js';
 
 /** Options of {@link createTokenFetch}. */
 export interface TokenFetchOptions extends TokenScopeOptions {

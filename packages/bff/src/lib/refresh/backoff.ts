@@ -3,6 +3,7 @@
 // row, refreshes are answered at once for a few seconds; then one probe at a time finds out whether it
 // is back). Both are in-process; across instances the refresh lock is kept for the back-off instead of
 // being released (see flight.ts), so another instance does not try again early either.
+import { LRUCache } from 'lru-cache';
 import { BffError, type BffErrorCode } from '../errors.js';
 
 /** First back-off after a failed refresh, and its cap (seconds). Doubled per failure, jittered down to half. */
@@ -20,7 +21,7 @@ export const BREAKER_OPEN = 1;
  * waiting request for a whole `httpTimeout`.
  */
 export const PROBE_WAIT_MS = 1000;
-/** Sessions remembered at most (oldest forgotten first). */
+/** Sessions remembered at most (the one that failed longest ago is forgotten first). */
 const MAX_ENTRIES = 10_000;
 
 /** Per-session back-off after failed refreshes. */
@@ -42,27 +43,25 @@ export interface SessionBackoff {
 
 /** Creates the per-session back-off; `clock` in epoch ms, `random` in [0, 1). */
 export function createSessionBackoff(clock: () => number, random = Math.random): SessionBackoff {
-  const entries = new Map<string, { failures: number; until: number; code: BffErrorCode }>();
+  // Reads peek, so only a failure makes a session recent again.
+  const entries = new LRUCache<string, { failures: number; until: number; code: BffErrorCode }>({
+    max: MAX_ENTRIES,
+  });
   return {
     remaining(sessionId) {
-      const entry = entries.get(sessionId);
+      const entry = entries.peek(sessionId);
       if (!entry) return 0;
       return Math.max(0, (entry.until - clock()) / 1000);
     },
     lastError(sessionId) {
-      return entries.get(sessionId)?.code;
+      return entries.peek(sessionId)?.code;
     },
     fail(sessionId, code, atLeast = 0) {
-      const failures = (entries.get(sessionId)?.failures ?? 0) + 1;
+      const failures = (entries.peek(sessionId)?.failures ?? 0) + 1;
       const full = Math.min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (failures - 1));
       // "Equal jitter": half fixed, half random, so sessions that failed together spread out but the
       // steps still grow.
       const seconds = Math.max(atLeast, full / 2 + (full / 2) * random());
-      entries.delete(sessionId);
-      if (entries.size >= MAX_ENTRIES) {
-        const oldest = entries.keys().next();
-        if (!oldest.done) entries.delete(oldest.value);
-      }
       entries.set(sessionId, { failures, until: clock() + seconds * 1000, code });
       return seconds;
     },

@@ -7,6 +7,7 @@
 //
 // Another instance that refreshes from the spent token before the write lands still loses the session;
 // the write-behind polls quickly to keep that window short after an outage.
+import { LRUCache } from 'lru-cache';
 import { describeError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { SessionStore } from '../store/types.js';
@@ -51,7 +52,14 @@ export interface UnsavedTokens {
 
 export function createUnsavedTokens(deps: UnsavedDeps): UnsavedTokens {
   const { store, logger, lockKey, lockTtl } = deps;
-  const entries = new Map<string, Unsaved>();
+  const entries = new LRUCache<string, Unsaved>({
+    max: MAX_UNSAVED,
+    dispose: (_entry, _sessionId, reason) => {
+      if (reason === 'evict') {
+        logger.warn({}, 'bff: too many refreshed token records waiting for the store; dropped the oldest');
+      }
+    },
+  });
   let timer: NodeJS.Timeout | undefined;
   let writing = false;
 
@@ -83,7 +91,7 @@ export function createUnsavedTokens(deps: UnsavedDeps): UnsavedTokens {
         } catch (err) {
           logger.debug({ err: describeError(err) }, 'bff: refreshed tokens still waiting for the store');
         }
-        if (entries.get(sessionId) !== entry) continue; // replaced or forgotten meanwhile
+        if (entries.peek(sessionId) !== entry) continue; // replaced or forgotten meanwhile
         if (settled) {
           entries.delete(sessionId);
           logger.info({}, 'bff: refreshed tokens written to the store after it recovered');
@@ -114,12 +122,6 @@ export function createUnsavedTokens(deps: UnsavedDeps): UnsavedTokens {
 
   return {
     keep(sessionId, replaces, sealed) {
-      entries.delete(sessionId);
-      if (entries.size >= MAX_UNSAVED) {
-        const oldest = entries.keys().next();
-        if (!oldest.done) entries.delete(oldest.value);
-        logger.warn({}, 'bff: too many refreshed token records waiting for the store; dropped the oldest');
-      }
       entries.set(sessionId, {
         replaces,
         sealed,

@@ -3,7 +3,7 @@
 // Written by the login start (login.ts), opened once by the callback (callback.ts).
 import type { Request } from 'express';
 import { createSealer, type Sealer, sha256 } from '../crypto.js';
-import { hostCookie } from '../http/cookies.js';
+import { hostCookie, readCookies } from '../http/cookies.js';
 import type { BffServices } from '../services.js';
 
 /** Login transactions expire after this many seconds (L3: Max-Age ≤ 600). */
@@ -74,14 +74,11 @@ export function splitTxCookie(value: string): { exp: number; sealed: string } {
  * the new one at most MAX_PENDING_TRANSACTIONS remain.
  */
 export function expireOldTransactions(header: string | undefined): string[] {
-  if (!header) return [];
   const pending: { name: string; exp: number }[] = [];
-  for (const part of header.split(';')) {
-    const trimmed = part.trim();
-    if (!trimmed.startsWith(TX_COOKIE_PREFIX)) continue;
-    const eq = trimmed.indexOf('=');
-    if (eq < 0) continue;
-    pending.push({ name: trimmed.slice(0, eq), exp: splitTxCookie(trimmed.slice(eq + 1)).exp });
+  for (const [name, value] of Object.entries(readCookies(header))) {
+    if (name.startsWith(TX_COOKIE_PREFIX) && value !== undefined) {
+      pending.push({ name, exp: splitTxCookie(value).exp });
+    }
   }
   const excess = pending.length - (MAX_PENDING_TRANSACTIONS - 1);
   if (excess <= 0) return [];

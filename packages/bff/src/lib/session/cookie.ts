@@ -1,11 +1,18 @@
-// The session cookie: `<name>=s%3A<id>.<HMAC-SHA256(id) base64, no padding>` (the format express-session
-// wrote, so sessions from earlier releases stay valid). The first secret signs; every secret verifies,
-// so secrets rotate without signing anyone out.
-import { createHmac } from 'node:crypto';
-import { safeEqual } from '../crypto.js';
+// The session cookie: `<name>=s%3A<id>.<HMAC-SHA256(id) base64, no padding>`, the format express-session
+// writes through `cookie-signature` (so sessions from earlier releases stay valid). The first secret
+// signs; every secret verifies, so secrets rotate without signing anyone out. On the proxied-call path
+// the packages cost what the hand-written scanner they replaced did (test/bench/session-cookie.ts:
+// 0.93–0.98× its rate, about 600 ns a call either way, noise next to a proxied call).
+import { serialize } from 'cookie';
+import { sign, unsign } from 'cookie-signature';
+import { LRUCache } from 'lru-cache';
+import { readCookie } from '../http/cookies.js';
 
-/** Verified cookie values are remembered this long (ms): a busy session costs one HMAC per minute. */
-const VERIFIED_MS = 60_000;
+/**
+ * Cookie values already verified, so a busy session costs one HMAC, not one per call. An instance's
+ * secrets never change, so a value once verified stays verified: the cache needs a bound, not a TTL.
+ * Only values that passed the HMAC are kept, so forged cookies cannot fill it.
+ */
 const VERIFIED_MAX = 10_000;
 
 /** Reads and writes the session cookie of one BFF. */
@@ -19,51 +26,33 @@ export interface SessionCookie {
 }
 
 /** The session cookie `name`, signed with `secrets[0]`. */
-export function createSessionCookie(
-  name: string,
-  secrets: readonly string[],
-  clock: () => number,
-): SessionCookie {
-  const prefix = `${name}=`;
-  const mac = (id: string, secret: string) =>
-    createHmac('sha256', secret).update(id).digest('base64').replace(/=+$/, '');
-  const verified = new Map<string, { id: string; at: number }>();
+export function createSessionCookie(name: string, secrets: readonly string[]): SessionCookie {
+  const [signingSecret] = secrets;
+  if (signingSecret === undefined) throw new TypeError('createSessionCookie: at least one secret is needed');
+  const verified = new LRUCache<string, string>({ max: VERIFIED_MAX });
+  const attributes = { path: '/', httpOnly: true, secure: true, sameSite: 'strict' } as const;
 
   function idFrom(header: string | undefined): string | undefined {
-    if (!header) return undefined;
-    for (const part of header.split(';')) {
-      const trimmed = part.trim();
-      if (!trimmed.startsWith(prefix)) continue;
-      let value: string;
-      try {
-        value = decodeURIComponent(trimmed.slice(prefix.length));
-      } catch {
-        return undefined;
+    const value = readCookie(header, name);
+    if (value === undefined || !value.startsWith('s:')) return undefined;
+    const hit = verified.get(value);
+    if (hit !== undefined) return hit;
+    const signed = value.slice(2);
+    for (const secret of secrets) {
+      // unsign compares in constant time; '' (no id before the dot) counts as forged.
+      const id = unsign(signed, secret);
+      if (id) {
+        verified.set(value, id);
+        return id;
       }
-      if (!value.startsWith('s:')) return undefined;
-      const hit = verified.get(value);
-      if (hit && clock() - hit.at < VERIFIED_MS) return hit.id;
-      const signed = value.slice(2);
-      const dot = signed.lastIndexOf('.');
-      if (dot <= 0) return undefined;
-      const id = signed.slice(0, dot);
-      for (const secret of secrets) {
-        if (safeEqual(signed, `${id}.${mac(id, secret)}`)) {
-          if (verified.size >= VERIFIED_MAX) verified.clear();
-          verified.set(value, { id, at: clock() });
-          return id;
-        }
-      }
-      return undefined;
     }
     return undefined;
   }
 
   return {
     idFrom,
-    issue: (id) =>
-      // No Max-Age: a browser-session cookie; the lifetime is enforced server-side (S4).
-      `${prefix}${encodeURIComponent(`s:${id}.${mac(id, secrets[0] as string)}`)}; Path=/; HttpOnly; Secure; SameSite=Strict`,
-    clear: `${prefix}; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; Secure; SameSite=Strict`,
+    // No Max-Age: a browser-session cookie; the lifetime is enforced server-side (S4).
+    issue: (id) => serialize(name, `s:${sign(id, signingSecret)}`, attributes),
+    clear: serialize(name, '', { ...attributes, maxAge: 0, expires: new Date(0) }),
   };
 }

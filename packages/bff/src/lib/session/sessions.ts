@@ -53,7 +53,7 @@ export function createSessions(
   logger: Logger,
   clock: () => number,
 ): Sessions {
-  const cookie = createSessionCookie(config.cookieName, config.sessionSecrets, clock);
+  const cookie = createSessionCookie(config.cookieName, config.sessionSecrets);
   const nowSeconds = () => Math.floor(clock() / 1000);
   const expiresIn = (data: BffSessionData) =>
     Math.max(0, Math.min(data.expiresAt, data.lastSeenAt + config.idleTimeout) - nowSeconds());

@@ -2,6 +2,7 @@
 // hosts; several instances behind a load balancer need a shared store (Redis).
 
 import { randomBytes } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import type {
   RateDecision,
   SessionIndex,
@@ -25,15 +26,18 @@ interface SessionEntry {
   data: string;
   tokens: string | undefined;
   index: SessionIndex | undefined;
-  expiresAt: number;
-}
-
-interface Expiring {
-  value: string;
-  expiresAt: number;
 }
 
 const subKey = (iss: string, sub: string) => `${iss}\u0000${sub}`;
+
+/** A lifetime in seconds as lru-cache wants it: whole milliseconds, at least 1 (0 would mean "forever"). */
+const ttlMs = (seconds: number) => Math.max(1, Math.ceil(seconds * 1000));
+
+/**
+ * lru-cache options shared by the store's maps: the store's clock (epoch ms, so never 0, which
+ * lru-cache reads as "no TTL") checked on every read without a timer, so an injected clock rules.
+ */
+const onClock = (now: () => number) => ({ ttlResolution: 0, perf: { now } }) as const;
 
 /** In-process token buckets: the memory store's `consumeRate`, and the fallback for stores without one. */
 export interface TokenBuckets {
@@ -42,36 +46,33 @@ export interface TokenBuckets {
   sweep(): void;
 }
 
-/** Token buckets in a bounded Map (oldest dropped first beyond `maxEntries`; a dropped bucket is full). */
+/**
+ * Token buckets in an LRU cache (the least recently used dropped beyond `maxEntries`; a dropped bucket
+ * is full). Each bucket lives until it would be full again, so an expired one reads as full too.
+ */
 export function createTokenBuckets(now: () => number, maxEntries: number): TokenBuckets {
-  const buckets = new Map<string, { tokens: number; at: number; fullAt: number }>();
+  const buckets = new LRUCache<string, { tokens: number; at: number }>({ max: maxEntries, ...onClock(now) });
   return {
     consume(key, capacity, refillPerSecond) {
       const t = now();
       const bucket = buckets.get(key);
-      let tokens = capacity;
-      if (bucket) {
-        buckets.delete(key); // re-inserted below: Map order is last use
-        tokens = Math.min(capacity, bucket.tokens + (Math.max(0, t - bucket.at) / 1000) * refillPerSecond);
-      } else if (buckets.size >= maxEntries) {
-        const oldest = buckets.keys().next();
-        if (!oldest.done) buckets.delete(oldest.value);
-      }
+      const tokens = bucket
+        ? Math.min(capacity, bucket.tokens + (Math.max(0, t - bucket.at) / 1000) * refillPerSecond)
+        : capacity;
       const allowed = tokens >= 1;
-      if (allowed) tokens -= 1;
-      buckets.set(key, { tokens, at: t, fullAt: t + ((capacity - tokens) / refillPerSecond) * 1000 });
-      return { allowed, retryAfter: allowed ? 0 : (1 - tokens) / refillPerSecond };
+      const left = allowed ? tokens - 1 : tokens;
+      buckets.set(key, { tokens: left, at: t }, { ttl: ttlMs((capacity - left) / refillPerSecond) });
+      return { allowed, retryAfter: allowed ? 0 : (1 - left) / refillPerSecond };
     },
     sweep() {
-      const t = now();
-      for (const [key, bucket] of buckets) if (bucket.fullAt <= t) buckets.delete(key);
+      buckets.purgeStale();
     },
   };
 }
 
 /**
- * Creates the in-memory session store. Maps iterate in insertion order, so re-inserting on access
- * gives LRU eviction for free.
+ * Creates the in-memory session store: LRU caches with per-entry TTLs (lru-cache), and indexes by
+ * `sub` and `sid` that follow every session out, whether destroyed, expired or evicted.
  */
 export function createMemoryStore(options: MemoryStoreOptions = {}): SessionStore {
   const maxSessions = options.maxSessions ?? 10_000;
@@ -82,21 +83,8 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): SessionStor
     throw new TypeError('createMemoryStore: `maxEntries` must be a positive integer');
   const now = options.clock ?? Date.now;
 
-  const sessions = new Map<string, SessionEntry>();
   const bySub = new Map<string, Set<string>>();
   const bySid = new Map<string, Set<string>>();
-  const claims = new Map<string, Expiring>();
-  const locks = new Map<string, Expiring>();
-  const rates = createTokenBuckets(now, maxEntries);
-
-  const addIndex = (map: Map<string, Set<string>>, key: string, id: string) => {
-    let set = map.get(key);
-    if (!set) {
-      set = new Set();
-      map.set(key, set);
-    }
-    set.add(id);
-  };
   const removeIndex = (map: Map<string, Set<string>>, key: string, id: string) => {
     const set = map.get(key);
     if (!set) return;
@@ -108,48 +96,32 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): SessionStor
     removeIndex(bySub, subKey(index.iss, index.sub), id);
     if (index.sid !== undefined) removeIndex(bySid, subKey(index.iss, index.sid), id);
   };
-  const drop = (id: string) => {
-    const entry = sessions.get(id);
-    if (!entry) return;
-    sessions.delete(id);
-    unindex(id, entry.index);
-  };
-  const live = (id: string): SessionEntry | undefined => {
-    const entry = sessions.get(id);
-    if (!entry) return undefined;
-    if (entry.expiresAt <= now()) {
-      drop(id);
-      return undefined;
+  const addIndex = (map: Map<string, Set<string>>, key: string, id: string) => {
+    let set = map.get(key);
+    if (!set) {
+      set = new Set();
+      map.set(key, set);
     }
-    return entry;
-  };
-  // Bounded map with TTL: expired entries go first, then the oldest.
-  const putBounded = (map: Map<string, Expiring>, key: string, value: string, ttlSeconds: number) => {
-    map.delete(key);
-    if (map.size >= maxEntries) {
-      const t = now();
-      for (const [k, v] of map) {
-        if (v.expiresAt <= t || map.size >= maxEntries) map.delete(k);
-        else break;
-      }
-    }
-    map.set(key, { value, expiresAt: now() + ttlSeconds * 1000 });
-  };
-  const getLive = (map: Map<string, Expiring>, key: string): Expiring | undefined => {
-    const entry = map.get(key);
-    if (!entry) return undefined;
-    if (entry.expiresAt <= now()) {
-      map.delete(key);
-      return undefined;
-    }
-    return entry;
+    set.add(id);
   };
 
-  // Expired sessions are also swept periodically so an idle store does not hold memory forever.
+  const sessions = new LRUCache<string, SessionEntry>({
+    max: maxSessions,
+    ...onClock(now),
+    // Evicted, expired or destroyed: out of the index too. An overwrite re-indexes in set().
+    noDisposeOnSet: true,
+    dispose: (entry, id) => unindex(id, entry.index),
+  });
+  // Replay marks and locks: bounded, each with its own TTL.
+  const claims = new LRUCache<string, true>({ max: maxEntries, ...onClock(now) });
+  const locks = new LRUCache<string, string>({ max: maxEntries, ...onClock(now) });
+  const rates = createTokenBuckets(now, maxEntries);
+
+  // Expired entries are also swept periodically so an idle store does not hold memory forever.
   const sweep = setInterval(() => {
-    const t = now();
-    for (const [id, entry] of sessions) if (entry.expiresAt <= t) drop(id);
-    for (const map of [claims, locks]) for (const [k, v] of map) if (v.expiresAt <= t) map.delete(k);
+    sessions.purgeStale();
+    claims.purgeStale();
+    locks.purgeStale();
     rates.sweep();
   }, 60_000);
   sweep.unref();
@@ -157,48 +129,38 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): SessionStor
   return {
     kind: 'memory',
     async get(id): Promise<StoredSession | undefined> {
-      const entry = live(id);
-      if (!entry) return undefined;
-      // LRU: move to the end.
-      sessions.delete(id);
-      sessions.set(id, entry);
-      return { data: entry.data, tokens: entry.tokens };
+      const entry = sessions.get(id); // a read makes the session the most recently used
+      return entry && { data: entry.data, tokens: entry.tokens };
     },
     async set(id, value, ttlSeconds) {
-      const previous = live(id);
+      const previous = sessions.get(id);
       if (value.update && !previous) return false;
-      if (previous) {
+      if (ttlSeconds <= 0) {
+        // Written and gone at once, as in any store with TTLs (lru-cache would read 0 as "forever").
         sessions.delete(id);
-        unindex(id, previous.index);
-      } else if (sessions.size >= maxSessions) {
-        const oldest = sessions.keys().next();
-        if (!oldest.done) drop(oldest.value);
+        return true;
       }
-      const entry: SessionEntry = {
-        data: value.data,
-        tokens: value.tokens ?? previous?.tokens,
-        index: value.index,
-        expiresAt: now() + ttlSeconds * 1000,
-      };
-      sessions.set(id, entry);
+      if (previous) unindex(id, previous.index);
       if (value.index) {
         addIndex(bySub, subKey(value.index.iss, value.index.sub), id);
         if (value.index.sid !== undefined) addIndex(bySid, subKey(value.index.iss, value.index.sid), id);
       }
+      const tokens = value.tokens ?? previous?.tokens;
+      sessions.set(id, { data: value.data, tokens, index: value.index }, { ttl: ttlMs(ttlSeconds) });
       return true;
     },
     async setTokens(id, tokens, fence) {
-      const entry = live(id);
+      const entry = sessions.peek(id);
       if (!entry) return false;
-      if (fence && getLive(locks, fence.key)?.value !== fence.token) return false;
+      if (fence && locks.get(fence.key) !== fence.token) return false;
       entry.tokens = tokens;
       return true;
     },
     async destroy(id) {
-      drop(id);
+      sessions.delete(id);
     },
     async find(match: SessionMatch) {
-      const pick = (ids: Set<string> | undefined) => [...(ids ?? [])].filter((id) => live(id) !== undefined);
+      const pick = (ids: Set<string> | undefined) => [...(ids ?? [])].filter((id) => sessions.has(id));
       if (match.sid !== undefined) {
         const ids = pick(bySid.get(subKey(match.iss, match.sid)));
         if (match.sub === undefined) return ids;
@@ -209,24 +171,23 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): SessionStor
       return [];
     },
     async claimOnce(key, ttlSeconds) {
-      if (getLive(claims, key)) return false;
-      putBounded(claims, key, '1', ttlSeconds);
+      if (claims.has(key)) return false;
+      claims.set(key, true, { ttl: ttlMs(ttlSeconds) });
       return true;
     },
     async lock(key, ttlSeconds): Promise<StoreLock | undefined> {
-      if (getLive(locks, key)) return undefined;
+      if (locks.has(key)) return undefined;
       const token = randomBytes(16).toString('base64url');
-      locks.set(key, { value: token, expiresAt: now() + ttlSeconds * 1000 });
+      locks.set(key, token, { ttl: ttlMs(ttlSeconds) });
       return {
         key,
         token,
         async release() {
-          if (locks.get(key)?.value === token) locks.delete(key);
+          if (locks.get(key) === token) locks.delete(key);
         },
         async extend(seconds) {
-          const held = getLive(locks, key);
-          if (held?.value !== token) return false;
-          held.expiresAt = now() + seconds * 1000;
+          if (locks.get(key) !== token) return false;
+          locks.set(key, token, { ttl: ttlMs(seconds) });
           return true;
         },
       };
