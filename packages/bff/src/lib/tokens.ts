@@ -7,6 +7,8 @@
 import type * as client from 'openid-client';
 import type { ResolvedBffConfig } from './config.js';
 import { createSealer } from './crypto.js';
+import type { AuthorizationServerDpop } from './dpop/authorization-server.js';
+import { DpopKey } from './dpop/key.js';
 import { BffError, describeError } from './errors.js';
 import type { Logger } from './logger.js';
 import { createCircuitBreaker, createSessionBackoff } from './refresh/backoff.js';
@@ -49,6 +51,11 @@ export interface TokenService {
     session: LoadedSession,
     options?: { readonly forceRefresh?: boolean | undefined; readonly resource?: string | undefined },
   ): Promise<string>;
+  /**
+   * The session's DPoP key when its tokens are DPoP-bound (SECURITY D1), from the decrypted-record
+   * cache: imported once per session and kept across refreshes.
+   */
+  senderKey(session: LoadedSession): DpopKey | undefined;
   /** Drops the in-process cache entry (and refresh back-off) of a session. */
   forget(sessionId: string): void;
   /** Resolves when every refresh under way has settled, or after `seconds` (graceful shutdown). */
@@ -63,11 +70,13 @@ export function createTokenService(deps: {
   clock: () => number;
   getOidcConfiguration: () => Promise<client.Configuration>;
   endSession: (sessionId: string) => Promise<void>;
+  dpop: AuthorizationServerDpop;
 }): TokenService {
   const { config, store, logger, clock, getOidcConfiguration, endSession } = deps;
   const sealer = createSealer(config.sessionSecrets, 'tokens');
   const now = () => clock() / 1000;
-  const cache = new Map<string, { sealed: string; record: TokenRecord; at: number }>();
+  /** Decrypted records; `key` is the record's DPoP key once a proof was signed with it. */
+  const cache = new Map<string, { sealed: string; record: TokenRecord; at: number; key?: DpopKey }>();
   /**
    * Refreshes under way in this process, with the moment waiting for each stops making sense: every
    * request waits until the same deadline (start + httpTimeout), so while an OP hangs, requests that
@@ -90,9 +99,26 @@ export function createTokenService(deps: {
       const oldest = cache.keys().next();
       if (!oldest.done) cache.delete(oldest.value);
     }
+    // A refreshed record keeps the session's key: the imported key goes along with it.
+    const key = hit?.key && hit.key.toPrivateJwk().d === record.dpop?.d ? hit.key : undefined;
     cache.delete(sessionId);
-    cache.set(sessionId, { sealed, record, at: clock() });
+    cache.set(sessionId, { sealed, record, at: clock(), ...(key ? { key } : {}) });
     return record;
+  }
+
+  /** The record's DPoP key: imported once and kept in the record's cache entry. */
+  function keyFor(sessionId: string, record: TokenRecord): DpopKey | undefined {
+    if (!record.dpop) return undefined;
+    const entry = cache.get(sessionId);
+    // A record that is not the cached one (evicted meanwhile) gets a key of its own, once.
+    if (entry?.record !== record) return DpopKey.fromJwk(record.dpop);
+    entry.key ??= DpopKey.fromJwk(record.dpop);
+    return entry.key;
+  }
+
+  function senderKey(loaded: LoadedSession): DpopKey | undefined {
+    const record = open(loaded.id, loaded.tokens);
+    return record && keyFor(loaded.id, record);
   }
 
   function fromResponse(
@@ -112,7 +138,15 @@ export function createTokenService(deps: {
         res: { ...previous.res, [resource]: { at: response.access_token, exp, ttl } },
       };
     }
-    return { at: response.access_token, exp, ttl, rt, idt, ...(previous?.res ? { res: previous.res } : {}) };
+    return {
+      at: response.access_token,
+      exp,
+      ttl,
+      rt,
+      idt,
+      ...(previous?.res ? { res: previous.res } : {}),
+      ...(previous?.dpop ? { dpop: previous.dpop } : {}),
+    };
   }
 
   type Slot = { at: string; exp: number; ttl?: number };
@@ -149,6 +183,11 @@ export function createTokenService(deps: {
     seal,
     fromResponse,
     fresh,
+    // D1: a DPoP-bound session's refresh carries a proof with the session's own key.
+    dpopOptions: async (sessionId, record) => {
+      const key = keyFor(sessionId, record);
+      return key && deps.dpop.options(await getOidcConfiguration(), key);
+    },
   });
 
   /** The session's refresh for `resource`: joins the one under way in this process, else starts one. */
@@ -233,6 +272,7 @@ export function createTokenService(deps: {
     open,
     fromResponse,
     getAccessToken,
+    senderKey,
     forget(sessionId) {
       cache.delete(sessionId);
       backoff.reset(sessionId);
