@@ -10,16 +10,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSealer } from '../src/lib/crypto.js';
 import type { TokenRecord } from '../src/lib/token-record.js';
 import { SESSION_SECRET, type Stack, signIn, startStack } from './support-core/stack.js';
-import { type Front, startApiBehind, startFront } from './support-dpop/front.js';
+import { dpopRoutes, type Front, startApiBehind, startFront } from './support-dpop/front.js';
 import { spaFetch } from './support-proxy/bff-host.js';
 
 const sha256 = (value: string) => createHash('sha256').update(value).digest('base64url');
-
-/** The remote APIs of these tests: the todos (DPoP required at the API) and whoami, behind `front`. */
-export const dpopRoutes = (front: Front, prefix = '/api') => [
-  { prefix: `${prefix}/todos`, upstream: `${front.url}/api/todos`, token: 'user' as const },
-  { prefix: `${prefix}/whoami`, upstream: `${front.url}/api/whoami`, token: 'user' as const },
-];
 
 /** The decrypted token record of session `id`. */
 async function storedRecord(store: SessionStore, id: string) {

@@ -92,3 +92,9 @@ export async function startApiBehind(
   front.target = api.url;
   return api;
 }
+
+/** Remote APIs for DPoP tests: `<prefix>/todos` and `<prefix>/whoami` of the sample API behind `front`. */
+export const dpopRoutes = (front: Front, prefix = '/api') => [
+  { prefix: `${prefix}/todos`, upstream: `${front.url}/api/todos`, token: 'user' as const },
+  { prefix: `${prefix}/whoami`, upstream: `${front.url}/api/whoami`, token: 'user' as const },
+];
