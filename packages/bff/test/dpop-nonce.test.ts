@@ -228,7 +228,7 @@ describe('D1: token_type must be DPoP when the session is DPoP-bound', () => {
     expect(stack.logger.lines.some((line) => line.includes('ERR_BFF_DPOP_NOT_BOUND'))).toBe(true);
   });
 
-  it('D1 R6: the OP answers token_type Bearer to a refresh → the session ends (401), never downgraded to Bearer', async () => {
+  it('D1: the OP answers token_type Bearer to a refresh → the session ends (401), never downgraded to Bearer', async () => {
     const { browser } = await signIn(stack, 'bob');
     expect((await getUser(browser, stack)).status).toBe(200);
     downgrade('refresh_token');
