@@ -25,13 +25,7 @@ import {
   type UserTokenOptions,
   withinHeaderLimits,
 } from './route.js';
-import {
-  authorizeBound,
-  bindSender,
-  type ProofSigner,
-  replayableBody,
-  type SenderBinding,
-} from './sender.js';
+import { authorizeBound, bindSender, type ProofSigner, replayableBody } from './sender.js';
 import { createUpstreams, type Upstreams } from './upstreams.js';
 
 /**
@@ -151,16 +145,8 @@ export function createProxyEngine<S>(options: ProxyEngineOptions<S>): ProxyEngin
   }
 
   /** D1: the DPoP binding of a call that sends `session`'s user token, when that token is bound. */
-  function senderOf(
-    route: CompiledRoute,
-    upstreamPath: string,
-    token: string | undefined,
-    session: S | undefined,
-  ): SenderBinding | undefined {
-    if (token === undefined || session === undefined) return undefined;
-    const signer = tokens.senderKey?.(session);
-    return signer && bindSender(signer, route.api.upstreamOrigin, upstreamPath, token);
-  }
+  const senderOf = (route: CompiledRoute, path: string, token: string | undefined, session: S | undefined) =>
+    bindSender(session && tokens.senderKey?.(session), route.api.upstreamOrigin, path, token);
 
   /** SECURITY P7: one call from the session's bucket for this route (undefined when not limited). */
   function consumeRate(
@@ -229,14 +215,8 @@ export function createProxyEngine<S>(options: ProxyEngineOptions<S>): ProxyEngin
     // A copy: the request's own headers stay as the browser sent them.
     const headers: IncomingHttpHeaders = { ...req.headers };
     const sender = senderOf(route, upstreamPath, token, session);
-    prepareRequestHeaders(
-      headers,
-      forwarded,
-      req.socket.remoteAddress,
-      sender ? undefined : token,
-      false,
-      route.api,
-    );
+    const bearer = sender ? undefined : token;
+    prepareRequestHeaders(headers, forwarded, req.socket.remoteAddress, bearer, false, route.api);
     if (sender) authorizeBound(headers, sender, method, nonces);
     // The client frames the body itself (chunked when there is no Content-Length).
     delete headers['transfer-encoding'];
@@ -248,7 +228,13 @@ export function createProxyEngine<S>(options: ProxyEngineOptions<S>): ProxyEngin
     const retryable = !hasBody && RETRY_METHODS.has(method);
     // A DPoP-bound call may have to go again with the upstream's nonce: a small body is read first
     // so it can (sender.ts); anything larger streams.
-    const replayBody = sender && (await replayableBody(req, hasBody, chunked));
+    let replayBody: Buffer | null | undefined;
+    try {
+      replayBody = sender && (await replayableBody(req, hasBody, chunked));
+    } catch {
+      res.destroy(); // the browser went away before sending the whole body: nobody to answer
+      return;
+    }
     if (res.destroyed) return;
     const call = new ProxyCall(
       env,
@@ -296,14 +282,8 @@ export function createProxyEngine<S>(options: ProxyEngineOptions<S>): ProxyEngin
       if (decision && !decision.allowed) throw ERR.rateLimited;
       if (socket.destroyed) return;
       const sender = senderOf(route, match.upstreamPath, token, session);
-      prepareRequestHeaders(
-        req.headers,
-        forwarded,
-        req.socket.remoteAddress,
-        sender ? undefined : token,
-        true,
-        route.api,
-      );
+      const bearer = sender ? undefined : token;
+      prepareRequestHeaders(req.headers, forwarded, req.socket.remoteAddress, bearer, true, route.api);
       // The handshake is an HTTP GET to the upstream's http(s) URL: that is what the proof names.
       if (sender) authorizeBound(req.headers, sender, 'GET', nonces);
       req.url = match.upstreamPath;

@@ -30,13 +30,17 @@ export interface SenderBinding {
   readonly token: string;
 }
 
-/** The binding of a call to `origin` + `upstreamPath` (which may carry a query). */
+/**
+ * The binding of a call to `origin` + `upstreamPath` (which may carry a query); undefined without a
+ * signer (the token is not DPoP-bound) or without a token.
+ */
 export function bindSender(
-  signer: ProofSigner,
+  signer: ProofSigner | undefined,
   origin: string,
   upstreamPath: string,
-  token: string,
-): SenderBinding {
+  token: string | undefined,
+): SenderBinding | undefined {
+  if (signer === undefined || token === undefined) return undefined;
   const query = upstreamPath.indexOf('?');
   return { signer, origin, htu: origin + (query < 0 ? upstreamPath : upstreamPath.slice(0, query)), token };
 }
