@@ -16,7 +16,7 @@ import { BffError } from '../errors.js';
 
 /** Proof algorithms a session key can use: fast key generation, small signatures. */
 export const DPOP_ALGORITHMS = ['ES256', 'ES384', 'Ed25519'] as const;
-/** One of {@link DPOP_ALGORITHMS}. */
+/** A DPoP proof algorithm of the session keys: `ES256`, `ES384` or `Ed25519`. */
 export type DpopAlgorithm = (typeof DPOP_ALGORITHMS)[number];
 
 /** The private JWK members a session key is stored as (sealed with the tokens, never sent anywhere). */
