@@ -108,5 +108,8 @@ export function deriveEnv(env: Env, apps: readonly LaunchApp[] = APPS): Env {
   // The IdP takes sign-ins of the `bff` client only as pushed authorization requests (RFC 9126), which
   // the BFF sends by default: the browser sees only client_id and request_uri (BFF_PAR=false: refused).
   out.IDP_REQUIRE_PAR ??= 'true';
+  // The BFF gets DPoP-bound user tokens (a key pair per session) and proves them on every API call
+  // (BFF_DPOP=false: Bearer). The sample host defaults to it; said here so the suite's choice is visible.
+  out.BFF_DPOP ??= 'true';
   return out;
 }

@@ -87,6 +87,11 @@ describe('launcher: environment and output', () => {
     expect(deriveEnv({ IDP_REQUIRE_PAR: 'false' }).IDP_REQUIRE_PAR).toBe('false');
   });
 
+  it('D1: runs the suite with DPoP-bound BFF sessions unless BFF_DPOP says otherwise', () => {
+    expect(deriveEnv({}).BFF_DPOP).toBe('true');
+    expect(deriveEnv({ BFF_DPOP: 'false' }).BFF_DPOP).toBe('false');
+  });
+
   it('turns pino JSON lines into readable ones and leaves others alone', () => {
     const line = JSON.stringify({
       level: 30,

@@ -9,7 +9,8 @@
 //  - the BFF with its memory store and with the Redis store (skipped with a note when Redis is down),
 //    each logged in via the real sample IdP (TestBrowser), called with the session cookie and X-CSRF,
 //    served through the fast path (`bff.handleRequest` ahead of Express); the memory-store BFF also
-//    through `app.use(bff.router)` alone, to show what the Express path adds,
+//    through `app.use(bff.router)` alone, to show what the Express path adds, and with `dpop: true`
+//    (a DPoP-bound session: one proof signed per call; goal ≥ 0.7× the same BFF without DPoP),
 //  - the BFF's proxy engine alone with a fixed token (no session layer), to tell the proxy's own cost
 //    from the session layer's.
 // The upstream is a tiny node:http JSON endpoint so the figures are the proxies' own cost.
@@ -45,6 +46,7 @@ import { type BenchRow, measureHttp, measurePaced, printTable } from './harness.
 
 const PATH = '/api/data';
 const BASELINE = 'bare node:http proxy (keep-alive Agent)';
+const DPOP_CASE = '@gatehouse/bff (memory store, DPoP proof per call)';
 const PEER_SECRET = 'peer-client-secret-for-the-proxy-benchmark';
 
 interface Listening {
@@ -318,6 +320,7 @@ export async function main(): Promise<void> {
   const upstream = await startUpstream();
   const bffPort = await getFreePort();
   const bffRedisPort = await getFreePort();
+  const bffDpopPort = await getFreePort();
   const peerPort = await getFreePort();
   const idp = await startIdpProcess({
     bffBaseUrl: `http://127.0.0.1:${bffPort}`,
@@ -329,6 +332,15 @@ export async function main(): Promise<void> {
         grant_types: ['authorization_code', 'refresh_token'],
         response_types: ['code'],
         redirect_uris: [`http://127.0.0.1:${bffRedisPort}/bff/callback`],
+        scope: 'openid profile offline_access api',
+      },
+      {
+        client_id: 'bff-dpop',
+        client_secret: 'bff-secret',
+        token_endpoint_auth_method: 'client_secret_basic',
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        redirect_uris: [`http://127.0.0.1:${bffDpopPort}/bff/callback`],
         scope: 'openid profile offline_access api',
       },
       {
@@ -393,6 +405,7 @@ export async function main(): Promise<void> {
       clientId: string,
       store?: ReturnType<typeof createRedisStore>,
       routerOnly = false,
+      dpop = false,
     ) => {
       const baseUrl = `http://127.0.0.1:${port}`;
       const bff = createBff({
@@ -403,6 +416,7 @@ export async function main(): Promise<void> {
         sessionSecret: 'proxy-bench-session-secret-0123456789abcdef',
         apiScopes: ['api'],
         ...(store ? { store } : {}),
+        ...(dpop ? { dpop: true } : {}),
         // The bucket is still taken on every call (its cost is measured), just never empty here.
         remoteApis: [
           {
@@ -444,6 +458,7 @@ export async function main(): Promise<void> {
     };
 
     await addBff('@gatehouse/bff (memory store)', bffPort, 'bff', undefined, true);
+    await addBff(DPOP_CASE, bffDpopPort, 'bff-dpop', undefined, false, true);
     let redisNote: BenchRow | undefined;
     if (await isRedisAvailable()) {
       const client = await connectTestRedis();
@@ -551,6 +566,9 @@ export async function main(): Promise<void> {
           `${ratios(name, 'express-openid-connect + HPM')} of express-openid-connect + HPM (goal ≥ 4)`,
       );
     }
+    console.log(
+      `${DPOP_CASE}: ${ratios(DPOP_CASE, '@gatehouse/bff (memory store)')} of the same BFF without DPoP (goal ≥ 0.7)`,
+    );
   } finally {
     for (const close of closers.reverse()) await close().catch(() => {});
   }

@@ -150,6 +150,17 @@ describe.skipIf(!ready)('sample suite in Chromium', () => {
     const remaining = await page.getByTestId('session-remaining').textContent();
     expect(remaining).toMatch(/Session ends in \d+:\d\d/);
 
+    // D1: the BFF's tokens are DPoP-bound to the session's key; the panel names the type and the key's
+    // thumbprint, which is the cnf.jkt of the access tokens the IdP issued for this session.
+    const binding = page.getByTestId('token-binding');
+    expect(await binding.getAttribute('data-token-type')).toBe('DPoP');
+    const jkt = await page.getByTestId('dpop-jkt').textContent();
+    const bound = [...suite.tokens.values]
+      .filter(([, label]) => label.startsWith('access_token'))
+      .map(([token]) => JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString()).cnf?.jkt);
+    expect(jkt).toMatch(/^[\w-]{43}$/);
+    expect(bound).toContain(jkt);
+
     // S1: the session cookie is __Host-, HttpOnly, Secure, SameSite=Strict, and script cannot read it.
     const cookies = await context.cookies(BFF_URL);
     const session = cookies.filter((c) => c.name.startsWith('__Host-') && c.sameSite === 'Strict');

@@ -90,6 +90,8 @@ function caller(auth: AccessTokenAuth) {
     expiresAt: new Date(claims.exp * 1000).toISOString(),
     source: auth.source,
     scheme: auth.dpop ? 'DPoP' : 'Bearer',
+    // The thumbprint of the key the token is bound to (cnf.jkt): public, shows sender-constraining.
+    ...(auth.dpop ? { jkt: auth.dpop.jkt } : {}),
   };
 }
 

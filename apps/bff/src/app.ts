@@ -51,6 +51,12 @@ export interface SampleBffConfig {
    * Default `'auto'`: the sample IdP advertises PAR, so every sign-in is pushed (env `BFF_PAR`).
    */
   pushedAuthorizationRequests?: BffOptions['pushedAuthorizationRequests'];
+  /**
+   * DPoP-bound (sender-constrained) user tokens, as @gatehouse/bff's `dpop`. Default true: the sample
+   * IdP and API support DPoP, so every session gets its own key and the API gets proofs (env
+   * `BFF_DPOP=false` switches it off).
+   */
+  dpop?: boolean;
   /** Logger (pino in server.ts). Default silent. */
   logger?: Logger;
   /** Further createBff options (tests inject `fetch`, `clock`, timeouts). */
@@ -101,6 +107,25 @@ export function pushedAuthorizationRequestsFromEnv(
 }
 
 /**
+ * Reads `BFF_DPOP`: unset or `true` → true (DPoP-bound user tokens), `false` → false (Bearer). Anything
+ * else throws, so a typo does not silently turn sender-constraining off.
+ */
+export function dpopFromEnv(value: string | undefined): boolean {
+  switch (value?.trim().toLowerCase()) {
+    case undefined:
+    case '':
+    case 'true':
+      return true;
+    case 'false':
+      return false;
+    default:
+      throw new TypeError(
+        `BFF_DPOP must be true (DPoP-bound user tokens) or false (Bearer), got ${JSON.stringify(value)}`,
+      );
+  }
+}
+
+/**
  * A top-level (or frame) navigation that wants HTML: `Sec-Fetch-Dest` names a document or frame when
  * the browser sends it (a script's fetch() sends `empty`), and `Accept` names `text/html` explicitly (a
  * fetch() sends `*\/*`, which does not count). `Sec-Fetch-Dest` rather than `Sec-Fetch-Mode`: both say
@@ -142,6 +167,7 @@ export function createApp(config: SampleBffConfig = {}): SampleBffApp {
     ...(config.pushedAuthorizationRequests !== undefined
       ? { pushedAuthorizationRequests: config.pushedAuthorizationRequests }
       : {}),
+    dpop: config.dpop ?? true,
     ...(config.logger ? { logger: config.logger } : {}),
     remoteApis: [{ prefix: '/api/todos', upstream: `${apiUrl}/api/todos`, token: 'user' }],
     ...config.bff,

@@ -2,7 +2,7 @@
 import { createServer } from 'node:http';
 import pino from 'pino';
 import { createClient } from 'redis';
-import { createApp, DEV_SESSION_SECRET, pushedAuthorizationRequestsFromEnv } from './app.js';
+import { createApp, DEV_SESSION_SECRET, dpopFromEnv, pushedAuthorizationRequestsFromEnv } from './app.js';
 
 const logger = pino({
   level: process.env.LOG_LEVEL ?? 'info',
@@ -48,6 +48,7 @@ const app = createApp({
   refreshMargin: process.env.REFRESH_MARGIN ? Number(process.env.REFRESH_MARGIN) : undefined,
   diagnostics: process.env.BFF_DIAGNOSTICS ? process.env.BFF_DIAGNOSTICS === 'true' : undefined,
   pushedAuthorizationRequests: pushedAuthorizationRequestsFromEnv(process.env.BFF_PAR),
+  dpop: dpopFromEnv(process.env.BFF_DPOP),
   logger,
 });
 

@@ -49,6 +49,13 @@ export interface IdpOptions {
    * @see https://www.rfc-editor.org/rfc/rfc9126#section-6
    */
   requirePushedAuthorizationRequests?: boolean;
+  /**
+   * Require server nonces in DPoP proofs at the token and UserInfo endpoints (RFC 9449 §8): a proof
+   * without the current nonce is answered `400 use_dpop_nonce` (`401` at UserInfo) with a fresh one
+   * in `DPoP-Nonce`. The nonce secret is random per process. Default false.
+   * @see https://www.rfc-editor.org/rfc/rfc9449#section-8
+   */
+  requireDpopNonce?: boolean;
   /** Private signing keys (JWKS). Default: loaded from / generated into `keysDir`, else generated in memory. */
   signingKeys?: { keys: JWK[] };
   /** Folder that keeps generated signing keys between restarts (`idp-signing-keys.json`). Default: `dataDir`. */
@@ -86,6 +93,7 @@ export interface ResolvedIdpConfig {
   readonly rotateRefreshTokens: boolean;
   readonly accessTokenFormat: 'jwt' | 'opaque';
   readonly requirePushedAuthorizationRequests: boolean;
+  readonly requireDpopNonce: boolean;
   readonly signingKeys: { keys: JWK[] } | undefined;
   readonly keysDir: string | undefined;
   readonly dataDir: string | undefined;
@@ -110,6 +118,7 @@ const OPTION_KEYS = new Set<string>([
   'rotateRefreshTokens',
   'accessTokenFormat',
   'requirePushedAuthorizationRequests',
+  'requireDpopNonce',
   'signingKeys',
   'keysDir',
   'dataDir',
@@ -220,6 +229,10 @@ export function resolveIdpOptions(options: IdpOptions): ResolvedIdpConfig {
   if (typeof requirePar !== 'boolean') {
     throw new TypeError('createIdp: requirePushedAuthorizationRequests must be a boolean');
   }
+  const requireDpopNonce = options.requireDpopNonce ?? false;
+  if (typeof requireDpopNonce !== 'boolean') {
+    throw new TypeError('createIdp: requireDpopNonce must be a boolean');
+  }
   if (options.keysDir !== undefined && (typeof options.keysDir !== 'string' || options.keysDir === '')) {
     throw new TypeError('createIdp: keysDir must be a folder path');
   }
@@ -259,6 +272,7 @@ export function resolveIdpOptions(options: IdpOptions): ResolvedIdpConfig {
     rotateRefreshTokens: options.rotateRefreshTokens ?? true,
     accessTokenFormat: format,
     requirePushedAuthorizationRequests: requirePar,
+    requireDpopNonce,
     signingKeys: options.signingKeys,
     keysDir,
     dataDir,

@@ -1,5 +1,6 @@
 // The oidc-provider Configuration of the sample IdP: storage, keys, cookies, accounts and claims,
 // the features the samples use, the logout and error pages. Policies live in token-policy.ts.
+import { randomBytes } from 'node:crypto';
 import type { Account, AdapterFactory, ClientMetadata, Configuration } from 'oidc-provider';
 import { CLIENT_API_SCOPE, USER_API_SCOPE } from './constants.js';
 import { findUser } from './lib/accounts.js';
@@ -91,8 +92,12 @@ export function providerConfiguration({
     pkce: { required: () => true },
     clientDefaults: { id_token_signed_response_alg: config.signingAlg, grant_types: ['authorization_code'] },
     // PAR (`/request`) and DPoP are on by oidc-provider's defaults; requirePushedAuthorizationRequests
-    // makes PAR mandatory per client (see clients.ts).
+    // makes PAR mandatory per client (see clients.ts), requireDpopNonce makes every DPoP proof carry a
+    // server nonce (the secret is random per provider instance: nonces do not outlive the process).
     features: {
+      ...(config.requireDpopNonce
+        ? { dPoP: { enabled: true, nonceSecret: randomBytes(32), requireNonce: () => true } }
+        : {}),
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
       introspection: { enabled: true, allowedPolicy: introspectionAllowed },

@@ -56,6 +56,7 @@ async function main(): Promise<void> {
     rotateRefreshTokens: envBool(env, 'ROTATE_REFRESH_TOKENS'),
     accessTokenFormat: (env.ACCESS_TOKEN_FORMAT as 'jwt' | 'opaque' | undefined) || undefined,
     requirePushedAuthorizationRequests: envBool(env, 'IDP_REQUIRE_PAR'),
+    requireDpopNonce: envBool(env, 'IDP_DPOP_NONCE'),
     // IDP_DATA_DIR keeps the signing keys next to the store it belongs to.
     ...(signingKeys ? { signingKeys } : idpDataDir ? {} : { keysDir: dataDir }),
     dataDir: idpDataDir,

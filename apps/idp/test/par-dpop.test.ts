@@ -166,3 +166,54 @@ describe('DPoP at the sample IdP (RFC 9449)', () => {
     expect(decodeJwt(bearer.access_token).cnf).toBeUndefined();
   });
 });
+
+describe('DPoP nonces at the sample IdP (requireDpopNonce / IDP_DPOP_NONCE)', () => {
+  it('D1: off by default; must be a boolean', () => {
+    expect(resolveIdpOptions({ issuer: 'http://127.0.0.1:4999' }).requireDpopNonce).toBe(false);
+    expect(() =>
+      resolveIdpOptions({ issuer: 'http://127.0.0.1:4999', requireDpopNonce: 'yes' as never }),
+    ).toThrow(/requireDpopNonce must be a boolean/);
+  });
+
+  it('D1: on, a proof without the nonce gets 400 use_dpop_nonce with a DPoP-Nonce; with it, a bound token', async () => {
+    const nonceIdp = await startIdp({ bffBaseUrl: rp.url, requireDpopNonce: true });
+    try {
+      const statuses: Array<[number, string | null]> = [];
+      const config = await oidc.discovery(
+        new URL(nonceIdp.url),
+        'bff',
+        undefined,
+        oidc.ClientSecretBasic('bff-secret'),
+        {
+          ...insecure,
+          [oidc.customFetch]: async (url: string, init: RequestInit) => {
+            const response = await fetch(url, init);
+            if (url.endsWith('/token')) statuses.push([response.status, response.headers.get('dpop-nonce')]);
+            return response;
+          },
+        },
+      );
+      const keyPair = await oidc.randomDPoPKeyPair('ES256');
+      const { verifier, params } = await authorizationParams('openid offline_access api');
+      const done = await new TestBrowser().login(oidc.buildAuthorizationUrl(config, params), {
+        username: 'alice',
+        password: 'alice',
+      });
+      const tokens = await oidc.authorizationCodeGrant(
+        config,
+        new URL(done.url),
+        { pkceCodeVerifier: verifier },
+        undefined,
+        { DPoP: oidc.getDPoPHandle(config, keyPair) },
+      );
+      expect(statuses[0]?.[0]).toBe(400);
+      expect(statuses[0]?.[1]).toBeTruthy();
+      expect(statuses.map(([status]) => status)).toEqual([400, 200]);
+      expect(decodeJwt(tokens.access_token).cnf).toEqual({
+        jkt: await calculateJwkThumbprint(await exportJWK(keyPair.publicKey)),
+      });
+    } finally {
+      await nonceIdp.close();
+    }
+  });
+});

@@ -10,6 +10,7 @@ export {
   type SessionSummary,
 } from './lib/bff.js';
 export type { BffOptions, FetchLike, ResolvedBffConfig } from './lib/config.js';
+export type { DpopAlgorithm, DpopOptions } from './lib/dpop/options.js';
 export { BffError, type BffErrorCode, isBffError } from './lib/errors.js';
 export type { BffContext, BffExtensionContext } from './lib/extension-context.js';
 export type { Logger } from './lib/logger.js';

@@ -70,3 +70,43 @@ describe('P6 with the real IdP and API', () => {
     expect(idp.counters.token('refresh_token') - beforePost).toBe(1);
   });
 });
+
+describe('P6 D1: the same under DPoP (the API challenges with the DPoP scheme)', () => {
+  let dpopIdp: RunningIdp;
+  let dpopApi: RunningApi;
+  let dpopHost: BffHost;
+  let dpopBase: string;
+  let dpopOffsetMs = 0;
+  beforeAll(async () => {
+    const port = await getFreePort();
+    dpopBase = `http://127.0.0.1:${port}`;
+    dpopIdp = await startIdp({ bffBaseUrl: dpopBase, accessTokenTtl: 2 });
+    dpopApi = await startApi({ issuer: dpopIdp.issuer, clockTolerance: 0, todosDPoP: 'required' });
+    dpopHost = await startBffHost(
+      {
+        issuer: dpopIdp.issuer,
+        baseUrl: dpopBase,
+        refreshMargin: 0,
+        dpop: true,
+        clock: () => Date.now() + dpopOffsetMs,
+        remoteApis: [{ prefix: '/api/todos', upstream: `${dpopApi.url}/api/todos` }],
+      },
+      port,
+    );
+  });
+  afterAll(async () => {
+    await dpopHost?.close();
+    await dpopApi?.close();
+    await dpopIdp?.close();
+  });
+
+  it('P6 D1: GET with an expired DPoP-bound token → DPoP invalid_token → one refresh, one retry with a new proof → 200', async () => {
+    const browser = await signIn(dpopBase);
+    dpopOffsetMs = -30_000;
+    await sleep(2300);
+    const before = dpopIdp.counters.token('refresh_token');
+    const get = await spaFetch(browser, dpopBase, '/api/todos');
+    expect(get.status).toBe(200);
+    expect(dpopIdp.counters.token('refresh_token') - before).toBe(1);
+  });
+});

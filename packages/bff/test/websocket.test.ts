@@ -3,6 +3,7 @@
 import { createServer, type IncomingHttpHeaders, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { getFreePort, type RunningIdp, startIdp, type TestBrowser } from '@gatehouse/testing';
+import { calculateJwkThumbprint, decodeJwt, EmbeddedJWK, type JWK, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import { type BffHost, signIn, startBffHost } from './support-proxy/bff-host.js';
@@ -56,9 +57,9 @@ type Outcome =
   | { kind: 'error'; message: string };
 
 /** Opens a WebSocket like a browser page on `origin` would, with `cookie`. */
-function connect(path: string, headers: Record<string, string>): Promise<Outcome> {
+function connect(path: string, headers: Record<string, string>, port = host.port): Promise<Outcome> {
   return new Promise((resolve) => {
-    const ws = new WebSocket(`ws://127.0.0.1:${host.port}${path}`, { headers });
+    const ws = new WebSocket(`ws://127.0.0.1:${port}${path}`, { headers });
     let greeting: { url: string; headers: IncomingHttpHeaders } | undefined;
     ws.on('message', (data) => {
       const text = data.toString();
@@ -201,5 +202,47 @@ describe('WebSocket upgrades on remote API prefixes', () => {
     expect(result.kind).toBe('open');
     if (result.kind !== 'open') return;
     expect(result.greeting.headers.authorization).toBeUndefined();
+  });
+});
+
+describe('D1: WebSocket handshakes of a DPoP-bound session', () => {
+  let dpopIdp: RunningIdp;
+  let dpopHost: BffHost;
+  let dpopBase: string;
+  beforeAll(async () => {
+    const port = await getFreePort();
+    dpopBase = `http://127.0.0.1:${port}`;
+    dpopIdp = await startIdp({ bffBaseUrl: dpopBase });
+    dpopHost = await startBffHost(
+      {
+        issuer: dpopIdp.issuer,
+        baseUrl: dpopBase,
+        dpop: true,
+        remoteApis: [{ prefix: '/api/live', upstream: `${upstreamOrigin}/ws` }],
+      },
+      port,
+    );
+  });
+  afterAll(async () => {
+    await dpopHost?.close();
+    await dpopIdp?.close();
+  });
+
+  it('D1: the handshake carries Authorization: DPoP and a proof for GET on the upstream URL, bound to the token', async () => {
+    const browser = await signIn(dpopBase);
+    const cookie = await browser.jar.getCookieString(`${dpopBase}/`);
+    const result = await connect(
+      '/api/live/chat?room=2',
+      { cookie, origin: dpopBase, dpop: 'attacker-proof' },
+      dpopHost.port,
+    );
+    expect(result.kind).toBe('open');
+    if (result.kind !== 'open') return;
+    const { authorization, dpop } = result.greeting.headers;
+    expect(authorization).toMatch(/^DPoP ey/);
+    const token = String(authorization).slice('DPoP '.length);
+    const { payload, protectedHeader } = await jwtVerify(String(dpop), EmbeddedJWK, { typ: 'dpop+jwt' });
+    expect(payload).toMatchObject({ htm: 'GET', htu: `${upstreamOrigin}/ws/chat` });
+    expect(decodeJwt(token).cnf).toEqual({ jkt: await calculateJwkThumbprint(protectedHeader.jwk as JWK) });
   });
 });

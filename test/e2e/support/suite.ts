@@ -102,7 +102,9 @@ export async function startSuite(options: SuiteOptions): Promise<RunningSuite> {
     servers.push(await listenOn('sample IdP', idpHandler, '127.0.0.1', 4000));
 
     const apiRequests: RunningSuite['apiRequests'] = [];
-    const api = createApi({ issuer: IDP_URL });
+    // As under `npm start`: the API checks DPoP proofs against its public URL (the BFF sends DPoP-bound
+    // user tokens by default, D1).
+    const api = createApi({ issuer: IDP_URL, publicUrl: API_URL });
     const apiHandler: RequestListener = (req, res) => {
       res.once('finish', () =>
         apiRequests.push({

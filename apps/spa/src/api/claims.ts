@@ -22,3 +22,17 @@ export function formatClaimValue(type: string, value: unknown): string {
   }
   return text;
 }
+
+/** How the BFF sends this session's access token upstream, from `/bff/user` (SECURITY D1). */
+export interface TokenBinding {
+  /** `DPoP`: sender-constrained, each call carries a proof signed with the session's key. */
+  type: 'DPoP' | 'Bearer';
+  /** Thumbprint (RFC 7638) of the session's DPoP key, the tokens' `cnf.jkt`: public, not the key. */
+  jkt?: string;
+}
+
+/** The session's token binding; a BFF that reports none sends Bearer tokens. */
+export function tokenBinding(claims: readonly Claim[]): TokenBinding {
+  const jkt = claimValue(claims, 'bff:dpop_jkt');
+  return claimValue(claims, 'bff:token_type') === 'DPoP' && jkt ? { type: 'DPoP', jkt } : { type: 'Bearer' };
+}

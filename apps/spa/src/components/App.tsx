@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { BffCallError, getUser } from '../api/bff';
-import { claimValue } from '../api/claims';
+import { claimValue, tokenBinding } from '../api/claims';
 import type { Claim } from '../api/types';
 import { trySilentLogin } from '../auth/silentLogin';
 import { CallLogPanel } from './CallLogPanel';
@@ -114,7 +114,7 @@ export function App() {
             </>
           )}
         </main>
-        <CallLogPanel signedIn={auth.status === 'signed-in'} />
+        <CallLogPanel binding={claims ? tokenBinding(claims) : undefined} />
       </div>
       <footer className="footer">
         <p>

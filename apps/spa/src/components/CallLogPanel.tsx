@@ -1,6 +1,7 @@
 import { useState, useSyncExternalStore } from 'react';
 import { todos } from '../api/bff';
 import { callLog } from '../api/callLog';
+import type { TokenBinding } from '../api/claims';
 import type { CallRecord } from '../api/types';
 
 const BURST = 5;
@@ -23,11 +24,33 @@ function time(date: Date): string {
 }
 
 interface CallLogPanelProps {
-  /** The burst button only makes sense with a session. */
-  signedIn: boolean;
+  /** How the BFF sends the session's token upstream; undefined without a session (no burst button). */
+  binding: TokenBinding | undefined;
 }
 
-export function CallLogPanel({ signedIn }: CallLogPanelProps) {
+/** One line on what goes upstream with each API call: a DPoP-bound token and a proof, or a Bearer token. */
+function BindingNote({ binding }: { binding: TokenBinding }) {
+  if (binding.type === 'Bearer') {
+    return (
+      <p className="small token-binding" data-testid="token-binding" data-token-type="Bearer">
+        The BFF sends the API a <strong>Bearer</strong> access token: whoever holds a copy can use it.
+      </p>
+    );
+  }
+  return (
+    <p className="small token-binding" data-testid="token-binding" data-token-type="DPoP">
+      The BFF sends the API a <strong>DPoP-bound</strong> access token (sender-constrained): with every call
+      it signs a fresh proof with this session's private key, which never leaves the BFF, so a copied token
+      alone is useless. Key thumbprint (the token's <code>cnf.jkt</code>):{' '}
+      <code className="jkt" data-testid="dpop-jkt">
+        {binding.jkt}
+      </code>
+    </p>
+  );
+}
+
+export function CallLogPanel({ binding }: CallLogPanelProps) {
+  const signedIn = binding !== undefined;
   const records = useSyncExternalStore(callLog.subscribe, callLog.getSnapshot);
   const [bursting, setBursting] = useState(false);
 
@@ -71,6 +94,7 @@ export function CallLogPanel({ signedIn }: CallLogPanelProps) {
         token on the server and refreshes it when it expires, so a refresh shows up here only as a slightly
         slower call, never as a failure.
       </p>
+      {binding && <BindingNote binding={binding} />}
       {records.length === 0 ? (
         <p className="empty">No calls yet.</p>
       ) : (
@@ -95,6 +119,12 @@ export function CallLogPanel({ signedIn }: CallLogPanelProps) {
               <span className="log-meta">
                 <time dateTime={record.startedAt.toISOString()}>{time(record.startedAt)}</time>
                 {record.note && <span className="log-note"> · {record.note}</span>}
+                {binding?.type === 'DPoP' && record.path.startsWith('/api/') && (
+                  <span className="log-note" title="The BFF signed a DPoP proof for this call">
+                    {' '}
+                    · DPoP proof
+                  </span>
+                )}
               </span>
             </li>
           ))}

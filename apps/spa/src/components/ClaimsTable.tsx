@@ -41,7 +41,9 @@ export function ClaimsTable({ claims }: { claims: Claim[] }) {
         <p className="muted small">
           <code>bff:</code> claims come from the BFF itself: the sign-out link (it carries the identity
           provider's <code>sid</code>, which another site cannot know, so no other site can sign you out) and
-          the session's remaining lifetime in seconds. The BFF's own session id stays in the HttpOnly cookie.
+          the session's remaining lifetime in seconds; with DPoP, the token type and the thumbprint of the
+          session's key (public: the private key never leaves the BFF). The BFF's own session id stays in the
+          HttpOnly cookie.
         </p>
       </details>
     </section>

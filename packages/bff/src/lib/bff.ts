@@ -10,6 +10,7 @@ import type { Bff, BffCloseOptions, SessionSummary } from './bff-api.js';
 import { createClientTokenSource } from './client-token.js';
 import { type BffOptions, resolveConfig } from './config.js';
 import { createSealer, sha256 } from './crypto.js';
+import { createAuthorizationServerDpop } from './dpop/authorization-server.js';
 import { createEntryHandler, createFastPath } from './entry.js';
 import { BffError, describeError, toBffError } from './errors.js';
 import type { BffExtensionContext } from './extension-context.js';
@@ -73,13 +74,26 @@ export function createBff(options: BffOptions): Bff {
     );
   }
 
-  const getOidcConfiguration = createOidcConfiguration(config, options.fetch, logger, clock);
+  // D1: every DPoP-Nonce the OP sends is remembered, for the proofs of all sessions.
+  const dpop = createAuthorizationServerDpop();
+  const oidcFetch = config.dpop
+    ? dpop.recordingFetch(options.fetch ?? ((input, init) => globalThis.fetch(input, init)))
+    : options.fetch;
+  const getOidcConfiguration = createOidcConfiguration(config, oidcFetch, logger, clock);
   const sessions = createSessions(config, store, logger, clock);
   const endSession = async (sessionId: string) => {
     await store.destroy(sessionId);
     tokens.forget(sessionId);
   };
-  const tokens = createTokenService({ config, store, logger, clock, getOidcConfiguration, endSession });
+  const tokens = createTokenService({
+    config,
+    store,
+    logger,
+    clock,
+    getOidcConfiguration,
+    endSession,
+    dpop,
+  });
   const clientTokens =
     options.getClientAccessToken ?? createClientTokenSource(config, options.fetch, clock, logger);
 
@@ -92,6 +106,7 @@ export function createBff(options: BffOptions): Bff {
     clock,
     cookieSealer: createSealer(config.sessionSecrets, 'cookie'),
     getOidcConfiguration,
+    dpop,
     sessionOf: (req, res, slide = true) =>
       sessions.load(req.headers.cookie, {
         slide,
@@ -165,6 +180,7 @@ export function createBff(options: BffOptions): Bff {
       loadSession: (cookieHeader) => sessions.load(cookieHeader),
       getUserToken: (session, opts) => tokens.getAccessToken(session, opts),
       getClientToken: (opts) => clientTokens(opts),
+      senderKey: (session) => tokens.senderKey(session),
     },
     rateLimiter: consumeRate,
   });

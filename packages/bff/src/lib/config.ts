@@ -18,6 +18,7 @@ import {
   resolveSessionSecrets,
   seconds,
 } from './config-checks.js';
+import { type DpopOptions, type ResolvedDpop, resolveDpop } from './dpop/options.js';
 import { ID_TOKEN_ALGORITHMS } from './id-token-algorithms.js';
 import type { Logger } from './logger.js';
 import { type RemoteApiOptions, type ResolvedRemoteApi, resolveRemoteApis } from './proxy/options.js';
@@ -103,6 +104,18 @@ export interface BffOptions {
    */
   pushedAuthorizationRequests?: 'auto' | 'always' | 'never';
   /**
+   * DPoP (RFC 9449): sender-constrained access tokens. Each session gets its own key pair (kept only
+   * inside the encrypted token record, never sent to the browser); the code redemption, every refresh
+   * and every proxied call with the user's token carry a proof (`Authorization: DPoP`), so a token that
+   * leaks from an API log is useless without the key. The OP must answer `token_type: DPoP`, else
+   * sign-in fails with `ERR_BFF_DPOP_NOT_BOUND`. `true` uses ES256; `{ alg }` picks ES256, ES384 or
+   * Ed25519. Default false: every remote API the user's token goes to must accept DPoP-bound tokens.
+   * Sessions keep what they started with: switching it changes new sessions only. Client-credentials
+   * tokens (`token: 'client'`) stay Bearer.
+   * @see https://www.rfc-editor.org/rfc/rfc9449
+   */
+  dpop?: boolean | DpopOptions;
+  /**
    * Shape of the user-claim values `GET /bff/user` returns. `'json'` (default): as in the ID token and
    * UserInfo (strings, numbers, booleans, objects). `'string'`: Duende BFF's shape, every user-claim
    * value a string (`true` → `"true"`, `1700000000` → `"1700000000"`, objects as JSON text), for SPAs
@@ -162,6 +175,8 @@ export interface ResolvedBffConfig {
   readonly errorPath: string | undefined;
   /** When login pushes its authorization request (PAR, RFC 9126). */
   readonly pushedAuthorizationRequests: 'auto' | 'always' | 'never';
+  /** DPoP for user tokens, or undefined when off. */
+  readonly dpop: ResolvedDpop | undefined;
   readonly userClaimValues: 'json' | 'string';
   readonly allowInsecureIssuer: boolean;
   readonly remoteApis: readonly ResolvedRemoteApi[];
@@ -192,6 +207,7 @@ const knownOptions = new Set<string>([
   'diagnostics',
   'errorPath',
   'pushedAuthorizationRequests',
+  'dpop',
   'userClaimValues',
   'remoteApis',
   'backchannel',
@@ -358,6 +374,7 @@ export function resolveConfig(options: BffOptions): ResolvedBffConfig {
     diagnostics: options.diagnostics ?? process.env.NODE_ENV === 'development',
     errorPath,
     pushedAuthorizationRequests,
+    dpop: resolveDpop(options.dpop),
     userClaimValues,
     allowInsecureIssuer,
     remoteApis: resolveRemoteApis(options.remoteApis),

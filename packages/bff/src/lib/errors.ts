@@ -27,6 +27,11 @@ export const errorStatus = {
   ERR_BFF_LOGIN_TRANSACTION: 400,
   /** The authorization response or token response failed validation, or the IdP reported an error. */
   ERR_BFF_LOGIN_FAILED: 400,
+  /**
+   * `dpop` is on but the OP answered a token that is not DPoP-bound (`token_type` other than `DPoP`;
+   * SECURITY D1): sign-in fails, a session whose refresh gets one ends.
+   */
+  ERR_BFF_DPOP_NOT_BOUND: 502,
   /** The OpenID provider's metadata is unusable (issuer mismatch, no S256, …). */
   ERR_BFF_CONFIGURATION: 500,
   /** Anything else. */
@@ -57,6 +62,12 @@ export const errorStatus = {
   ERR_BFF_UPSTREAM_UNAVAILABLE: 502,
   /** The upstream answered a redirect the BFF will not pass on (SECURITY P8). */
   ERR_BFF_UPSTREAM_REDIRECT: 502,
+  /**
+   * The upstream asked for a DPoP nonce (`use_dpop_nonce`, RFC 9449 §9) on a call whose streamed body
+   * could not be sent again. The nonce is remembered: sending the call again works. Sent with
+   * `Retry-After`.
+   */
+  ERR_BFF_UPSTREAM_DPOP_NONCE: 503,
   /** The upstream sent no response headers within the route's `timeout` (SECURITY P9). */
   ERR_BFF_UPSTREAM_TIMEOUT: 504,
 } as const;

@@ -3,6 +3,7 @@
 import { type CryptoKey, importJWK, type JWK } from 'jose';
 import * as client from 'openid-client';
 import type { FetchLike, ResolvedBffConfig } from './config.js';
+import { checkDpopSupport } from './dpop/authorization-server.js';
 import { BffError, describeError } from './errors.js';
 import { attachIdTokenPolicy, resolveIdTokenAlgorithms } from './id-token.js';
 import { createJwksSource } from './jwks.js';
@@ -84,6 +85,7 @@ export function createOidcConfiguration(
     if (typeof metadata.jwks_uri !== 'string') {
       throw new BffError('ERR_BFF_CONFIGURATION', 'the provider metadata has no jwks_uri');
     }
+    if (config.dpop) checkDpopSupport(metadata, config.dpop.alg, logger);
 
     // L17: one accepted `alg` set for ID tokens (login, refresh) and logout tokens. openid-client's own
     // alg check reads the registered alg, else the advertised list: the Configuration is rebuilt so that

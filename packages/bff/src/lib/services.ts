@@ -5,6 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Configuration } from 'openid-client';
 import type { ResolvedBffConfig } from './config.js';
 import type { Sealer } from './crypto.js';
+import type { AuthorizationServerDpop } from './dpop/authorization-server.js';
 import type { Logger } from './logger.js';
 import type { LoadedSession } from './session/data.js';
 import type { Sessions } from './session/sessions.js';
@@ -22,6 +23,8 @@ export interface BffServices {
   /** Seals small cookie payloads (logout state). */
   readonly cookieSealer: Sealer;
   getOidcConfiguration(): Promise<Configuration>;
+  /** DPoP towards the OP: proofs with a session key, the OP's nonces (D1). */
+  readonly dpop: AuthorizationServerDpop;
   /**
    * The session step for an endpoint: the live session of `req`'s cookie (sliding the idle timer unless
    * `slide` is false); a cookie naming an expired session is deleted and cleared on `res` (S4).

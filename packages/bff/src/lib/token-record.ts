@@ -1,5 +1,6 @@
 // The shape of a session's decrypted tokens: shared by the token step (tokens.ts) and the refresh
 // (refresh/flight.ts) without either importing the other's code.
+import type { DpopPrivateJwk } from './dpop/key.js';
 
 /** The decrypted token record of a session. Times are epoch seconds. */
 export interface TokenRecord {
@@ -13,4 +14,9 @@ export interface TokenRecord {
   idt?: string | undefined;
   /** Access tokens for other resources (RFC 8707), obtained with the refresh token. */
   res?: Record<string, { at: string; exp: number; ttl?: number }>;
+  /**
+   * The session's DPoP private key (SECURITY D1): present when the tokens are DPoP-bound. Sealed with
+   * them, never sent anywhere; the same key for the whole session.
+   */
+  dpop?: DpopPrivateJwk;
 }

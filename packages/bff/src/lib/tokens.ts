@@ -8,6 +8,8 @@ import { LRUCache } from 'lru-cache';
 import type * as client from 'openid-client';
 import type { ResolvedBffConfig } from './config.js';
 import { createSealer } from './crypto.js';
+import type { AuthorizationServerDpop } from './dpop/authorization-server.js';
+import { DpopKey } from './dpop/key.js';
 import { BffError, describeError } from './errors.js';
 import type { Logger } from './logger.js';
 import { createCircuitBreaker, createSessionBackoff } from './refresh/backoff.js';
@@ -51,6 +53,11 @@ export interface TokenService {
     session: LoadedSession,
     options?: { readonly forceRefresh?: boolean | undefined; readonly resource?: string | undefined },
   ): Promise<string>;
+  /**
+   * The session's DPoP key when its tokens are DPoP-bound (SECURITY D1), from the decrypted-record
+   * cache: imported once per session and kept across refreshes.
+   */
+  senderKey(session: LoadedSession): DpopKey | undefined;
   /** Drops the in-process cache entry (and refresh back-off) of a session. */
   forget(sessionId: string): void;
   /** Resolves when every refresh under way has settled, or after `seconds` (graceful shutdown). */
@@ -65,12 +72,14 @@ export function createTokenService(deps: {
   clock: () => number;
   getOidcConfiguration: () => Promise<client.Configuration>;
   endSession: (sessionId: string) => Promise<void>;
+  dpop: AuthorizationServerDpop;
 }): TokenService {
   const { config, store, logger, clock, getOidcConfiguration, endSession } = deps;
   const sealer = createSealer(config.sessionSecrets, 'tokens');
   const now = () => clock() / 1000;
-  // On the BFF's clock (checked on every read, no timer), so the cache ages with the sessions it serves.
-  const cache = new LRUCache<string, { sealed: string; record: TokenRecord }>({
+  // Decrypted records, on the BFF's clock (checked on every read, no timer), so the cache ages with the
+  // sessions it serves; `key` is the record's DPoP key once a proof was signed with it.
+  const cache = new LRUCache<string, { sealed: string; record: TokenRecord; key?: DpopKey }>({
     max: CACHE_MAX,
     ttl: CACHE_MS,
     ttlResolution: 0,
@@ -94,8 +103,25 @@ export function createTokenService(deps: {
     const plain = sealer.open(sealed, `tokens:${sessionId}`);
     if (plain === undefined) return undefined;
     const record = JSON.parse(plain) as TokenRecord;
-    cache.set(sessionId, { sealed, record });
+    // A refreshed record keeps the session's key: the imported key goes along with it.
+    const key = hit?.key && hit.key.toPrivateJwk().d === record.dpop?.d ? hit.key : undefined;
+    cache.set(sessionId, { sealed, record, ...(key ? { key } : {}) });
     return record;
+  }
+
+  /** The record's DPoP key: imported once and kept in the record's cache entry. */
+  function keyFor(sessionId: string, record: TokenRecord): DpopKey | undefined {
+    if (!record.dpop) return undefined;
+    const entry = cache.get(sessionId);
+    // A record that is not the cached one (evicted meanwhile) gets a key of its own, once.
+    if (entry?.record !== record) return DpopKey.fromJwk(record.dpop);
+    entry.key ??= DpopKey.fromJwk(record.dpop);
+    return entry.key;
+  }
+
+  function senderKey(loaded: LoadedSession): DpopKey | undefined {
+    const record = open(loaded.id, loaded.tokens);
+    return record && keyFor(loaded.id, record);
   }
 
   function fromResponse(
@@ -115,7 +141,15 @@ export function createTokenService(deps: {
         res: { ...previous.res, [resource]: { at: response.access_token, exp, ttl } },
       };
     }
-    return { at: response.access_token, exp, ttl, rt, idt, ...(previous?.res ? { res: previous.res } : {}) };
+    return {
+      at: response.access_token,
+      exp,
+      ttl,
+      rt,
+      idt,
+      ...(previous?.res ? { res: previous.res } : {}),
+      ...(previous?.dpop ? { dpop: previous.dpop } : {}),
+    };
   }
 
   type Slot = { at: string; exp: number; ttl?: number };
@@ -159,6 +193,11 @@ export function createTokenService(deps: {
     seal,
     fromResponse,
     fresh,
+    // D1: a DPoP-bound session's refresh carries a proof with the session's own key.
+    dpopOptions: async (sessionId, record) => {
+      const key = keyFor(sessionId, record);
+      return key && deps.dpop.options(await getOidcConfiguration(), key);
+    },
   });
 
   /** The session's refresh for `resource`: joins the one under way in this process, else starts one. */
@@ -245,6 +284,7 @@ export function createTokenService(deps: {
     open,
     fromResponse,
     getAccessToken,
+    senderKey,
     forget(sessionId) {
       cache.delete(sessionId);
       backoff.reset(sessionId);

@@ -1,18 +1,21 @@
 // The forward and response-mapping steps of a remote-API call: one ProxyCall per call is the undici
 // dispatch handler that sends the prepared request to the upstream (body streamed), streams the answer
 // back to the browser with the header policy applied (headers.ts, redirects.ts, SECURITY P5, P8), and
-// carries the two retries: one forced refresh after an `invalid_token` 401 (P6), and one fresh
-// connection after a reused keep-alive connection was found closed.
+// carries the retries: one forced refresh after an `invalid_token` 401 (P6), one fresh connection after
+// a reused keep-alive connection was found closed, and for a DPoP-bound call (D1, sender.ts) one more
+// send with the upstream's nonce after `use_dpop_nonce`; every send of a bound call gets a fresh proof.
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { Transform } from 'node:stream';
 import type { Dispatcher } from 'undici';
+import type { NonceCache } from '../dpop/nonces.js';
 import { type BffError, toBffError } from '../errors.js';
 import { sendError } from '../http/problem.js';
 import type { Logger } from '../logger.js';
 import { filterResponseHeaders, isInvalidTokenChallenge } from './headers.js';
 import { decideLocation } from './redirects.js';
 import { type CompiledRoute, ERR } from './route.js';
+import { authorizeBound, isNonceChallenge, type SenderBinding } from './sender.js';
 import type { Upstreams } from './upstreams.js';
 
 /** Connection-level failures that, before any response byte, mean "the upstream closed this socket". */
@@ -27,6 +30,8 @@ export interface CallEnv {
   readonly publicOrigin: string;
   /** Headers helmet would set, added where the upstream set none. */
   readonly securityHeaders: Readonly<Record<string, string>>;
+  /** The latest `DPoP-Nonce` of each upstream origin (D1). */
+  readonly nonces: NonceCache;
   /** A user token for `session` after the upstream refused the last one (forced refresh, P6). */
   freshUserToken(session: unknown, route: CompiledRoute): Promise<string>;
   /** Answers `err` (and logs 5xx). */
@@ -46,8 +51,13 @@ class Stop extends Error {
  */
 export class ProxyCall implements Dispatcher.DispatchHandler {
   controller: Dispatcher.DispatchController | undefined;
-  /** Reading the body of an invalid_token 401 to throw it away, then refresh and retry (P6). */
-  discarding = false;
+  /**
+   * Reading the body of a 401 to throw it away, then: refresh and retry (`token`, P6), send again with
+   * the upstream's nonce (`nonce`, D1), or answer 503 when the body cannot be sent again (`refused`).
+   */
+  discarding: false | 'token' | 'nonce' | 'refused' = false;
+  /** A DPoP-bound call has had its one `use_dpop_nonce` retry. */
+  nonceRetried = false;
   /** We answered or stopped the call ourselves; later callbacks only clean up. */
   settled = false;
   bodyTooLarge = false;
@@ -67,6 +77,10 @@ export class ProxyCall implements Dispatcher.DispatchHandler {
     public retrySession: unknown,
     /** Idempotent and body-less: may be sent again once after a reset before any response byte. */
     readonly retryable: boolean,
+    /** The DPoP binding of a call with a DPoP-bound user token (D1). */
+    public sender: SenderBinding | undefined = undefined,
+    /** The body to send again after `use_dpop_nonce`: null (none) or the bytes read; undefined: streamed. */
+    readonly replayBody: Buffer | null | undefined = undefined,
   ) {
     res.once('close', this.onClientClose);
   }
@@ -81,7 +95,7 @@ export class ProxyCall implements Dispatcher.DispatchHandler {
     this.controller?.abort(new Stop(why));
   }
 
-  send(body: Readable | null, fresh: boolean): void {
+  send(body: Readable | Buffer | null, fresh: boolean): void {
     if (this.res.destroyed) return;
     const options: Dispatcher.DispatchOptions = {
       path: this.upstreamPath,
@@ -130,10 +144,20 @@ export class ProxyCall implements Dispatcher.DispatchHandler {
     headers: IncomingHttpHeaders,
   ): void {
     if (this.settled) return;
+    if (this.sender) {
+      // RFC 9449 §8.2: a server may send the next nonce on any answer.
+      const nonce = headers['dpop-nonce'];
+      if (typeof nonce === 'string') this.env.nonces.set(this.sender.origin, nonce);
+      if (status === 401 && !this.nonceRetried && isNonceChallenge(headers['www-authenticate'])) {
+        this.nonceRetried = true;
+        this.discarding = this.replayBody === undefined ? 'refused' : 'nonce';
+        return;
+      }
+    }
     if (status === 401 && this.retrySession !== undefined && invalidToken(headers['www-authenticate'])) {
       this.retrying = this.retrySession;
       this.retrySession = undefined;
-      this.discarding = true; // read the 401's body to the end so the socket goes back to the pool
+      this.discarding = 'token'; // read the 401's body to the end so the socket goes back to the pool
       return;
     }
     const out = filterResponseHeaders(headers);
@@ -176,8 +200,7 @@ export class ProxyCall implements Dispatcher.DispatchHandler {
 
   onResponseEnd(): void {
     if (this.discarding) {
-      this.discarding = false;
-      void this.retryWithFreshToken(this.retrying);
+      this.afterDiscard();
       return;
     }
     if (!this.settled) this.res.end();
@@ -185,9 +208,8 @@ export class ProxyCall implements Dispatcher.DispatchHandler {
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
     if (this.discarding) {
-      // The 401 itself arrived; only its body broke off. The refresh and retry still apply.
-      this.discarding = false;
-      void this.retryWithFreshToken(this.retrying);
+      // The 401 itself arrived; only its body broke off. The retry still applies.
+      this.afterDiscard();
       return;
     }
     if (this.bodyTooLarge) {
@@ -211,12 +233,33 @@ export class ProxyCall implements Dispatcher.DispatchHandler {
         { prefix: this.route.api.prefix, code },
         'remote API connection reset; retrying once',
       );
+      this.authorize(); // a new proof: the upstream may have seen the first one's jti
       this.send(null, true);
       return;
     }
     this.settled = true;
     this.env.logger.warn({ prefix: this.route.api.prefix, code }, 'remote API call failed');
     sendError(res, typeof code === 'string' && TIMEOUT_CODES.has(code) ? ERR.timeout : ERR.unavailable);
+  }
+
+  /** What follows a discarded 401: the retry it asked for, or the 503 when the body is gone. */
+  afterDiscard(): void {
+    const why = this.discarding;
+    this.discarding = false;
+    if (why === 'token') {
+      void this.retryWithFreshToken(this.retrying);
+    } else if (why === 'nonce') {
+      this.authorize();
+      this.send(this.replayBody ?? null, false);
+    } else {
+      this.settled = true;
+      this.env.fail(this.res, ERR.dpopNonce);
+    }
+  }
+
+  /** D1: a fresh proof (new `jti`, the origin's latest nonce) before each send of a DPoP-bound call. */
+  authorize(): void {
+    if (this.sender) authorizeBound(this.headers, this.sender, this.method, this.env.nonces);
   }
 
   /** SECURITY P6: one forced refresh, one retry; the request has no body, so nothing was buffered. */
@@ -229,7 +272,12 @@ export class ProxyCall implements Dispatcher.DispatchHandler {
       this.env.fail(this.res, toBffError(err));
       return;
     }
-    this.headers.authorization = `Bearer ${token}`;
+    if (this.sender) {
+      this.sender = { ...this.sender, token };
+      this.authorize();
+    } else {
+      this.headers.authorization = `Bearer ${token}`;
+    }
     this.send(null, false);
   }
 }

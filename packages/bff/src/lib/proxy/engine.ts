@@ -6,6 +6,7 @@
 // store or a cookie itself.
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { createNonceCache } from '../dpop/nonces.js';
 import { type BffError, toBffError } from '../errors.js';
 import { rejectUpgrade, sendError } from '../http/problem.js';
 import type { Logger } from '../logger.js';
@@ -24,6 +25,7 @@ import {
   type UserTokenOptions,
   withinHeaderLimits,
 } from './route.js';
+import { authorizeBound, bindSender, type ProofSigner, replayableBody } from './sender.js';
 import { createUpstreams, type Upstreams } from './upstreams.js';
 
 /**
@@ -37,6 +39,11 @@ export interface ProxyTokens<S> {
   getUserToken(session: S, options: UserTokenOptions): Promise<string>;
   /** A client-credentials token (token-manager); throws BffError 401/503. */
   getClientToken(options: ClientTokenOptions): Promise<string>;
+  /**
+   * The session's DPoP key when its user tokens are DPoP-bound (SECURITY D1): calls then carry
+   * `Authorization: DPoP` and a proof. Undefined (or absent): Bearer.
+   */
+  senderKey?(session: S): ProofSigner | undefined;
 }
 
 /**
@@ -99,6 +106,7 @@ export function createProxyEngine<S>(options: ProxyEngineOptions<S>): ProxyEngin
   });
   const upstreams: Upstreams = createUpstreams(options.routes.map((api) => api.upstreamOrigin));
   const table = new RouteTable(options.routes.map((api) => compileRoute(api, logger)));
+  const nonces = createNonceCache();
 
   function fail(res: ServerResponse, err: BffError, headers?: OutgoingHttpHeaders): void {
     if (err.status >= 500) logger.warn({ code: err.code }, 'remote API call failed');
@@ -113,6 +121,7 @@ export function createProxyEngine<S>(options: ProxyEngineOptions<S>): ProxyEngin
       publicUrl.protocol === 'https:'
         ? { ...DEFAULT_SECURITY_HEADERS, 'strict-transport-security': 'max-age=31536000' }
         : DEFAULT_SECURITY_HEADERS,
+    nonces,
     freshUserToken: (session, route) => tokens.getUserToken(session as S, route.refreshTokenOptions),
     fail,
   };
@@ -134,6 +143,10 @@ export function createProxyEngine<S>(options: ProxyEngineOptions<S>): ProxyEngin
     if (kind === 'user-or-client') return [await tokens.getClientToken(route.clientTokenOptions), undefined];
     return [undefined, undefined]; // user-or-none, anonymous
   }
+
+  /** D1: the DPoP binding of a call that sends `session`'s user token, when that token is bound. */
+  const senderOf = (route: CompiledRoute, path: string, token: string | undefined, session: S | undefined) =>
+    bindSender(session && tokens.senderKey?.(session), route.api.upstreamOrigin, path, token);
 
   /** SECURITY P7: one call from the session's bucket for this route (undefined when not limited). */
   function consumeRate(
@@ -201,7 +214,10 @@ export function createProxyEngine<S>(options: ProxyEngineOptions<S>): ProxyEngin
     if (res.destroyed) return;
     // A copy: the request's own headers stay as the browser sent them.
     const headers: IncomingHttpHeaders = { ...req.headers };
-    prepareRequestHeaders(headers, forwarded, req.socket.remoteAddress, token, false, route.api);
+    const sender = senderOf(route, upstreamPath, token, session);
+    const bearer = sender ? undefined : token;
+    prepareRequestHeaders(headers, forwarded, req.socket.remoteAddress, bearer, false, route.api);
+    if (sender) authorizeBound(headers, sender, method, nonces);
     // The client frames the body itself (chunked when there is no Content-Length).
     delete headers['transfer-encoding'];
     headers.host = route.host;
@@ -210,6 +226,16 @@ export function createProxyEngine<S>(options: ProxyEngineOptions<S>): ProxyEngin
       return;
     }
     const retryable = !hasBody && RETRY_METHODS.has(method);
+    // A DPoP-bound call may have to go again with the upstream's nonce: a small body is read first
+    // so it can (sender.ts); anything larger streams.
+    let replayBody: Buffer | null | undefined;
+    try {
+      replayBody = sender && (await replayableBody(req, hasBody, chunked));
+    } catch {
+      res.destroy(); // the browser went away before sending the whole body: nobody to answer
+      return;
+    }
+    if (res.destroyed) return;
     const call = new ProxyCall(
       env,
       route,
@@ -220,8 +246,10 @@ export function createProxyEngine<S>(options: ProxyEngineOptions<S>): ProxyEngin
       headers,
       retryable ? session : undefined,
       retryable,
+      sender,
+      replayBody,
     );
-    call.send(hasBody ? (chunked ? call.limitedBody() : req) : null, false);
+    call.send(replayBody ?? (hasBody ? (chunked ? call.limitedBody() : req) : null), false);
   }
 
   function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
@@ -247,10 +275,17 @@ export function createProxyEngine<S>(options: ProxyEngineOptions<S>): ProxyEngin
     }
     (async () => {
       const cookie = req.headers.cookie;
-      const [decision, [token]] = await Promise.all([consumeRate(route, cookie), tokenFor(route, cookie)]);
+      const [decision, [token, session]] = await Promise.all([
+        consumeRate(route, cookie),
+        tokenFor(route, cookie),
+      ]);
       if (decision && !decision.allowed) throw ERR.rateLimited;
       if (socket.destroyed) return;
-      prepareRequestHeaders(req.headers, forwarded, req.socket.remoteAddress, token, true, route.api);
+      const sender = senderOf(route, match.upstreamPath, token, session);
+      const bearer = sender ? undefined : token;
+      prepareRequestHeaders(req.headers, forwarded, req.socket.remoteAddress, bearer, true, route.api);
+      // The handshake is an HTTP GET to the upstream's http(s) URL: that is what the proof names.
+      if (sender) authorizeBound(req.headers, sender, 'GET', nonces);
       req.url = match.upstreamPath;
       forward(req, socket, head);
     })().catch((err: unknown) => rejectUpgrade(socket, toBffError(err)));

@@ -11,6 +11,8 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 const DROPPED_REQUEST_HEADERS: ReadonlySet<string> = new Set([
   'cookie',
   'authorization',
+  // A proof is a credential too (RFC 9449): the BFF signs its own for DPoP-bound calls.
+  'dpop',
   'proxy-authorization',
   'proxy-authenticate',
   'connection',
@@ -184,9 +186,14 @@ export function filterResponseHeaders(headers: IncomingHttpHeaders): OutgoingHtt
   return out;
 }
 
-/** `WWW-Authenticate: Bearer … error="invalid_token"` (RFC 6750 §3.1): the token itself was refused. */
+/**
+ * `WWW-Authenticate: Bearer … error="invalid_token"` (RFC 6750 §3.1), or the same under the `DPoP`
+ * scheme (RFC 9449 §7.1): the token itself was refused.
+ */
 export function isInvalidTokenChallenge(header: string | undefined): boolean {
   return (
-    header !== undefined && /^\s*bearer\b/i.test(header) && /\berror\s*=\s*"?invalid_token"?/i.test(header)
+    header !== undefined &&
+    /^\s*(?:bearer|dpop)\b/i.test(header) &&
+    /\berror\s*=\s*"?invalid_token"?/i.test(header)
   );
 }

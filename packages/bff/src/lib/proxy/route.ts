@@ -63,6 +63,9 @@ export const ERR = {
   unavailable: new BffError('ERR_BFF_UPSTREAM_UNAVAILABLE', 'upstream unavailable'),
   redirect: new BffError('ERR_BFF_UPSTREAM_REDIRECT', 'upstream redirect refused'),
   timeout: new BffError('ERR_BFF_UPSTREAM_TIMEOUT', 'upstream timed out'),
+  dpopNonce: new BffError('ERR_BFF_UPSTREAM_DPOP_NONCE', 'upstream wants a DPoP nonce; body not replayable', {
+    retryAfter: 1,
+  }),
 } satisfies Record<string, BffError>;
 
 /** Compiles one resolved remote API (once, at start-up). */

@@ -13,7 +13,8 @@ import { BffError } from '../errors.js';
  *   (`invalid_client`, `invalid_scope`, a token response without `access_token`, …): keep the session,
  *   answer 502 — a configuration problem is not the user's.
  * - `invalid_grant`: the refresh token is dead (R4): end the session.
- * - `validation`: the refreshed ID token failed validation (R6): end the session.
+ * - `validation`: the refreshed ID token failed validation (R6), or a DPoP-bound session got an unbound
+ *   token (D1): end the session.
  */
 export type TokenFailureKind = 'transient' | 'response' | 'invalid_grant' | 'validation';
 
@@ -200,6 +201,11 @@ export function classifyTokenFailure(err: unknown): TokenFailure {
       default:
         return { kind: 'response', retryable: false, cause: `client_${safeLabel(err.code ?? 'error')}` };
     }
+  }
+  // D1: the OP answered a Bearer token to a DPoP-bound session. The answer is unusable and, with
+  // rotation, the old refresh token is spent: the session cannot go on bound, so it ends.
+  if (err instanceof BffError && err.code === 'ERR_BFF_DPOP_NOT_BOUND') {
+    return { kind: 'validation', retryable: false, cause: 'dpop_not_bound' };
   }
   // Our own errors raised below openid-client (e.g. a key fetch): their status says which side failed.
   if (err instanceof BffError) {

@@ -7,6 +7,7 @@
 // in process and written behind (unsaved.ts): the refresh token they replace is already spent.
 import * as client from 'openid-client';
 import type { ResolvedBffConfig } from '../config.js';
+import { requireDpopBound } from '../dpop/authorization-server.js';
 import { BffError, describeError } from '../errors.js';
 import { checkRefreshedIdToken } from '../id-token.js';
 import type { Logger } from '../logger.js';
@@ -68,6 +69,8 @@ export interface FlightDeps {
   fromResponse(response: client.TokenEndpointResponse, previous: TokenRecord, resource?: string): TokenRecord;
   /** The record's access token for `resource` if it is not yet due for refresh. */
   fresh(record: TokenRecord, resource: string | undefined): string | undefined;
+  /** openid-client options with the session's DPoP proof, when its tokens are DPoP-bound (D1). */
+  dpopOptions(sessionId: string, record: TokenRecord): Promise<client.DPoPOptions | undefined>;
 }
 
 /** Why a refresh did not produce tokens (after retries): kept separate from "session over". */
@@ -132,19 +135,34 @@ export function createFlight(deps: FlightDeps) {
    * One refresh-token request. openid-client takes its timeout from the Configuration; the refresh's
    * longer one (see RefreshTimings.attempt) is set for exactly this call: the library turns it into an
    * AbortSignal synchronously, before its first await, so no other request can observe the change.
+   * A DPoP-bound session's request carries a proof and must come back `token_type: DPoP` (D1).
    */
-  function tokenRequest(configuration: client.Configuration, rt: string, params: Record<string, string>) {
+  function tokenRequest(
+    configuration: client.Configuration,
+    rt: string,
+    params: Record<string, string>,
+    dpop: client.DPoPOptions | undefined,
+  ) {
     const saved = configuration.timeout;
     configuration.timeout = timings.attempt;
     try {
-      return client.refreshTokenGrant(configuration, rt, params);
+      const request = client.refreshTokenGrant(configuration, rt, params, dpop);
+      if (!dpop) return request;
+      return request.then((response) => {
+        requireDpopBound(response);
+        return response;
+      });
     } finally {
       configuration.timeout = saved;
     }
   }
 
   /** Up to MAX_ATTEMPTS requests; retries only what cannot have been processed by the OP (R5). */
-  async function requestTokens(rt: string, resource: string | undefined) {
+  async function requestTokens(
+    rt: string,
+    resource: string | undefined,
+    dpop: client.DPoPOptions | undefined,
+  ) {
     const configuration = await deps.getOidcConfiguration();
     const params: Record<string, string> = {};
     if (resource !== undefined) params.resource = resource;
@@ -165,7 +183,7 @@ export function createFlight(deps: FlightDeps) {
       const slow = setTimeout(() => permit.slow(), timings.wait * 1000);
       slow.unref();
       try {
-        const response = await tokenRequest(configuration, rt, params);
+        const response = await tokenRequest(configuration, rt, params, dpop);
         permit.done(true);
         return response;
       } catch (err) {
@@ -279,7 +297,7 @@ export function createFlight(deps: FlightDeps) {
 
       let response: Awaited<ReturnType<typeof client.refreshTokenGrant>>;
       try {
-        response = await requestTokens(record.rt, resource);
+        response = await requestTokens(record.rt, resource, await deps.dpopOptions(sessionId, record));
       } catch (err) {
         if (!(err instanceof RefreshFailed)) throw err;
         const { failure } = err;

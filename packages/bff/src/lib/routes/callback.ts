@@ -6,6 +6,8 @@
 import type { RequestHandler, Response } from 'express';
 import * as client from 'openid-client';
 import { randomId } from '../crypto.js';
+import { requireDpopBound } from '../dpop/authorization-server.js';
+import { DpopKey } from '../dpop/key.js';
 import { BffError, describeError } from '../errors.js';
 import { escapeHtml, sendPage } from '../html.js';
 import { appendSetCookie, hostCookie, readCookie } from '../http/cookies.js';
@@ -117,7 +119,10 @@ export function callbackHandler(core: BffServices): RequestHandler {
 
     let response: Awaited<ReturnType<typeof client.authorizationCodeGrant>>;
     let userinfo: Record<string, unknown> | undefined;
+    // D1: the session's own DPoP key, made now; the code redemption and UserInfo carry its proofs.
+    const dpopKey = config.dpop ? DpopKey.generate(config.dpop.alg) : undefined;
     try {
+      const dpop = dpopKey && (await core.dpop.options(configuration, dpopKey));
       response = await client.authorizationCodeGrant(
         configuration,
         currentUrl,
@@ -130,7 +135,9 @@ export function callbackHandler(core: BffServices): RequestHandler {
         config.resource.length > 0
           ? new URLSearchParams(config.resource.map((r): [string, string] => ['resource', r]))
           : undefined,
+        dpop,
       );
+      if (dpop) requireDpopBound(response);
       // L9, L17: openid-client has checked iss, aud, exp, sub, nonce and the alg; then the claims it
       // leaves out (azp, a future iat) and the signature, with the same alg set and keys as refresh
       // and back-channel logout.
@@ -140,7 +147,9 @@ export function callbackHandler(core: BffServices): RequestHandler {
       // L12: UserInfo `sub` must equal the ID token's (openid-client checks it). Only after the ID token passed (L9).
       if (config.fetchUserInfo && configuration.serverMetadata().userinfo_endpoint) {
         try {
-          userinfo = { ...(await client.fetchUserInfo(configuration, response.access_token, idClaims.sub)) };
+          userinfo = {
+            ...(await client.fetchUserInfo(configuration, response.access_token, idClaims.sub, dpop)),
+          };
         } catch (err) {
           // A sub mismatch is fatal (L12). An AT the UserInfo endpoint refuses (e.g. audience-restricted
           // to an API by a resource indicator) only means no extra claims: the ID token stands.
@@ -159,6 +168,10 @@ export function callbackHandler(core: BffServices): RequestHandler {
         const code = /^[a-z_]{1,64}$/.test(err.error) ? err.error : 'login_failed';
         logger.info({ error: code }, 'bff: authorization error response');
         return loginFailed(core, res, code, tx.silent);
+      }
+      if (err instanceof BffError && err.code === 'ERR_BFF_DPOP_NOT_BOUND') {
+        logger.warn({ err: describeError(err) }, 'bff: login callback failed');
+        return loginFailed(core, res, 'dpop_not_bound', tx.silent, 502);
       }
       const kind =
         err instanceof BffError
@@ -185,6 +198,7 @@ export function callbackHandler(core: BffServices): RequestHandler {
       logoutId: sid ?? randomId(16),
       claims: userClaims(idClaims, userinfo),
       ...(sessionState ? { sessionState } : {}),
+      ...(dpopKey ? { jkt: dpopKey.jkt } : {}),
       createdAt: now,
       createdAtMs: core.clock(),
       lastSeenAt: now,
@@ -192,7 +206,8 @@ export function callbackHandler(core: BffServices): RequestHandler {
     };
     // L13: always a brand-new session id; any previous (possibly attacker-planted) session is deleted.
     const previousId = sessions.cookie.idFrom(req.headers.cookie);
-    const record = tokens.fromResponse(response);
+    const issued = tokens.fromResponse(response);
+    const record = dpopKey ? { ...issued, dpop: dpopKey.toPrivateJwk() } : issued;
     const sessionId = await sessions.create(
       data,
       (id) => tokens.seal(id, record),

@@ -44,6 +44,11 @@ export function userHandler(core: BffServices): RequestHandler {
     claims.push({ type: 'bff:logout_url', value: `/bff/logout?sid=${encodeURIComponent(data.logoutId)}` });
     claims.push({ type: 'bff:session_expires_in', value: core.sessions.expiresIn(data) });
     if (data.sessionState) claims.push({ type: 'bff:session_state', value: data.sessionState });
+    // D1: a DPoP-bound session says so, with the key's thumbprint (public: the tokens' cnf.jkt).
+    if (data.jkt) {
+      claims.push({ type: 'bff:token_type', value: 'DPoP' });
+      claims.push({ type: 'bff:dpop_jkt', value: data.jkt });
+    }
     res.status(200).json(claims);
   };
 }
@@ -65,6 +70,9 @@ export function diagnosticsHandler(core: BffServices): RequestHandler {
         expiresIn: core.sessions.expiresIn(loaded.data),
       },
       tokens: {
+        // D1: sender-constrained or not; the key's thumbprint only, never the key or a token.
+        tokenType: record?.dpop ? 'DPoP' : 'Bearer',
+        dpopJkt: (record?.dpop && loaded.data.jkt) ?? null,
         accessTokenExpiresIn: record ? record.exp - now : null,
         hasRefreshToken: Boolean(record?.rt),
         hasIdToken: Boolean(record?.idt),

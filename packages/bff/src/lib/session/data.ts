@@ -11,6 +11,11 @@ export interface BffSessionData {
   readonly logoutId: string;
   readonly claims: Record<string, unknown>;
   readonly sessionState?: string;
+  /**
+   * Thumbprint (RFC 7638) of the session's DPoP key when its tokens are DPoP-bound (D1): public, the
+   * `cnf.jkt` of the tokens; the key itself lives only in the sealed token record.
+   */
+  readonly jkt?: string;
   /** Epoch seconds. */
   readonly createdAt: number;
   /** Epoch milliseconds of creation: orders one user's sessions for the per-user cap (S6). */
