@@ -5,9 +5,8 @@
 // lapsed can never overwrite newer tokens. A failure keeps the lock for the session's back-off, which
 // makes the back-off hold on every instance. Tokens the OP issued but the store could not take are kept
 // in process and written behind (unsaved.ts): the refresh token they replace is already spent.
-import * as client from 'openid-client';
+import type * as client from 'openid-client';
 import type { ResolvedBffConfig } from '../config.js';
-import { requireDpopBound } from '../dpop/authorization-server.js';
 import { BffError, describeError } from '../errors.js';
 import { checkRefreshedIdToken } from '../id-token.js';
 import type { Logger } from '../logger.js';
@@ -15,43 +14,10 @@ import type { LoadedSession } from '../session/data.js';
 import type { SessionStore, StoreLock } from '../store/types.js';
 import type { TokenRecord } from '../token-record.js';
 import { BREAKER_OPEN, type CircuitBreaker, type SessionBackoff } from './backoff.js';
-import { classifyTokenFailure, type TokenFailure } from './failure.js';
+import { createRefreshLocks } from './refresh-lock.js';
+import type { RefreshTimings } from './timings.js';
+import { createTokenRequester, RefreshFailed, type RefreshResponse } from './token-request.js';
 import type { UnsavedTokens } from './unsaved.js';
-
-/** Token requests per refresh at most (R5). */
-export const MAX_ATTEMPTS = 3;
-/** Pauses before the 2nd and 3rd attempt (ms); an OP's Retry-After above INLINE_RETRY_AFTER ends the refresh instead. */
-const RETRY_DELAYS = [150, 400];
-const INLINE_RETRY_AFTER = 1;
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** How long things may take, all derived from `httpTimeout` (seconds). */
-export interface RefreshTimings {
-  /** A request holding an expired token waits at most this long for a refresh. */
-  readonly wait: number;
-  /**
-   * One refresh request may take this long. Longer than `wait` on purpose: an OP that stalls and then
-   * processes the request has rotated the refresh token, so giving up early and sending the old one again
-   * would revoke the grant (RFC 9700 §4.14.2). The refresh goes on after its waiters have been answered.
-   */
-  readonly attempt: number;
-  /** TTL of the refresh lock; renewed every third of it while the refresh runs (R8). */
-  readonly lockTtl: number;
-  /** How long a refresh waits for another holder's lock before giving up. */
-  readonly lockWait: number;
-}
-
-/** The timings for an `httpTimeout` in seconds. */
-export function refreshTimings(httpTimeout: number): RefreshTimings {
-  const lockTtl = Math.min(10, Math.max(1, httpTimeout));
-  return Object.freeze({
-    wait: httpTimeout,
-    attempt: 3 * httpTimeout,
-    lockTtl,
-    lockWait: 3 * httpTimeout + lockTtl,
-  });
-}
 
 /** What one refresh needs from the token service and the BFF. */
 export interface FlightDeps {
@@ -73,19 +39,11 @@ export interface FlightDeps {
   dpopOptions(sessionId: string, record: TokenRecord): Promise<client.DPoPOptions | undefined>;
 }
 
-/** Why a refresh did not produce tokens (after retries): kept separate from "session over". */
-class RefreshFailed extends Error {
-  constructor(
-    readonly failure: TokenFailure,
-    options: { cause?: unknown },
-  ) {
-    super('refresh failed', options);
-  }
-}
-
 /** Returns `refresh(loaded, resource, staleAt)`: one cluster-wide refresh of a session. */
 export function createFlight(deps: FlightDeps) {
-  const { config, store, logger, timings, backoff, breaker, unsaved } = deps;
+  const { store, logger, timings, backoff, breaker, unsaved } = deps;
+  const { acquire, heartbeat } = createRefreshLocks(deps);
+  const requestTokens = createTokenRequester(deps);
   /**
    * Refresh locks this instance keeps for a session's back-off. When a refresh succeeds again the OP is
    * back: the back-offs are lifted and these locks released, so every session can refresh at once
@@ -97,116 +55,6 @@ export function createFlight(deps: FlightDeps) {
     if (kept.size === 0) return;
     for (const lock of kept.values()) lock.release().catch(() => {});
     kept.clear();
-  }
-
-  /** Polls for the session's refresh lock (growing pause), until `lockWait` is over. */
-  async function acquire(key: string): Promise<StoreLock> {
-    const deadline = performance.now() + timings.lockWait * 1000;
-    let pause = 25;
-    for (;;) {
-      const lock = await store.lock(key, timings.lockTtl);
-      if (lock) return lock;
-      if (performance.now() + pause > deadline) {
-        throw new BffError('ERR_BFF_IDP_UNAVAILABLE', 'refresh lock busy', { retryAfter: 1 });
-      }
-      await sleep(pause * (0.5 + Math.random() / 2));
-      pause = Math.min(250, pause * 1.5);
-    }
-  }
-
-  /** Renews the lock every third of its TTL; the returned function stops it. */
-  function heartbeat(lock: StoreLock): () => void {
-    const timer = setInterval(
-      () => {
-        lock.extend(timings.lockTtl).then(
-          (held) => {
-            if (!held) logger.warn({}, 'bff: refresh lock lost while refreshing; the write will be fenced');
-          },
-          (err: unknown) => logger.warn({ err: describeError(err) }, 'bff: refresh lock renewal failed'),
-        );
-      },
-      (timings.lockTtl * 1000) / 3,
-    );
-    timer.unref();
-    return () => clearInterval(timer);
-  }
-
-  /**
-   * One refresh-token request. openid-client takes its timeout from the Configuration; the refresh's
-   * longer one (see RefreshTimings.attempt) is set for exactly this call: the library turns it into an
-   * AbortSignal synchronously, before its first await, so no other request can observe the change.
-   * A DPoP-bound session's request carries a proof and must come back `token_type: DPoP` (D1).
-   */
-  function tokenRequest(
-    configuration: client.Configuration,
-    rt: string,
-    params: Record<string, string>,
-    dpop: client.DPoPOptions | undefined,
-  ) {
-    const saved = configuration.timeout;
-    configuration.timeout = timings.attempt;
-    try {
-      const request = client.refreshTokenGrant(configuration, rt, params, dpop);
-      if (!dpop) return request;
-      return request.then((response) => {
-        requireDpopBound(response);
-        return response;
-      });
-    } finally {
-      configuration.timeout = saved;
-    }
-  }
-
-  /** Up to MAX_ATTEMPTS requests; retries only what cannot have been processed by the OP (R5). */
-  async function requestTokens(
-    rt: string,
-    resource: string | undefined,
-    dpop: client.DPoPOptions | undefined,
-  ) {
-    const configuration = await deps.getOidcConfiguration();
-    const params: Record<string, string> = {};
-    if (resource !== undefined) params.resource = resource;
-    else if (config.resource.length === 1 && config.resource[0]) params.resource = config.resource[0];
-
-    for (let attempt = 1; ; attempt++) {
-      let permit: Awaited<ReturnType<CircuitBreaker['admit']>>;
-      try {
-        permit = await breaker.admit();
-      } catch (err) {
-        const retryAfter = err instanceof BffError ? err.retryAfter : undefined;
-        throw new RefreshFailed(
-          { kind: 'transient', retryable: false, retryAfter, cause: 'circuit_open' },
-          {},
-        );
-      }
-      // A request slower than callers may wait counts against the OP now, not only when it ends.
-      const slow = setTimeout(() => permit.slow(), timings.wait * 1000);
-      slow.unref();
-      try {
-        const response = await tokenRequest(configuration, rt, params, dpop);
-        permit.done(true);
-        return response;
-      } catch (err) {
-        const failure = classifyTokenFailure(err);
-        const answered = failure.kind === 'invalid_grant' || failure.kind === 'validation';
-        permit.done(answered);
-        logger.warn(
-          { err: describeError(err), kind: failure.kind, cause: failure.cause, attempt },
-          'bff: token refresh failed',
-        );
-        const again =
-          failure.kind === 'transient' &&
-          failure.retryable &&
-          attempt < MAX_ATTEMPTS &&
-          (failure.retryAfter ?? 0) <= INLINE_RETRY_AFTER &&
-          breaker.openFor() === 0;
-        if (!again) throw new RefreshFailed(failure, { cause: err });
-        const pause = RETRY_DELAYS[attempt - 1] ?? 400;
-        await sleep(Math.max(pause * (0.5 + Math.random() / 2), (failure.retryAfter ?? 0) * 1000));
-      } finally {
-        clearTimeout(slow);
-      }
-    }
   }
 
   /**
@@ -295,7 +143,7 @@ export function createFlight(deps: FlightDeps) {
         throw new BffError('ERR_BFF_SESSION_ENDED', 'access token expired and there is no refresh token');
       }
 
-      let response: Awaited<ReturnType<typeof client.refreshTokenGrant>>;
+      let response: RefreshResponse;
       try {
         response = await requestTokens(record.rt, resource, await deps.dpopOptions(sessionId, record));
       } catch (err) {
