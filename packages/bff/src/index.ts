@@ -9,7 +9,8 @@ export {
   type LocalApiOptions,
   type SessionSummary,
 } from './lib/bff.js';
-export type { BffOptions, FetchLike, ResolvedBffConfig } from './lib/config.js';
+export type { BffOptions, FetchLike } from './lib/bff-options.js';
+export type { ResolvedBffConfig } from './lib/config.js';
 export type { DpopAlgorithm, DpopOptions } from './lib/dpop/options.js';
 export { BffError, type BffErrorCode, isBffError } from './lib/errors.js';
 export type { BffContext, BffExtensionContext } from './lib/extension-context.js';

@@ -3,7 +3,8 @@
 // single-flight, backed off on failures. Hosts can replace it with the `getClientAccessToken` option.
 import { createTokenManager, type PrivateJwk, type TokenClientOptions } from '@gatehouse/token-manager';
 import type { CryptoKey } from 'jose';
-import type { FetchLike, ResolvedBffConfig } from './config.js';
+import type { FetchLike } from './bff-options.js';
+import type { ResolvedBffConfig } from './config.js';
 import { BffError } from './errors.js';
 import type { Logger } from './logger.js';
 

@@ -12,7 +12,7 @@ import {
   type JSONWebKeySet,
   type JWSHeaderParameters,
 } from 'jose';
-import type { FetchLike } from './config.js';
+import type { FetchLike } from './bff-options.js';
 import { BffError, describeError } from './errors.js';
 import type { Logger } from './logger.js';
 

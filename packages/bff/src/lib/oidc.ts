@@ -2,7 +2,8 @@
 // cached, and retried after a failure (a provider that is down at start-up must not brick the BFF).
 import { type CryptoKey, importJWK, type JWK } from 'jose';
 import * as client from 'openid-client';
-import type { FetchLike, ResolvedBffConfig } from './config.js';
+import type { FetchLike } from './bff-options.js';
+import type { ResolvedBffConfig } from './config.js';
 import { checkDpopSupport } from './dpop/authorization-server.js';
 import { BffError, describeError } from './errors.js';
 import { attachIdTokenPolicy, resolveIdTokenAlgorithms } from './id-token.js';

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { TestBrowser } from '@gatehouse/testing';
 import express from 'express';
 import { type Bff, createBff } from '../../src/lib/bff.js';
-import type { BffOptions } from '../../src/lib/config.js';
+import type { BffOptions } from '../../src/lib/bff-options.js';
 
 export const BFF_SECRET = 'bff-secret';
 export const SESSION_SECRET = 'proxy-tests-session-secret-0123456789abcdef';
