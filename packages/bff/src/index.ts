@@ -9,11 +9,12 @@ export {
   type LocalApiOptions,
   type SessionSummary,
 } from './lib/bff.js';
-export type { BffOptions, FetchLike } from './lib/bff-options.js';
+export type { BffOptions } from './lib/bff-options.js';
 export type { ResolvedBffConfig } from './lib/config.js';
 export type { DpopAlgorithm, DpopOptions } from './lib/dpop/options.js';
 export { BffError, type BffErrorCode, isBffError } from './lib/errors.js';
 export type { BffContext, BffExtensionContext } from './lib/extension-context.js';
+export type { FetchLike } from './lib/http/fetch.js';
 export type { Logger } from './lib/logger.js';
 export type { RateLimitOptions, RemoteApiOptions, RemoteApiTokenType } from './lib/proxy/options.js';
 export type { SessionUser } from './lib/session/data.js';

@@ -3,12 +3,10 @@
 import type { CryptoKey, JWK } from 'jose';
 import type { BackchannelOptions } from './backchannel/options.js';
 import type { DpopOptions } from './dpop/options.js';
+import type { FetchLike } from './http/fetch.js';
 import type { Logger } from './logger.js';
 import type { RemoteApiOptions } from './proxy/options.js';
 import type { SessionStore } from './store/types.js';
-
-/** `fetch` as used for every request to the identity provider. */
-export type FetchLike = (input: string | URL, init?: RequestInit) => Promise<Response>;
 
 /** Options of {@link createBff}. Durations are in seconds. */
 export interface BffOptions {

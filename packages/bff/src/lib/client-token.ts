@@ -3,9 +3,9 @@
 // single-flight, backed off on failures. Hosts can replace it with the `getClientAccessToken` option.
 import { createTokenManager, type PrivateJwk, type TokenClientOptions } from '@gatehouse/token-manager';
 import type { CryptoKey } from 'jose';
-import type { FetchLike } from './bff-options.js';
 import type { ResolvedBffConfig } from './config.js';
 import { BffError } from './errors.js';
+import type { FetchLike } from './http/fetch.js';
 import type { Logger } from './logger.js';
 
 /** Returns a getClientAccessToken function for the BFF's client. */

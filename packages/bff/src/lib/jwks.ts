@@ -12,8 +12,8 @@ import {
   type JSONWebKeySet,
   type JWSHeaderParameters,
 } from 'jose';
-import type { FetchLike } from './bff-options.js';
 import { BffError, describeError } from './errors.js';
+import type { FetchLike } from './http/fetch.js';
 import type { Logger } from './logger.js';
 
 /** Seconds between two refetches caused by an unknown `kid` (the first one is immediate). */

@@ -2,10 +2,10 @@
 // cached, and retried after a failure (a provider that is down at start-up must not brick the BFF).
 import { type CryptoKey, importJWK, type JWK } from 'jose';
 import * as client from 'openid-client';
-import type { FetchLike } from './bff-options.js';
 import type { ResolvedBffConfig } from './config.js';
 import { checkDpopSupport } from './dpop/authorization-server.js';
 import { BffError, describeError } from './errors.js';
+import type { FetchLike } from './http/fetch.js';
 import { attachIdTokenPolicy, resolveIdTokenAlgorithms } from './id-token.js';
 import { createJwksSource } from './jwks.js';
 import type { Logger } from './logger.js';

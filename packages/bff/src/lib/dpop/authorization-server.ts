@@ -3,8 +3,8 @@
 // remembered from every answer it sends and shared by all sessions; the `token_type` check; and the
 // start-up check that the OP can take the configured proof algorithm.
 import * as client from 'openid-client';
-import type { FetchLike } from '../bff-options.js';
 import { BffError } from '../errors.js';
+import type { FetchLike } from '../http/fetch.js';
 import type { Logger } from '../logger.js';
 import type { DpopAlgorithm, DpopKey } from './key.js';
 import { createNonceCache } from './nonces.js';
