@@ -6,7 +6,7 @@
 // Prints a table; exits 1 when the heap after warm-up grew more than 10 % or any session was lost.
 //
 //   SOAK_USERS=20 SOAK_MINUTES=10 npm run soak
-import { getFreePort } from '@gatehouse/testing';
+import { getRestartablePort } from '@gatehouse/testing';
 import WebSocket from 'ws';
 import { call, type Sample, signIn, type VirtualUser } from '../faults/support/load.js';
 import {
@@ -106,7 +106,7 @@ const emptyTally = (): Tally => ({ requests: 0, ok: 0, s401: 0, s5xx: 0, other: 
 async function main(): Promise<number> {
   const useRedis = redisServerBinary() !== undefined;
   const [redisPort, idpPort, apiPort, bffPort, inspectPort] = await Promise.all(
-    Array.from({ length: 5 }, () => getFreePort()),
+    Array.from({ length: 5 }, () => getRestartablePort()),
   );
   const dataDir = await tempDir('soak-idp');
   const apps: AppHandle[] = [];

@@ -1,7 +1,7 @@
 // The sample suite as separate processes on free loopback ports: a dedicated redis-server (AOF), the
 // sample IdP, the sample API, one or more sample BFF hosts sharing the Redis sessions, and the sample
 // worker. Every part can be frozen, killed and started again on the same port.
-import { getFreePort } from '@gatehouse/testing';
+import { getRestartablePort } from '@gatehouse/testing';
 import {
   type Child,
   type RedisProcess,
@@ -227,7 +227,7 @@ export async function startFaultStack(options: {
 }): Promise<FaultStack> {
   const dataDir = await tempDir('idp');
   const [redisPort, idpPort, apiPort, ...bffPorts] = await Promise.all(
-    Array.from({ length: 3 + (options.bffCount ?? 1) }, () => getFreePort()),
+    Array.from({ length: 3 + (options.bffCount ?? 1) }, () => getRestartablePort()),
   );
   const started: Array<{ stop(): Promise<void> }> = [];
   let redis: RedisProcess | undefined;
