@@ -1,0 +1,268 @@
+// What a warm proxied call allocates in the proxy's process: the bare node:http proxy (the floor), the
+// same on an undici Pool, the BFF's proxy engine with a fixed token, the BFF with its memory store and
+// with the Redis store, and one session read alone (sessions.load on each store). Goal: a BFF call
+// allocates no more than the bare proxy plus one session read.
+//
+// Each case runs in its own process (allocation-server.ts) with a young generation so large that no
+// collection runs during a measured window: the heap only grows, so its growth over N calls is what
+// those calls allocated, to the byte. A window in which a collection ran anyway is refused. Each figure
+// is the smallest of BENCH_ROUNDS windows, less an empty window (the start/stop messages themselves).
+// The upstream and the load generator run in this process, so only the proxy's own allocations count.
+//
+// `BENCH_ONLY=allocations npm run bench` (BENCH_ALLOC_CALLS=5000, BENCH_ROUNDS=3). With
+// BENCH_ALLOC_PROFILE=<dir>, each case also writes a sampling heap profile of its first window there
+// (open it in Chrome DevTools › Memory) and the top allocation sites are printed.
+import { type ChildProcess, fork } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { getFreePort, isRedisAvailable, TestBrowser, uniqueRedisPrefix } from '@gatehouse/testing';
+import { Pool } from 'undici';
+import type {
+  AllocationCase,
+  ChildMessage,
+  ParentMessage,
+  ServerInput,
+  WindowResult,
+} from './allocation-server.js';
+import { startIdpProcess, startUpstream } from './servers.js';
+
+const PATH = '/api/data';
+const serverFile = join(dirname(fileURLToPath(import.meta.url)), 'allocation-server.ts');
+
+const CASES: ReadonlyArray<{ kind: AllocationCase; name: string }> = [
+  { kind: 'bare-node', name: 'bare node:http proxy (keep-alive Agent)' },
+  { kind: 'bare-undici', name: 'bare node:http server + undici Pool' },
+  { kind: 'engine-only', name: 'BFF proxy engine only (fixed token)' },
+  { kind: 'bff-memory', name: '@gatehouse/bff (memory store)' },
+  { kind: 'bff-redis', name: '@gatehouse/bff (Redis store)' },
+];
+
+/** A case's process, driven over IPC. */
+class CaseProcess {
+  readonly #child: ChildProcess;
+  readonly #waiting: Array<{ resolve(message: ChildMessage): void; reject(err: Error): void }> = [];
+
+  constructor(input: ServerInput) {
+    this.#child = fork(serverFile, [JSON.stringify(input)], {
+      execArgv: [
+        '--conditions=@gatehouse/source',
+        '--import',
+        'tsx',
+        // 1 GiB semi-spaces: several windows of calls fit without a single scavenge.
+        '--max-semi-space-size=1024',
+        '--min-semi-space-size=1024',
+      ],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    this.#child.on('message', (message: ChildMessage) => this.#waiting.shift()?.resolve(message));
+    this.#child.once('exit', (code) => {
+      for (const waiter of this.#waiting.splice(0))
+        waiter.reject(new Error(`allocation server exited (${code})`));
+    });
+  }
+
+  next(): Promise<ChildMessage> {
+    return new Promise((resolve, reject) => this.#waiting.push({ resolve, reject }));
+  }
+
+  async ask(message: ParentMessage): Promise<ChildMessage> {
+    const answer = this.next();
+    this.#child.send(message);
+    return answer;
+  }
+
+  async window(label: string, calls: () => Promise<void>): Promise<WindowResult> {
+    await this.ask({ op: 'start', label });
+    await calls();
+    return resultOf(await this.ask({ op: 'stop' }));
+  }
+
+  async close(): Promise<void> {
+    const exited = new Promise((resolve) => this.#child.once('exit', resolve));
+    await this.ask({ op: 'close' }).catch(() => {});
+    await exited;
+  }
+}
+
+function resultOf(message: ChildMessage): WindowResult {
+  if (message.op !== 'result') throw new Error(`unexpected answer ${message.op}`);
+  if (message.result.collections > 0)
+    throw new Error(
+      `a collection ran during the window: the figure would be wrong (${message.result.collections})`,
+    );
+  return message.result;
+}
+
+/** Sends `calls` GETs, `concurrency` at a time on keep-alive connections; every answer must be 200. */
+async function drive(pool: Pool, headers: Record<string, string>, calls: number, concurrency: number) {
+  let left = calls;
+  const worker = async () => {
+    while (left-- > 0) {
+      const { statusCode, body } = await pool.request({ path: PATH, method: 'GET', headers });
+      await body.text();
+      if (statusCode !== 200) throw new Error(`${PATH} answered ${statusCode}`);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+}
+
+interface CaseResult {
+  name: string;
+  /** Per call, the empty window's bytes taken off. */
+  heapPerCall: number;
+  arrayBuffersPerCall: number;
+  sites?: WindowResult['sites'];
+  sessionRead?: { heapPerCall: number; arrayBuffersPerCall: number; sites?: WindowResult['sites'] };
+}
+
+const smallest = (results: WindowResult[], key: 'heapBytes' | 'arrayBufferBytes') =>
+  Math.min(...results.map((result) => result[key]));
+
+export async function main(): Promise<void> {
+  const calls = Number(process.env.BENCH_ALLOC_CALLS ?? 5000);
+  const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+  const concurrency = 8;
+  const profileDir = process.env.BENCH_ALLOC_PROFILE ? resolve(process.env.BENCH_ALLOC_PROFILE) : undefined;
+  if (profileDir) mkdirSync(profileDir, { recursive: true });
+  const redis = await isRedisAvailable();
+  const upstream = await startUpstream();
+  const bffPort = await getFreePort();
+  const bffRedisPort = await getFreePort();
+  const idp = await startIdpProcess({
+    bffBaseUrl: `http://127.0.0.1:${bffPort}`,
+    extraClients: [
+      {
+        client_id: 'bff-redis',
+        client_secret: 'bff-secret',
+        token_endpoint_auth_method: 'client_secret_basic',
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        redirect_uris: [`http://127.0.0.1:${bffRedisPort}/bff/callback`],
+        scope: 'openid profile offline_access api',
+      },
+    ],
+  });
+  const results: CaseResult[] = [];
+  try {
+    for (const { kind, name } of CASES) {
+      if (kind === 'bff-redis' && !redis) {
+        console.warn('(allocations: Redis store case skipped, no Redis)');
+        continue;
+      }
+      const isBff = kind === 'bff-memory' || kind === 'bff-redis';
+      const child = new CaseProcess({
+        kind,
+        upstream: upstream.url,
+        issuer: idp.issuer,
+        port: kind === 'bff-redis' ? bffRedisPort : bffPort,
+        redisPrefix: uniqueRedisPrefix('bench-alloc'),
+        ...(profileDir ? { profileDir } : {}),
+      });
+      const ready = await child.next();
+      if (ready.op !== 'ready') throw new Error(`${name}: did not start`);
+      const headers: Record<string, string> = { 'x-csrf': '1' };
+      if (isBff) {
+        const browser = new TestBrowser();
+        const login = await browser.login(`${ready.url}/bff/login`, { username: 'alice', password: 'alice' });
+        if (!login.url.startsWith(ready.url)) throw new Error(`${name}: login ended at ${login.url}`);
+        headers.cookie = await browser.jar.getCookieString(`${ready.url}${PATH}`);
+      }
+      const pool = new Pool(ready.url, { connections: concurrency });
+      try {
+        // Warm: connections open both ways, code optimised, caches (cookie HMAC, tokens) filled.
+        await drive(pool, headers, calls * 2, concurrency);
+        const empty = await child.window('empty', async () => {});
+        const windows: WindowResult[] = [];
+        for (let round = 0; round < rounds; round++)
+          windows.push(await child.window(`calls-${round}`, () => drive(pool, headers, calls, concurrency)));
+        const result: CaseResult = {
+          name,
+          heapPerCall: (smallest(windows, 'heapBytes') - empty.heapBytes) / calls,
+          arrayBuffersPerCall: (smallest(windows, 'arrayBufferBytes') - empty.arrayBufferBytes) / calls,
+          ...(windows[0]?.sites ? { sites: windows[0].sites } : {}),
+        };
+        if (isBff) {
+          const cookie = headers.cookie as string;
+          const reads: WindowResult[] = [];
+          for (let round = 0; round < rounds; round++) {
+            const message: ParentMessage = { op: 'session-reads', cookie, warm: calls, calls, concurrency };
+            reads.push(resultOf(await child.ask(message)));
+          }
+          result.sessionRead = {
+            heapPerCall: (smallest(reads, 'heapBytes') - empty.heapBytes) / calls,
+            arrayBuffersPerCall: (smallest(reads, 'arrayBufferBytes') - empty.arrayBufferBytes) / calls,
+            ...(reads[0]?.sites ? { sites: reads[0].sites } : {}),
+          };
+        }
+        results.push(result);
+      } finally {
+        await pool.close();
+        await child.close();
+      }
+    }
+  } finally {
+    await upstream.close();
+    await idp.close();
+  }
+  report(results, calls, rounds, concurrency, profileDir);
+}
+
+function report(
+  results: CaseResult[],
+  calls: number,
+  rounds: number,
+  concurrency: number,
+  profileDir: string | undefined,
+): void {
+  const base = results[0] as CaseResult;
+  const row = (name: string, heap: number, arrayBuffers: number, note = '') => ({
+    case: name,
+    'JS heap B/call': heap.toFixed(0),
+    '× bare node:http': (heap / base.heapPerCall).toFixed(2),
+    'Buffer B/call': arrayBuffers.toFixed(0),
+    note,
+  });
+  const rows = results.map((r) => row(r.name, r.heapPerCall, r.arrayBuffersPerCall));
+  for (const r of results) {
+    if (!r.sessionRead) continue;
+    rows.push(
+      row(
+        `one session read (${r.name.includes('Redis') ? 'Redis' : 'memory'} store)`,
+        r.sessionRead.heapPerCall,
+        r.sessionRead.arrayBuffersPerCall,
+        'sessions.load(cookie) alone',
+      ),
+    );
+  }
+  console.log(
+    `\nAllocations of a warm proxied GET ${PATH}, in the proxy's process (${calls} calls, ${concurrency} at a time, ` +
+      `smallest of ${rounds} windows, no collection in any window)`,
+  );
+  console.table(rows);
+  for (const r of results) {
+    if (!r.sessionRead) continue;
+    const budget = base.heapPerCall + r.sessionRead.heapPerCall;
+    console.log(
+      `${r.name}: ${r.heapPerCall.toFixed(0)} B/call vs bare proxy + one session read = ` +
+        `${base.heapPerCall.toFixed(0)} + ${r.sessionRead.heapPerCall.toFixed(0)} = ${budget.toFixed(0)} B/call: ` +
+        `${(r.heapPerCall / budget).toFixed(2)}× (goal ≤ 1)`,
+    );
+  }
+  if (!profileDir) return;
+  for (const r of results) {
+    for (const [label, sites] of [
+      [r.name, r.sites],
+      [`${r.name}, session read alone`, r.sessionRead?.sites],
+    ] as const) {
+      if (!sites) continue;
+      console.log(`\nTop allocation sites, ${label} (B/call; profiles in ${profileDir})`);
+      for (const { site, bytes } of sites.slice(0, 15))
+        console.log(`${(bytes / calls).toFixed(0).padStart(7)}  ${site}`);
+    }
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  await main();
+}
