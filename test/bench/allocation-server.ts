@@ -247,14 +247,24 @@ async function startBff(): Promise<Listening> {
   return server;
 }
 
-/** `calls` session reads, `concurrency` at a time. */
-async function readSessions(cookie: string, calls: number, concurrency: number): Promise<void> {
+/**
+ * `calls` session reads, `concurrency` at a time, alternating between two Cookie headers that name the
+ * same session: every read parses its header, as the first read of each proxied call does (a repeat of
+ * the very same header would be answered from the session step's one-entry memo).
+ */
+async function readSessions(
+  cookies: readonly [string, string],
+  calls: number,
+  concurrency: number,
+): Promise<void> {
   const load = loadSession;
   if (!load) throw new Error('session reads need a BFF case');
   let left = calls;
   const worker = async () => {
-    while (left-- > 0)
-      if ((await load(cookie)) === undefined) throw new Error('session read found no session');
+    while (left-- > 0) {
+      if ((await load(cookies[left & 1] as string)) === undefined)
+        throw new Error('session read found no session');
+    }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
 }
@@ -272,12 +282,14 @@ process.on('message', (message: ParentMessage) => {
       case 'stop':
         send({ op: 'result', result: await stopWindow() });
         return;
-      case 'session-reads':
-        await readSessions(message.cookie, message.warm, message.concurrency);
+      case 'session-reads': {
+        const cookies = [message.cookie, `${message.cookie}; other=1`] as const;
+        await readSessions(cookies, message.warm, message.concurrency);
         await startWindow('session-reads');
-        await readSessions(message.cookie, message.calls, message.concurrency);
+        await readSessions(cookies, message.calls, message.concurrency);
         send({ op: 'result', result: await stopWindow() });
         return;
+      }
       case 'close':
         await closeServer();
         send({ op: 'closed' });

@@ -68,13 +68,12 @@ export class ProxyCall implements Dispatcher.DispatchHandler {
     /** Idempotent and body-less: may be sent again once after a reset before any response byte. */
     readonly retryable: boolean,
   ) {
-    res.once('close', this.onClientClose);
+    // The browser went away (or the response finished): stop the upstream call if it still runs.
+    // `on`, not `once`: 'close' fires once per response, and `once` would wrap the listener per call.
+    res.on('close', () => {
+      if (!res.writableFinished) this.stop('client-gone');
+    });
   }
-
-  /** The browser went away (or the response finished): stop the upstream call if it still runs. */
-  onClientClose = (): void => {
-    if (!this.res.writableFinished) this.stop('client-gone');
-  };
 
   stop(why: 'client-gone' | 'body-too-large' | 'answered'): void {
     this.settled = true;

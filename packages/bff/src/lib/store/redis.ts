@@ -106,6 +106,22 @@ redis.call('PEXPIRE', KEYS[1], math.ceil((capacity - tokens) * 1000 / rate) + 10
 return { allowed, wait }`;
 const CONSUME_RATE_SHA = createHash('sha1').update(CONSUME_RATE).digest('hex');
 
+/** An HMGET d t reply as a stored session (undefined when the session is gone). */
+function toStoredSession(reply: unknown): StoredSession | undefined {
+  const fields = reply as (string | null)[];
+  const data = fields[0];
+  if (typeof data !== 'string') return undefined;
+  const tokens = fields[1];
+  return { data, tokens: typeof tokens === 'string' ? tokens : undefined };
+}
+
+/** The CONSUME_RATE script's `{ allowed, wait ms }` as a decision. */
+function toRateDecision(reply: unknown): RateDecision {
+  const values = reply as [number, number];
+  const allowed = values[0] === 1;
+  return { allowed, retryAfter: allowed ? 0 : values[1] / 1000 };
+}
+
 /** Creates a Redis-backed session store on a node-redis v5 client the host connects and closes. */
 export function createRedisStore(options: RedisStoreOptions): SessionStore {
   const client = options?.client;
@@ -166,11 +182,10 @@ export function createRedisStore(options: RedisStoreOptions): SessionStore {
 
   return {
     kind: 'shared',
-    async get(id): Promise<StoredSession | undefined> {
-      const reply = (await cmd(['HMGET', sessionKey(id), 'd', 't'])) as (string | null)[];
-      const [data, tokens] = reply;
-      if (typeof data !== 'string') return undefined;
-      return { data, tokens: typeof tokens === 'string' ? tokens : undefined };
+    // get and consumeRate run on every proxied call: plain promise chains with module-level callbacks,
+    // no async frame of their own.
+    get(id): Promise<StoredSession | undefined> {
+      return cmd(['HMGET', sessionKey(id), 'd', 't']).then(toStoredSession);
     },
     async set(id, value, ttlSeconds) {
       const indexKeys: string[] = [];
@@ -251,15 +266,13 @@ export function createRedisStore(options: RedisStoreOptions): SessionStore {
         },
       };
     },
-    async consumeRate(key, capacity, refillPerSecond): Promise<RateDecision> {
-      const reply = (await evalCached(
+    consumeRate(key, capacity, refillPerSecond): Promise<RateDecision> {
+      return evalCached(
         CONSUME_RATE,
         CONSUME_RATE_SHA,
         [`${prefix}r:${key}`],
         [String(capacity), String(refillPerSecond)],
-      )) as [number, number];
-      const allowed = reply[0] === 1;
-      return { allowed, retryAfter: allowed ? 0 : reply[1] / 1000 };
+      ).then(toRateDecision);
     },
   };
 }
