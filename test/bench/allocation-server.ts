@@ -44,6 +44,8 @@ export interface WindowResult {
   arrayBufferBytes: number;
   /** Collections that ran during the window (must be 0 for the figures to mean anything). */
   collections: number;
+  /** CPU time this process spent in the window (µs), for quick comparisons outside the benchmark. */
+  cpuMicros: number;
   /** Top allocation sites of the sampling profile, bytes over the whole window. */
   sites?: Array<{ site: string; bytes: number }>;
 }
@@ -80,7 +82,9 @@ const heapUsed = () => {
 // --- the measured window -------------------------------------------------------------------------
 const inspector = input.profileDir ? new Session() : undefined;
 inspector?.connect();
-let window: { heap: number; arrayBuffers: number; at: number; label: string } | undefined;
+let window:
+  | { heap: number; arrayBuffers: number; at: number; cpu: NodeJS.CpuUsage; label: string }
+  | undefined;
 
 async function startWindow(label: string): Promise<void> {
   collectGarbage();
@@ -95,6 +99,7 @@ async function startWindow(label: string): Promise<void> {
     heap: heapUsed(),
     arrayBuffers: process.memoryUsage().arrayBuffers,
     at: performance.now(),
+    cpu: process.cpuUsage(),
     label,
   };
 }
@@ -108,6 +113,7 @@ interface ProfileNode {
 async function stopWindow(): Promise<WindowResult> {
   const heap = heapUsed();
   const at = performance.now();
+  const cpu = process.cpuUsage(window?.cpu);
   const arrayBuffers = process.memoryUsage().arrayBuffers;
   const started = window;
   if (!started) throw new Error('stop without start');
@@ -128,6 +134,7 @@ async function stopWindow(): Promise<WindowResult> {
     heapBytes: heap - started.heap,
     arrayBufferBytes: arrayBuffers - started.arrayBuffers,
     collections: collectionsBetween(started.at, at),
+    cpuMicros: cpu.user + cpu.system,
     ...(sites ? { sites } : {}),
   };
 }
