@@ -126,11 +126,11 @@ function allowSetOf(list: readonly string[]): ReadonlySet<string> {
   return set;
 }
 
-// What nearly every request says: answered from these (shared, never changed) instead of a new set.
+// What nearly every request and response says: answered from these (shared, never changed), not a new set.
 const KEEP_ALIVE_NAMED: ReadonlySet<string> = new Set(['keep-alive']);
 const CLOSE_NAMED: ReadonlySet<string> = new Set(['close']);
 
-/** The header names a request's `Connection` header lists (hop-by-hop by declaration), or undefined. */
+/** The header names a `Connection` header lists (hop-by-hop by declaration), or undefined. */
 function connectionNamed(headers: IncomingHttpHeaders, upgrade: boolean): ReadonlySet<string> | undefined {
   const connection = headers.connection;
   if (typeof connection !== 'string' || connection === '') return undefined;
@@ -241,11 +241,7 @@ export function prepareRequestHeaders(
 /** The upstream's response headers minus the ones the browser must not get. */
 export function filterResponseHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
-  const connection = headers.connection;
-  const named =
-    typeof connection === 'string' && connection !== ''
-      ? new Set(connection.split(',').map((name) => name.trim().toLowerCase()))
-      : undefined;
+  const named = connectionNamed(headers, false);
   for (const name in headers) {
     if (DROPPED_RESPONSE_HEADERS.has(name) || named?.has(name)) continue;
     // The BFF's origin has no CORS policy (SECURITY X2); an upstream must not grant one on its behalf.
