@@ -11,7 +11,7 @@ import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { Session } from 'node:inspector/promises';
 import { join } from 'node:path';
-import { PerformanceObserver } from 'node:perf_hooks';
+import { type PerformanceEntry, PerformanceObserver } from 'node:perf_hooks';
 import { getHeapSpaceStatistics } from 'node:v8';
 import { createBff, createMemoryStore, createRedisStore, type SessionStore } from '@gatehouse/bff';
 import express from 'express';
@@ -42,8 +42,8 @@ export interface WindowResult {
   heapBytes: number;
   /** Bytes of ArrayBuffer backing stores (Buffers) that appeared, outside the JS heap. */
   arrayBufferBytes: number;
-  /** Collections that ran during the window (must be 0 for the figures to mean anything). */
-  collections: number;
+  /** Kinds of the collections that ran during the window (must be none for the figures to mean anything). */
+  collections: number[];
   /** CPU time this process spent in the window (µs), for quick comparisons outside the benchmark. */
   cpuMicros: number;
   /** Top allocation sites of the sampling profile, bytes over the whole window. */
@@ -66,12 +66,14 @@ const input = JSON.parse(process.argv[2] ?? '{}') as ServerInput;
 const send = (message: ChildMessage) => process.send?.(message);
 
 // When each collection started: entries arrive asynchronously, so a window counts them by time.
-const collectionTimes: number[] = [];
+const collections: Array<{ at: number; kind: number }> = [];
 new PerformanceObserver((list) => {
-  for (const entry of list.getEntries()) collectionTimes.push(entry.startTime);
+  for (const entry of list.getEntries() as Array<PerformanceEntry & { detail?: { kind?: number } }>)
+    collections.push({ at: entry.startTime, kind: entry.detail?.kind ?? 0 });
 }).observe({ entryTypes: ['gc'] });
+/** Kinds (perf_hooks constants: 1 minor, 4 major, 8 incremental, 16 weak callbacks) of the collections in [from, to]. */
 const collectionsBetween = (from: number, to: number) =>
-  collectionTimes.filter((time) => time >= from && time <= to).length;
+  collections.filter((gc) => gc.at >= from && gc.at <= to).map((gc) => gc.kind);
 
 const heapUsed = () => {
   let used = 0;
