@@ -106,6 +106,14 @@ redis.call('PEXPIRE', KEYS[1], math.ceil((capacity - tokens) * 1000 / rate) + 10
 return { allowed, wait }`;
 const CONSUME_RATE_SHA = createHash('sha1').update(CONSUME_RATE).digest('hex');
 
+function commandFailed(err: unknown): BffError {
+  return new BffError('ERR_BFF_STORE_UNAVAILABLE', 'Redis command failed', { cause: err });
+}
+
+function rejectTimedOut(reject: (err: BffError) => void): void {
+  reject(new BffError('ERR_BFF_STORE_UNAVAILABLE', 'Redis command timed out'));
+}
+
 /** An HMGET d t reply as a stored session (undefined when the session is gone). */
 function toStoredSession(reply: unknown): StoredSession | undefined {
   const fields = reply as (string | null)[];
@@ -141,23 +149,28 @@ export function createRedisStore(options: RedisStoreOptions): SessionStore {
   const cmd = (args: string[]): Promise<unknown> => {
     if (!client.isReady)
       return Promise.reject(new BffError('ERR_BFF_STORE_UNAVAILABLE', 'Redis is not connected'));
+    // Callbacks passed inline, not held in named consts: every proxied call runs this twice, and a named
+    // closure per call is one more object (and one more property definition under a dev-time loader).
     return new Promise((resolve, reject) => {
-      const failed = (err: unknown) => {
-        clearTimeout(timer);
-        reject(new BffError('ERR_BFF_STORE_UNAVAILABLE', 'Redis command failed', { cause: err }));
-      };
-      const timer = setTimeout(
-        () => reject(new BffError('ERR_BFF_STORE_UNAVAILABLE', 'Redis command timed out')),
-        timeout,
-      );
+      const timer = setTimeout(rejectTimedOut, timeout, reject);
+      let sent: Promise<unknown>;
       try {
-        client.sendCommand(args).then((reply) => {
+        sent = client.sendCommand(args);
+      } catch (err) {
+        clearTimeout(timer);
+        reject(commandFailed(err));
+        return;
+      }
+      sent.then(
+        (reply) => {
           clearTimeout(timer);
           resolve(reply);
-        }, failed);
-      } catch (err) {
-        failed(err);
-      }
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          reject(commandFailed(err));
+        },
+      );
     });
   };
   const evalScript = (script: string, keys: string[], args: string[]) =>
