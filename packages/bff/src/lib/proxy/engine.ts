@@ -6,7 +6,7 @@
 // store or a cookie itself.
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { BffError, toBffError } from '../errors.js';
+import { type BffError, toBffError } from '../errors.js';
 import { rejectUpgrade, sendError } from '../http/problem.js';
 import type { Logger } from '../logger.js';
 import type { RateDecision } from '../store/types.js';
@@ -90,6 +90,12 @@ const DEFAULT_SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze
   'x-frame-options': 'DENY',
 });
 
+/** A failed rate-bucket call, carried as a value until the call reads its bucket's answer. */
+class RateFailure {
+  constructor(readonly err: unknown) {}
+}
+const asRateFailure = (err: unknown) => new RateFailure(err);
+
 /** Builds the proxy engine; call once per BFF. */
 export function createProxyEngine<S>(options: ProxyEngineOptions<S>): ProxyEngine {
   const { tokens, logger, rateLimiter } = options;
@@ -144,19 +150,17 @@ export function createProxyEngine<S>(options: ProxyEngineOptions<S>): ProxyEngin
 
   /**
    * SECURITY P7: one call from the session's bucket for this route (undefined when not limited). The
-   * promise never rejects: a failure arrives as its BffError value, so the bucket can be taken beside
-   * the session read and awaited after the token step without ever being an unhandled rejection.
+   * promise never rejects: a failure arrives wrapped as a RateFailure value, so the bucket can be taken
+   * beside the session read and awaited after the token step without ever being an unhandled rejection.
    */
   function consumeRate(
     route: CompiledRoute,
     cookieHeader: string | undefined,
-  ): Promise<RateDecision | BffError | undefined> | undefined {
+  ): Promise<RateDecision | RateFailure | undefined> | undefined {
     const limit = route.api.rateLimit;
     if (!limit || !rateLimiter) return undefined;
-    return rateLimiter(cookieHeader, route.api.prefix, limit.burst, limit.perSecond).then(
-      undefined,
-      toBffError,
-    );
+    const taken = rateLimiter(cookieHeader, route.api.prefix, limit.burst, limit.perSecond);
+    return taken.then(undefined, asRateFailure);
   }
 
   function take(req: IncomingMessage & { originalUrl?: string }, res: ServerResponse): boolean {
@@ -214,7 +218,7 @@ export function createProxyEngine<S>(options: ProxyEngineOptions<S>): ProxyEngin
       const token = await tokenFor(route, session);
       if (rate !== undefined) {
         const decision = await rate;
-        if (decision instanceof BffError) throw decision;
+        if (decision instanceof RateFailure) throw decision.err;
         if (decision && !decision.allowed) {
           fail(res, ERR.rateLimited, {
             'retry-after': String(Math.max(1, Math.ceil(decision.retryAfter))),
@@ -280,7 +284,7 @@ export function createProxyEngine<S>(options: ProxyEngineOptions<S>): ProxyEngin
       const rate = consumeRate(route, cookie);
       const token = await tokenFor(route, await sessionFor(route, cookie));
       const decision = await rate;
-      if (decision instanceof BffError) throw decision;
+      if (decision instanceof RateFailure) throw decision.err;
       if (decision && !decision.allowed) throw ERR.rateLimited;
       if (socket.destroyed) return;
       prepareRequestHeaders(req.headers, forwarded, req.socket.remoteAddress, token, true, route.api);
