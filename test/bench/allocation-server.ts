@@ -40,8 +40,6 @@ export interface ServerInput {
 export interface WindowResult {
   /** Bytes the V8 heap grew by (no collection ran, so: bytes allocated on the JS heap). */
   heapBytes: number;
-  /** Bytes of ArrayBuffer backing stores (Buffers) that appeared, outside the JS heap. */
-  arrayBufferBytes: number;
   /** Kinds of the collections that ran during the window (must be none for the figures to mean anything). */
   collections: number[];
   /** CPU time this process spent in the window (µs), for quick comparisons outside the benchmark. */
@@ -84,9 +82,7 @@ const heapUsed = () => {
 // --- the measured window -------------------------------------------------------------------------
 const inspector = input.profileDir ? new Session() : undefined;
 inspector?.connect();
-let window:
-  | { heap: number; arrayBuffers: number; at: number; cpu: NodeJS.CpuUsage; label: string }
-  | undefined;
+let window: { heap: number; at: number; cpu: NodeJS.CpuUsage; label: string } | undefined;
 
 async function startWindow(label: string): Promise<void> {
   collectGarbage();
@@ -99,7 +95,6 @@ async function startWindow(label: string): Promise<void> {
   }
   window = {
     heap: heapUsed(),
-    arrayBuffers: process.memoryUsage().arrayBuffers,
     at: performance.now(),
     cpu: process.cpuUsage(),
     label,
@@ -116,7 +111,6 @@ async function stopWindow(): Promise<WindowResult> {
   const heap = heapUsed();
   const at = performance.now();
   const cpu = process.cpuUsage(window?.cpu);
-  const arrayBuffers = process.memoryUsage().arrayBuffers;
   const started = window;
   if (!started) throw new Error('stop without start');
   let sites: WindowResult['sites'];
@@ -134,7 +128,6 @@ async function stopWindow(): Promise<WindowResult> {
   await new Promise((resolve) => setTimeout(resolve, 20));
   return {
     heapBytes: heap - started.heap,
-    arrayBufferBytes: arrayBuffers - started.arrayBuffers,
     collections: collectionsBetween(started.at, at),
     cpuMicros: cpu.user + cpu.system,
     ...(sites ? { sites } : {}),
