@@ -163,16 +163,27 @@ function keepRequestHeader(
 }
 
 // `Bearer <token>` per token, so a token used for many calls is one flat string: a fresh concatenation
-// per call would be copied again (flattened) by the client's header-value check on every call. Bounded;
-// cleared when full, like the BFF's other per-process maps.
+// per call would be copied again (flattened) by the client's header-value check on every call. Bounded
+// in size, and emptied a minute after its first entry, so a token's plaintext does not linger here
+// (the token cache keeps decrypted records five minutes at most).
 const BEARER_MAX = 10_000;
+const BEARER_MS = 60_000;
 const bearerValues = new Map<string, string>();
+let forgetScheduled = false;
+function forgetBearers(): void {
+  bearerValues.clear();
+  forgetScheduled = false;
+}
 function bearer(accessToken: string): string {
   let value = bearerValues.get(accessToken);
   if (value === undefined) {
     if (bearerValues.size >= BEARER_MAX) bearerValues.clear();
     value = `Bearer ${accessToken}`;
     bearerValues.set(accessToken, value);
+    if (!forgetScheduled) {
+      forgetScheduled = true;
+      setTimeout(forgetBearers, BEARER_MS).unref();
+    }
   }
   return value;
 }
