@@ -17,6 +17,8 @@ export interface BenchRow {
   /** Latency percentiles in milliseconds, where measured. */
   p50Ms?: number;
   p99Ms?: number;
+  /** Paced loads: p99 counted from each request's actual send, without the pacer's own timer lateness. */
+  p99SentMs?: number;
   /**
    * CPU time this process spent per request while serving the load (µs): unlike a rate, it barely
    * moves when other work on the machine takes CPU away, so ratios of it are stable on a busy host.
@@ -135,9 +137,15 @@ export async function measurePaced(load: PacedLoad): Promise<Omit<BenchRow, 'nam
       error ? reject(new Error(`pacer failed for ${load.url}: ${error.message}`)) : resolve(stdout),
     );
   });
-  const result = JSON.parse(output) as { sent: number; failed: number; p50Ms: number; p99Ms: number };
+  const result = JSON.parse(output) as {
+    sent: number;
+    failed: number;
+    p50Ms: number;
+    p99Ms: number;
+    p99SentMs: number;
+  };
   if (result.failed > 0) throw new Error(`${load.url}: ${result.failed} failed paced requests`);
-  return { opsPerSec: load.rate, p50Ms: result.p50Ms, p99Ms: result.p99Ms };
+  return { opsPerSec: load.rate, p50Ms: result.p50Ms, p99Ms: result.p99Ms, p99SentMs: result.p99SentMs };
 }
 
 /** Prints rows as a table with each row's rate as a ratio of the baseline row's. */

@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const suites = ['api-auth', 'token-manager', 'session-cookie', 'proxy'];
+const suites = ['api-auth', 'token-manager', 'session-cookie', 'proxy', 'allocations'];
 const only = process.env.BENCH_ONLY;
 
 for (const suite of suites) {

@@ -33,7 +33,7 @@ import { createSessions } from './session/sessions.js';
 import { createShutdownGate, SHUTTING_DOWN } from './shutdown.js';
 import { guardStore } from './store/guard.js';
 import { createMemoryStore } from './store/memory.js';
-import type { SessionMatch } from './store/types.js';
+import type { RateDecision, SessionMatch } from './store/types.js';
 import { createTokenService } from './tokens.js';
 
 export type {
@@ -48,6 +48,8 @@ export type {
 const CLOSE_TIMEOUT = 10;
 const NOT_FOUND = new BffError('ERR_BFF_NOT_FOUND', 'not found');
 const NO_SESSION = new BffError('ERR_BFF_NO_SESSION', 'no session');
+/** No bucket to take (no session cookie): one settled promise, shared. */
+const NO_DECISION: Promise<undefined> = Promise.resolve(undefined);
 
 /**
  * Creates a backend-for-frontend: OIDC code flow login, server-side sessions, `/bff/user`, logout,
@@ -124,26 +126,33 @@ export function createBff(options: BffOptions): Bff {
   };
 
   // Rate buckets are keyed by a hash of the session id, so the id itself never becomes another store
-  // key; hashed once per session, not per call. The signed cookie names the session (HMAC checked,
-  // cached): no store read just to count a call.
-  const rateKeys = new LRUCache<string, string>({ max: 10_000 });
-  const rateKeyOf = (id: string): string => {
-    let key = rateKeys.get(id);
+  // key; each session's key per bucket is built once, not per call. The signed cookie names the session
+  // (HMAC checked, cached): no store read just to count a call.
+  const rateKeys = new LRUCache<string, Map<string, string>>({ max: 10_000 });
+  const rateKeyOf = (id: string, bucket: string): string => {
+    let keys = rateKeys.get(id);
+    if (keys === undefined) {
+      keys = new Map();
+      rateKeys.set(id, keys);
+    }
+    let key = keys.get(bucket);
     if (key === undefined) {
-      key = sha256(id).slice(0, 32);
-      rateKeys.set(id, key);
+      key = `rate:${sha256(id).slice(0, 32)}:${bucket}`;
+      keys.set(bucket, key);
     }
     return key;
   };
-  const consumeRate = async (
+  // Not async: the store's own promise is returned as it is (an async wrapper would add a promise and
+  // two microtask turns to every proxied call).
+  const consumeRate = (
     cookieHeader: string | undefined,
     bucket: string,
     capacity: number,
     refillPerSecond: number,
-  ) => {
+  ): Promise<RateDecision | undefined> => {
     const id = sessions.cookie.idFrom(cookieHeader);
-    if (id === undefined || store.consumeRate === undefined) return undefined;
-    return store.consumeRate(`rate:${rateKeyOf(id)}:${bucket}`, capacity, refillPerSecond);
+    if (id === undefined || store.consumeRate === undefined) return NO_DECISION;
+    return store.consumeRate(rateKeyOf(id, bucket), capacity, refillPerSecond);
   };
 
   // The public, request-level helpers: the same session and token steps, fed from the request's cookie.

@@ -69,10 +69,7 @@ export function createFastPath({
       sendError(res, crossSite);
       return true;
     }
-    let taken = true;
-    engine.handle(req, res, () => {
-      taken = false; // not one of the engine's routes after all (it decides on the raw target)
-    });
-    return taken;
+    // False when not one of the engine's routes after all (it decides on the raw target).
+    return engine.take(req, res);
   };
 }

@@ -27,6 +27,12 @@ export function createShutdownGate(): ShutdownGate {
   let closing = false;
   let inFlight = 0;
   let onIdle: (() => void) | undefined;
+  // One listener for every tracked response ('close' fires once per response): nothing to allocate per
+  // request, unlike a closure (and `once`'s wrapper) each.
+  const untrack = () => {
+    inFlight--;
+    if (inFlight === 0) onIdle?.();
+  };
   return {
     get closing() {
       return closing;
@@ -43,10 +49,7 @@ export function createShutdownGate(): ShutdownGate {
     },
     track(res) {
       inFlight++;
-      res.once('close', () => {
-        inFlight--;
-        if (inFlight === 0) onIdle?.();
-      });
+      res.on('close', untrack);
     },
     idle() {
       if (inFlight === 0) return Promise.resolve();

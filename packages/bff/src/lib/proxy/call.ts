@@ -82,13 +82,12 @@ export class ProxyCall implements Dispatcher.DispatchHandler {
     /** The body to send again after `use_dpop_nonce`: null (none) or the bytes read; undefined: streamed. */
     readonly replayBody: Buffer | null | undefined = undefined,
   ) {
-    res.once('close', this.onClientClose);
+    // The browser went away (or the response finished): stop the upstream call if it still runs.
+    // `on`, not `once`: 'close' fires once per response, and `once` would wrap the listener per call.
+    res.on('close', () => {
+      if (!res.writableFinished) this.stop('client-gone');
+    });
   }
-
-  /** The browser went away (or the response finished): stop the upstream call if it still runs. */
-  onClientClose = (): void => {
-    if (!this.res.writableFinished) this.stop('client-gone');
-  };
 
   stop(why: 'client-gone' | 'body-too-large' | 'answered'): void {
     this.settled = true;

@@ -4,7 +4,7 @@
 // upstream origin (upstreams.ts) and everything a call needs that does not depend on the call. The
 // session and the tokens come through one small interface (ProxyTokens); the engine never reads a
 // store or a cookie itself.
-import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { createNonceCache } from '../dpop/nonces.js';
 import { type BffError, toBffError } from '../errors.js';
@@ -12,7 +12,7 @@ import { rejectUpgrade, sendError } from '../http/problem.js';
 import type { Logger } from '../logger.js';
 import type { RateDecision } from '../store/types.js';
 import { type CallEnv, ProxyCall } from './call.js';
-import { type ForwardedFor, prepareRequestHeaders } from './headers.js';
+import { type ForwardedFor, forwardRequestHeaders, prepareRequestHeaders } from './headers.js';
 import type { ResolvedRemoteApi } from './options.js';
 import { RouteTable } from './path.js';
 import {
@@ -69,7 +69,7 @@ export interface ProxyEngineOptions<S> {
   readonly rateLimiter?: ProxyRateLimiter | undefined;
 }
 
-/** The proxy's two entry points. */
+/** The proxy's entry points. */
 export interface ProxyEngine {
   /** Express-style middleware: proxies declared prefixes, calls `next()` for everything else. */
   handle(
@@ -77,6 +77,8 @@ export interface ProxyEngine {
     res: ServerResponse,
     next: (err?: unknown) => void,
   ): void;
+  /** The same without Express: true when the request is one of the engine's (answered), false if not. */
+  take(req: IncomingMessage & { originalUrl?: string }, res: ServerResponse): boolean;
   /** `server.on('upgrade')` helper: true when it took the socket (proxied or refused). */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean;
   /** Closes the keep-alive pools (for tests and graceful shutdown). */
@@ -94,6 +96,12 @@ const DEFAULT_SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze
   'referrer-policy': 'no-referrer',
   'x-frame-options': 'DENY',
 });
+
+/** A failed rate-bucket call, carried as a value until the call reads its bucket's answer. */
+class RateFailure {
+  constructor(readonly err: unknown) {}
+}
+const asRateFailure = (err: unknown) => new RateFailure(err);
 
 /** Builds the proxy engine; call once per BFF. */
 export function createProxyEngine<S>(options: ProxyEngineOptions<S>): ProxyEngine {
@@ -121,56 +129,59 @@ export function createProxyEngine<S>(options: ProxyEngineOptions<S>): ProxyEngin
       publicUrl.protocol === 'https:'
         ? { ...DEFAULT_SECURITY_HEADERS, 'strict-transport-security': 'max-age=31536000' }
         : DEFAULT_SECURITY_HEADERS,
-    nonces,
     freshUserToken: (session, route) => tokens.getUserToken(session as S, route.refreshTokenOptions),
     fail,
+    nonces,
   };
-
-  /**
-   * The session and token steps for this route: the token it sends (undefined for none) and the session
-   * whose user token it is (undefined for client tokens and anonymous calls). Throws BffError (401/503).
-   */
-  async function tokenFor(
-    route: CompiledRoute,
-    cookieHeader: string | undefined,
-  ): Promise<[string | undefined, S | undefined]> {
-    const kind = route.api.token;
-    if (kind === 'none') return [undefined, undefined];
-    if (kind === 'client') return [await tokens.getClientToken(route.clientTokenOptions), undefined];
-    const session = await tokens.loadSession(cookieHeader);
-    if (session !== undefined) return [await tokens.getUserToken(session, route.userTokenOptions), session];
-    if (kind === 'user') throw ERR.noSession;
-    if (kind === 'user-or-client') return [await tokens.getClientToken(route.clientTokenOptions), undefined];
-    return [undefined, undefined]; // user-or-none, anonymous
-  }
 
   /** D1: the DPoP binding of a call that sends `session`'s user token, when that token is bound. */
   const senderOf = (route: CompiledRoute, path: string, token: string | undefined, session: S | undefined) =>
     bindSender(session && tokens.senderKey?.(session), route.api.upstreamOrigin, path, token);
 
-  /** SECURITY P7: one call from the session's bucket for this route (undefined when not limited). */
+  /** The session step, where the route's token kind looks at a session (not for `none` and `client`). */
+  function sessionFor(
+    route: CompiledRoute,
+    cookieHeader: string | undefined,
+  ): Promise<S | undefined> | undefined {
+    const kind = route.api.token;
+    return kind === 'none' || kind === 'client' ? undefined : tokens.loadSession(cookieHeader);
+  }
+
+  /**
+   * The token step: what this route sends, given the session step's result (undefined: no token).
+   * Throws BffError (401/503).
+   */
+  function tokenFor(route: CompiledRoute, session: S | undefined): Promise<string> | undefined {
+    const kind = route.api.token;
+    if (kind === 'none') return undefined;
+    if (kind === 'client') return tokens.getClientToken(route.clientTokenOptions);
+    if (session !== undefined) return tokens.getUserToken(session, route.userTokenOptions);
+    if (kind === 'user') throw ERR.noSession;
+    if (kind === 'user-or-client') return tokens.getClientToken(route.clientTokenOptions);
+    return undefined; // user-or-none, anonymous
+  }
+
+  /**
+   * SECURITY P7: one call from the session's bucket for this route (undefined when not limited). The
+   * promise never rejects: a failure arrives wrapped as a RateFailure value, so the bucket can be taken
+   * beside the session read and awaited after the token step without ever being an unhandled rejection.
+   */
   function consumeRate(
     route: CompiledRoute,
     cookieHeader: string | undefined,
-  ): Promise<RateDecision | undefined> | undefined {
+  ): Promise<RateDecision | RateFailure | undefined> | undefined {
     const limit = route.api.rateLimit;
     if (!limit || !rateLimiter) return undefined;
-    return rateLimiter(cookieHeader, route.api.prefix, limit.burst, limit.perSecond);
+    const taken = rateLimiter(cookieHeader, route.api.prefix, limit.burst, limit.perSecond);
+    return taken.then(undefined, asRateFailure);
   }
 
-  function handle(
-    req: IncomingMessage & { originalUrl?: string },
-    res: ServerResponse,
-    next: (err?: unknown) => void,
-  ): void {
+  function take(req: IncomingMessage & { originalUrl?: string }, res: ServerResponse): boolean {
     const match = table.match(req.originalUrl ?? req.url ?? '');
-    if (match.kind === 'none') {
-      next();
-      return;
-    }
+    if (match.kind === 'none') return false;
     if (match.kind === 'invalid') {
       fail(res, ERR.badPath);
-      return;
+      return true;
     }
     const route = match.route;
     const method = req.method ?? 'GET';
@@ -180,16 +191,28 @@ export function createProxyEngine<S>(options: ProxyEngineOptions<S>): ProxyEngin
     const refused = refusal(route, req, method, hasBody, chunked);
     if (refused) {
       fail(res, refused, refused === ERR.method ? { allow: route.allowHeader } : undefined);
-      return;
+      return true;
     }
-    start(route, match.upstreamPath, req, res, method, hasBody, chunked).catch((err: unknown) => {
-      const known = toBffError(err);
-      if (known.code === 'ERR_BFF_INTERNAL')
-        logger.error({ err: err instanceof Error ? err.name : typeof err }, 'remote API call failed');
-      fail(res, known);
-    });
+    void start(route, match.upstreamPath, req, res, method, hasBody, chunked);
+    return true;
   }
 
+  function failed(res: ServerResponse, err: unknown): void {
+    const known = toBffError(err);
+    if (known.code === 'ERR_BFF_INTERNAL')
+      logger.error({ err: err instanceof Error ? err.name : typeof err }, 'remote API call failed');
+    fail(res, known);
+  }
+
+  function handle(
+    req: IncomingMessage & { originalUrl?: string },
+    res: ServerResponse,
+    next: (err?: unknown) => void,
+  ): void {
+    if (!take(req, res)) next();
+  }
+
+  /** The rest of a call, once the route checks passed; never rejects (a failure is answered). */
   async function start(
     route: CompiledRoute,
     upstreamPath: string,
@@ -199,57 +222,67 @@ export function createProxyEngine<S>(options: ProxyEngineOptions<S>): ProxyEngin
     hasBody: boolean,
     chunked: boolean,
   ): Promise<void> {
-    // The bucket and the session/token in parallel: on a shared store both are one round trip (pipelined).
-    const cookie = req.headers.cookie;
-    const [decision, [token, session]] = await Promise.all([
-      consumeRate(route, cookie),
-      tokenFor(route, cookie),
-    ]);
-    if (decision && !decision.allowed) {
-      fail(res, ERR.rateLimited, {
-        'retry-after': String(Math.max(1, Math.ceil(decision.retryAfter))),
-      });
-      return;
-    }
-    if (res.destroyed) return;
-    // A copy: the request's own headers stay as the browser sent them.
-    const headers: IncomingHttpHeaders = { ...req.headers };
-    const sender = senderOf(route, upstreamPath, token, session);
-    const bearer = sender ? undefined : token;
-    prepareRequestHeaders(headers, forwarded, req.socket.remoteAddress, bearer, false, route.api);
-    if (sender) authorizeBound(headers, sender, method, nonces);
-    // The client frames the body itself (chunked when there is no Content-Length).
-    delete headers['transfer-encoding'];
-    headers.host = route.host;
-    if (!withinHeaderLimits(headers, route.api)) {
-      fail(res, ERR.headersTooLarge);
-      return;
-    }
-    const retryable = !hasBody && RETRY_METHODS.has(method);
-    // A DPoP-bound call may have to go again with the upstream's nonce: a small body is read first
-    // so it can (sender.ts); anything larger streams.
-    let replayBody: Buffer | null | undefined;
     try {
-      replayBody = sender && (await replayableBody(req, hasBody, chunked));
-    } catch {
-      res.destroy(); // the browser went away before sending the whole body: nobody to answer
-      return;
+      // The bucket is taken beside the session read (both leave in this tick: on a shared store, one
+      // pipelined round trip) and its answer read after the token step; a store failure on either is 503.
+      const cookie = req.headers.cookie;
+      const rate = consumeRate(route, cookie);
+      const session = await sessionFor(route, cookie);
+      const token = await tokenFor(route, session);
+      if (rate !== undefined) {
+        const decision = await rate;
+        if (decision instanceof RateFailure) throw decision.err;
+        if (decision && !decision.allowed) {
+          fail(res, ERR.rateLimited, {
+            'retry-after': String(Math.max(1, Math.ceil(decision.retryAfter))),
+          });
+          return;
+        }
+      }
+      if (res.destroyed) return;
+      const sender = senderOf(route, upstreamPath, token, session);
+      // A new object: the request's own headers stay as the browser sent them.
+      const headers = forwardRequestHeaders(
+        req.headers,
+        route.host,
+        forwarded,
+        req.socket.remoteAddress,
+        sender ? undefined : token,
+        route.api,
+      );
+      if (sender) authorizeBound(headers, sender, method, nonces);
+      if (!withinHeaderLimits(headers, route.api)) {
+        fail(res, ERR.headersTooLarge);
+        return;
+      }
+      const retryable = !hasBody && RETRY_METHODS.has(method);
+      // A DPoP-bound call may have to go again with the upstream's nonce: a small body is read first
+      // so it can (sender.ts); anything larger streams.
+      let replayBody: Buffer | null | undefined;
+      try {
+        replayBody = sender && (await replayableBody(req, hasBody, chunked));
+      } catch {
+        res.destroy(); // the browser went away before sending the whole body: nobody to answer
+        return;
+      }
+      if (res.destroyed) return;
+      const call = new ProxyCall(
+        env,
+        route,
+        req,
+        res,
+        upstreamPath,
+        method,
+        headers,
+        retryable ? session : undefined,
+        retryable,
+        sender,
+        replayBody,
+      );
+      call.send(replayBody ?? (hasBody ? (chunked ? call.limitedBody() : req) : null), false);
+    } catch (err) {
+      failed(res, err);
     }
-    if (res.destroyed) return;
-    const call = new ProxyCall(
-      env,
-      route,
-      req,
-      res,
-      upstreamPath,
-      method,
-      headers,
-      retryable ? session : undefined,
-      retryable,
-      sender,
-      replayBody,
-    );
-    call.send(replayBody ?? (hasBody ? (chunked ? call.limitedBody() : req) : null), false);
   }
 
   function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
@@ -275,15 +308,22 @@ export function createProxyEngine<S>(options: ProxyEngineOptions<S>): ProxyEngin
     }
     (async () => {
       const cookie = req.headers.cookie;
-      const [decision, [token, session]] = await Promise.all([
-        consumeRate(route, cookie),
-        tokenFor(route, cookie),
-      ]);
+      const rate = consumeRate(route, cookie);
+      const session = await sessionFor(route, cookie);
+      const token = await tokenFor(route, session);
+      const decision = await rate;
+      if (decision instanceof RateFailure) throw decision.err;
       if (decision && !decision.allowed) throw ERR.rateLimited;
       if (socket.destroyed) return;
       const sender = senderOf(route, match.upstreamPath, token, session);
-      const bearer = sender ? undefined : token;
-      prepareRequestHeaders(req.headers, forwarded, req.socket.remoteAddress, bearer, true, route.api);
+      prepareRequestHeaders(
+        req.headers,
+        forwarded,
+        req.socket.remoteAddress,
+        sender ? undefined : token,
+        true,
+        route.api,
+      );
       // The handshake is an HTTP GET to the upstream's http(s) URL: that is what the proof names.
       if (sender) authorizeBound(req.headers, sender, 'GET', nonces);
       req.url = match.upstreamPath;
@@ -296,5 +336,5 @@ export function createProxyEngine<S>(options: ProxyEngineOptions<S>): ProxyEngin
     void upstreams.close();
   }
 
-  return { handle, upgrade, close };
+  return { handle, take, upgrade, close };
 }

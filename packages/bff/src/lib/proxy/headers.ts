@@ -128,12 +128,107 @@ function allowSetOf(list: readonly string[]): ReadonlySet<string> {
   return set;
 }
 
+// What nearly every request and response says: answered from these (shared, never changed), not a new set.
+const KEEP_ALIVE_NAMED: ReadonlySet<string> = new Set(['keep-alive']);
+const CLOSE_NAMED: ReadonlySet<string> = new Set(['close']);
+
+/** The header names a `Connection` header lists (hop-by-hop by declaration), or undefined. */
+function connectionNamed(headers: IncomingHttpHeaders, upgrade: boolean): ReadonlySet<string> | undefined {
+  const connection = headers.connection;
+  if (typeof connection !== 'string' || connection === '') return undefined;
+  if (connection === 'keep-alive') return KEEP_ALIVE_NAMED;
+  if (connection === 'close') return CLOSE_NAMED;
+  const named = new Set<string>();
+  for (const name of connection.split(',')) {
+    const key = name.trim().toLowerCase();
+    if (key !== '' && !(upgrade && UPGRADE_HEADERS.has(key))) named.add(key);
+  }
+  return named;
+}
+
 /**
- * Rewrites the incoming request's headers in place for the upstream: drops credentials, hop-by-hop
- * headers (also any named in `Connection`) and every header that steers the upstream (P2a); in allowlist
- * mode (`policy.forwardHeaders`) drops everything not listed. Then sets `X-Forwarded-*` when the route
- * asks for it (`policy.xForwarded`; `remoteAddress` is the TCP peer of this BFF) and the `Authorization`
- * the route calls for. Without `policy`: no allowlist and no `X-Forwarded-*`.
+ * True for a request header (lower-case name) that goes upstream: not listed in `Connection`, not a
+ * credential, hop-by-hop or steering header (P2a), and in allowlist mode listed or framing. The one
+ * decision behind both {@link forwardRequestHeaders} and {@link prepareRequestHeaders}.
+ */
+function keepRequestHeader(
+  name: string,
+  upgrade: boolean,
+  allow: ReadonlySet<string> | undefined,
+  named: ReadonlySet<string> | undefined,
+): boolean {
+  if (named?.has(name)) return false;
+  if (upgrade && (allow ? HANDSHAKE_HEADERS : UPGRADE_HEADERS).has(name)) return true;
+  // Validation keeps never-forwarded names out of the allowlist (options.ts).
+  if (allow) return allow.has(name) || FRAMING_HEADERS.has(name);
+  return !DROPPED_REQUEST_HEADERS.has(name) && !isSteeringKey(name);
+}
+
+// `Bearer <token>` per token, so a token used for many calls is one flat string: a fresh concatenation
+// per call would be copied again (flattened) by the client's header-value check on every call. Bounded
+// in size, and emptied a minute after its first entry, so a token's plaintext does not linger here
+// (the token cache keeps decrypted records five minutes at most).
+const BEARER_MAX = 10_000;
+const BEARER_MS = 60_000;
+const bearerValues = new Map<string, string>();
+let forgetScheduled = false;
+function forgetBearers(): void {
+  bearerValues.clear();
+  forgetScheduled = false;
+}
+function bearer(accessToken: string): string {
+  let value = bearerValues.get(accessToken);
+  if (value === undefined) {
+    if (bearerValues.size >= BEARER_MAX) bearerValues.clear();
+    value = `Bearer ${accessToken}`;
+    bearerValues.set(accessToken, value);
+    if (!forgetScheduled) {
+      forgetScheduled = true;
+      setTimeout(forgetBearers, BEARER_MS).unref();
+    }
+  }
+  return value;
+}
+
+/**
+ * The request headers for the upstream, as a new object (the request's own stay as the browser sent
+ * them): every header {@link keepRequestHeader} keeps, minus `Transfer-Encoding` (the client frames the
+ * body itself), then `Host` (the upstream's own), `X-Forwarded-*` when the route asks for it
+ * (`policy.xForwarded`; `remoteAddress` is the TCP peer of this BFF) and the `Authorization` the route
+ * calls for. Built by copying what is kept rather than copying all and deleting: a `delete` turns the
+ * object into a slow dictionary, on every proxied call.
+ */
+export function forwardRequestHeaders(
+  source: IncomingHttpHeaders,
+  host: string,
+  forwarded: ForwardedFor,
+  remoteAddress: string | undefined,
+  accessToken: string | undefined,
+  policy: HeaderPolicy,
+): IncomingHttpHeaders {
+  const named = connectionNamed(source, false);
+  const allow = policy.forwardHeaders ? allowSetOf(policy.forwardHeaders) : undefined;
+  const out: IncomingHttpHeaders = {};
+  for (const name in source) {
+    if (name === 'transfer-encoding' || name === 'host') continue;
+    if (keepRequestHeader(name, false, allow, named)) out[name] = source[name];
+  }
+  out.host = host;
+  if (policy.xForwarded) {
+    out['x-forwarded-proto'] = forwarded.proto;
+    out['x-forwarded-host'] = forwarded.host;
+    if (remoteAddress !== undefined) out['x-forwarded-for'] = remoteAddress;
+  }
+  if (accessToken !== undefined) out.authorization = bearer(accessToken);
+  return out;
+}
+
+/**
+ * Rewrites the incoming request's headers in place for the upstream (WebSocket handshakes, which are
+ * forwarded as the request itself): drops every header {@link keepRequestHeader} does not keep, then
+ * sets `X-Forwarded-*` when the route asks for it (`policy.xForwarded`; `remoteAddress` is the TCP peer
+ * of this BFF) and the `Authorization` the route calls for. Without `policy`: no allowlist and no
+ * `X-Forwarded-*`.
  */
 export function prepareRequestHeaders(
   headers: IncomingHttpHeaders,
@@ -143,39 +238,23 @@ export function prepareRequestHeaders(
   upgrade = false,
   policy: HeaderPolicy = DEFAULT_POLICY,
 ): void {
-  const connection = headers.connection;
-  if (typeof connection === 'string' && connection !== '') {
-    for (const name of connection.split(',')) {
-      const key = name.trim().toLowerCase();
-      if (key !== '' && !(upgrade && UPGRADE_HEADERS.has(key))) delete headers[key];
-    }
-  }
+  const named = connectionNamed(headers, upgrade);
   const allow = policy.forwardHeaders ? allowSetOf(policy.forwardHeaders) : undefined;
   for (const name of Object.keys(headers)) {
-    if (upgrade && (allow ? HANDSHAKE_HEADERS : UPGRADE_HEADERS).has(name)) continue;
-    if (allow) {
-      // Validation keeps never-forwarded names out of the allowlist (options.ts).
-      if (!allow.has(name) && !FRAMING_HEADERS.has(name)) delete headers[name];
-    } else if (DROPPED_REQUEST_HEADERS.has(name) || isSteeringKey(name)) {
-      delete headers[name];
-    }
+    if (!keepRequestHeader(name, upgrade, allow, named)) delete headers[name];
   }
   if (policy.xForwarded) {
     headers['x-forwarded-proto'] = forwarded.proto;
     headers['x-forwarded-host'] = forwarded.host;
     if (remoteAddress !== undefined) headers['x-forwarded-for'] = remoteAddress;
   }
-  if (accessToken !== undefined) headers.authorization = `Bearer ${accessToken}`;
+  if (accessToken !== undefined) headers.authorization = bearer(accessToken);
 }
 
 /** The upstream's response headers minus the ones the browser must not get. */
 export function filterResponseHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
-  const connection = headers.connection;
-  const named =
-    typeof connection === 'string' && connection !== ''
-      ? new Set(connection.split(',').map((name) => name.trim().toLowerCase()))
-      : undefined;
+  const named = connectionNamed(headers, false);
   for (const name in headers) {
     if (DROPPED_RESPONSE_HEADERS.has(name) || named?.has(name)) continue;
     // The BFF's origin has no CORS policy (SECURITY X2); an upstream must not grant one on its behalf.

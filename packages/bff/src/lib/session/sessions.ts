@@ -53,7 +53,7 @@ export function createSessions(
   logger: Logger,
   clock: () => number,
 ): Sessions {
-  const cookie = createSessionCookie(config.cookieName, config.sessionSecrets);
+  const cookie = rememberLast(createSessionCookie(config.cookieName, config.sessionSecrets));
   const nowSeconds = () => Math.floor(clock() / 1000);
   const expiresIn = (data: BffSessionData) =>
     Math.max(0, Math.min(data.expiresAt, data.lastSeenAt + config.idleTimeout) - nowSeconds());
@@ -157,4 +157,26 @@ export function createSessions(
   }
 
   return { cookie, load, create, list, expiresIn, nowSeconds };
+}
+
+/**
+ * The session cookie with its last answer remembered: a proxied call reads the same Cookie header twice
+ * (its rate bucket, then its session), and the second read is then a string comparison instead of a
+ * second parse. The answer is a function of the header alone (the secrets never change while running),
+ * so a remembered one is the one a fresh read would give.
+ */
+function rememberLast(cookie: SessionCookie): SessionCookie {
+  let lastHeader: string | undefined;
+  let lastId: string | undefined;
+  return {
+    issue: cookie.issue,
+    clear: cookie.clear,
+    idFrom(header) {
+      if (header !== undefined && header === lastHeader) return lastId;
+      const id = cookie.idFrom(header);
+      lastHeader = header;
+      lastId = id;
+      return id;
+    },
+  };
 }

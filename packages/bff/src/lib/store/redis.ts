@@ -106,6 +106,30 @@ redis.call('PEXPIRE', KEYS[1], math.ceil((capacity - tokens) * 1000 / rate) + 10
 return { allowed, wait }`;
 const CONSUME_RATE_SHA = createHash('sha1').update(CONSUME_RATE).digest('hex');
 
+function commandFailed(err: unknown): BffError {
+  return new BffError('ERR_BFF_STORE_UNAVAILABLE', 'Redis command failed', { cause: err, retryAfter: 1 });
+}
+
+function rejectTimedOut(reject: (err: BffError) => void): void {
+  reject(new BffError('ERR_BFF_STORE_UNAVAILABLE', 'Redis command timed out', { retryAfter: 1 }));
+}
+
+/** An HMGET d t reply as a stored session (undefined when the session is gone). */
+function toStoredSession(reply: unknown): StoredSession | undefined {
+  const fields = reply as (string | null)[];
+  const data = fields[0];
+  if (typeof data !== 'string') return undefined;
+  const tokens = fields[1];
+  return { data, tokens: typeof tokens === 'string' ? tokens : undefined };
+}
+
+/** The CONSUME_RATE script's `{ allowed, wait ms }` as a decision. */
+function toRateDecision(reply: unknown): RateDecision {
+  const values = reply as [number, number];
+  const allowed = values[0] === 1;
+  return { allowed, retryAfter: allowed ? 0 : values[1] / 1000 };
+}
+
 /** Creates a Redis-backed session store on a node-redis v5 client the host connects and closes. */
 export function createRedisStore(options: RedisStoreOptions): SessionStore {
   const client = options?.client;
@@ -127,25 +151,28 @@ export function createRedisStore(options: RedisStoreOptions): SessionStore {
       return Promise.reject(
         new BffError('ERR_BFF_STORE_UNAVAILABLE', 'Redis is not connected', { retryAfter: 1 }),
       );
+    // Callbacks passed inline, not held in named consts: every proxied call runs this twice, and a named
+    // closure per call is one more object (and one more property definition under a dev-time loader).
     return new Promise((resolve, reject) => {
-      const failed = (err: unknown) => {
-        clearTimeout(timer);
-        reject(
-          new BffError('ERR_BFF_STORE_UNAVAILABLE', 'Redis command failed', { cause: err, retryAfter: 1 }),
-        );
-      };
-      const timer = setTimeout(
-        () => reject(new BffError('ERR_BFF_STORE_UNAVAILABLE', 'Redis command timed out', { retryAfter: 1 })),
-        timeout,
-      );
+      const timer = setTimeout(rejectTimedOut, timeout, reject);
+      let sent: Promise<unknown>;
       try {
-        client.sendCommand(args).then((reply) => {
+        sent = client.sendCommand(args);
+      } catch (err) {
+        clearTimeout(timer);
+        reject(commandFailed(err));
+        return;
+      }
+      sent.then(
+        (reply) => {
           clearTimeout(timer);
           resolve(reply);
-        }, failed);
-      } catch (err) {
-        failed(err);
-      }
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          reject(commandFailed(err));
+        },
+      );
     });
   };
   const evalScript = (script: string, keys: string[], args: string[]) =>
@@ -170,11 +197,10 @@ export function createRedisStore(options: RedisStoreOptions): SessionStore {
 
   return {
     kind: 'shared',
-    async get(id): Promise<StoredSession | undefined> {
-      const reply = (await cmd(['HMGET', sessionKey(id), 'd', 't'])) as (string | null)[];
-      const [data, tokens] = reply;
-      if (typeof data !== 'string') return undefined;
-      return { data, tokens: typeof tokens === 'string' ? tokens : undefined };
+    // get and consumeRate run on every proxied call: plain promise chains with module-level callbacks,
+    // no async frame of their own.
+    get(id): Promise<StoredSession | undefined> {
+      return cmd(['HMGET', sessionKey(id), 'd', 't']).then(toStoredSession);
     },
     async set(id, value, ttlSeconds) {
       const indexKeys: string[] = [];
@@ -255,15 +281,13 @@ export function createRedisStore(options: RedisStoreOptions): SessionStore {
         },
       };
     },
-    async consumeRate(key, capacity, refillPerSecond): Promise<RateDecision> {
-      const reply = (await evalCached(
+    consumeRate(key, capacity, refillPerSecond): Promise<RateDecision> {
+      return evalCached(
         CONSUME_RATE,
         CONSUME_RATE_SHA,
         [`${prefix}r:${key}`],
         [String(capacity), String(refillPerSecond)],
-      )) as [number, number];
-      const allowed = reply[0] === 1;
-      return { allowed, retryAfter: allowed ? 0 : reply[1] / 1000 };
+      ).then(toRateDecision);
     },
   };
 }
