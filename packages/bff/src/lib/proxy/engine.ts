@@ -1,6 +1,6 @@
 // The remote-API proxy engine (SECURITY P1–P9, X1, X4): one call runs the request path top to bottom —
 // match route (path.ts) → check request (route.ts) → rate bucket and session → token → forward and map
-// the response (call.ts). Built once at start-up: the route table, one keep-alive undici Pool per
+// the response (call.ts); the steps between are steps.ts. Built once at start-up: the route table, one keep-alive undici Pool per
 // upstream origin (upstreams.ts) and everything a call needs that does not depend on the call. The
 // session and the tokens come through one small interface (ProxyTokens); the engine never reads a
 // store or a cookie itself.
@@ -10,53 +10,21 @@ import { createNonceCache } from '../dpop/nonces.js';
 import { type BffError, toBffError } from '../errors.js';
 import { rejectUpgrade, sendError } from '../http/problem.js';
 import type { Logger } from '../logger.js';
-import type { RateDecision } from '../store/types.js';
 import { type CallEnv, ProxyCall } from './call.js';
 import { type ForwardedFor, forwardRequestHeaders, prepareRequestHeaders } from './headers.js';
 import type { ResolvedRemoteApi } from './options.js';
 import { RouteTable } from './path.js';
 import {
-  type ClientTokenOptions,
   type CompiledRoute,
   compileRoute,
   ERR,
   RETRY_METHODS,
   refusal,
-  type UserTokenOptions,
   withinHeaderLimits,
 } from './route.js';
-import { authorizeBound, bindSender, type ProofSigner, replayableBody } from './sender.js';
+import { authorizeBound, replayableBody } from './sender.js';
+import { createCallSteps, type ProxyRateLimiter, type ProxyTokens, RateFailure } from './steps.js';
 import { createUpstreams, type Upstreams } from './upstreams.js';
-
-/**
- * The session and token steps, as the proxy calls them. `S` is the loaded session value the BFF passes
- * from the session step to the token step (LoadedSession); the engine only carries it along.
- */
-export interface ProxyTokens<S> {
-  /** The live session a Cookie header names, or undefined; throws BffError (503) when the store fails. */
-  loadSession(cookieHeader: string | undefined): Promise<S | undefined>;
-  /** The session's access token for the route's resource (refreshed when due); throws BffError 401/502/503. */
-  getUserToken(session: S, options: UserTokenOptions): Promise<string>;
-  /** A client-credentials token (token-manager); throws BffError 401/503. */
-  getClientToken(options: ClientTokenOptions): Promise<string>;
-  /**
-   * The session's DPoP key when its user tokens are DPoP-bound (SECURITY D1): calls then carry
-   * `Authorization: DPoP` and a proof. Undefined (or absent): Bearer.
-   */
-  senderKey?(session: S): ProofSigner | undefined;
-}
-
-/**
- * Per-session rate limiting (SECURITY P7): takes one call from the bucket `bucket` of the session the
- * Cookie header names (see SessionStore.consumeRate); undefined when the request carries no session.
- * It reads the signed cookie only, so it runs beside the session read (one pipelined round trip).
- */
-export type ProxyRateLimiter = (
-  cookieHeader: string | undefined,
-  bucket: string,
-  capacity: number,
-  refillPerSecond: number,
-) => Promise<RateDecision | undefined>;
 
 /** Everything the engine needs, resolved by the caller once. */
 export interface ProxyEngineOptions<S> {
@@ -97,15 +65,10 @@ const DEFAULT_SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze
   'x-frame-options': 'DENY',
 });
 
-/** A failed rate-bucket call, carried as a value until the call reads its bucket's answer. */
-class RateFailure {
-  constructor(readonly err: unknown) {}
-}
-const asRateFailure = (err: unknown) => new RateFailure(err);
-
 /** Builds the proxy engine; call once per BFF. */
 export function createProxyEngine<S>(options: ProxyEngineOptions<S>): ProxyEngine {
   const { tokens, logger, rateLimiter } = options;
+  const { senderOf, sessionFor, tokenFor, consumeRate } = createCallSteps(tokens, rateLimiter);
   const publicUrl = new URL(options.publicOrigin);
   const publicOrigin = publicUrl.origin;
   const forwarded: ForwardedFor = Object.freeze({
@@ -133,48 +96,6 @@ export function createProxyEngine<S>(options: ProxyEngineOptions<S>): ProxyEngin
     fail,
     nonces,
   };
-
-  /** D1: the DPoP binding of a call that sends `session`'s user token, when that token is bound. */
-  const senderOf = (route: CompiledRoute, path: string, token: string | undefined, session: S | undefined) =>
-    bindSender(session && tokens.senderKey?.(session), route.api.upstreamOrigin, path, token);
-
-  /** The session step, where the route's token kind looks at a session (not for `none` and `client`). */
-  function sessionFor(
-    route: CompiledRoute,
-    cookieHeader: string | undefined,
-  ): Promise<S | undefined> | undefined {
-    const kind = route.api.token;
-    return kind === 'none' || kind === 'client' ? undefined : tokens.loadSession(cookieHeader);
-  }
-
-  /**
-   * The token step: what this route sends, given the session step's result (undefined: no token).
-   * Throws BffError (401/503).
-   */
-  function tokenFor(route: CompiledRoute, session: S | undefined): Promise<string> | undefined {
-    const kind = route.api.token;
-    if (kind === 'none') return undefined;
-    if (kind === 'client') return tokens.getClientToken(route.clientTokenOptions);
-    if (session !== undefined) return tokens.getUserToken(session, route.userTokenOptions);
-    if (kind === 'user') throw ERR.noSession;
-    if (kind === 'user-or-client') return tokens.getClientToken(route.clientTokenOptions);
-    return undefined; // user-or-none, anonymous
-  }
-
-  /**
-   * SECURITY P7: one call from the session's bucket for this route (undefined when not limited). The
-   * promise never rejects: a failure arrives wrapped as a RateFailure value, so the bucket can be taken
-   * beside the session read and awaited after the token step without ever being an unhandled rejection.
-   */
-  function consumeRate(
-    route: CompiledRoute,
-    cookieHeader: string | undefined,
-  ): Promise<RateDecision | RateFailure | undefined> | undefined {
-    const limit = route.api.rateLimit;
-    if (!limit || !rateLimiter) return undefined;
-    const taken = rateLimiter(cookieHeader, route.api.prefix, limit.burst, limit.perSecond);
-    return taken.then(undefined, asRateFailure);
-  }
 
   function take(req: IncomingMessage & { originalUrl?: string }, res: ServerResponse): boolean {
     const match = table.match(req.originalUrl ?? req.url ?? '');

@@ -6,12 +6,7 @@ import type { Duplex } from 'node:stream';
 import { type Request, type Response, Router } from 'express';
 import type { ProxyEngine } from './engine.js';
 
-export type {
-  ProxyEngine,
-  ProxyEngineOptions,
-  ProxyRateLimiter,
-  ProxyTokens,
-} from './engine.js';
+export type { ProxyEngine, ProxyEngineOptions } from './engine.js';
 export { createProxyEngine } from './engine.js';
 export type {
   RateLimitOptions,
@@ -21,6 +16,7 @@ export type {
 } from './options.js';
 export { resolveRemoteApis } from './options.js';
 export type { ClientTokenOptions, UserTokenOptions } from './route.js';
+export type { ProxyRateLimiter, ProxyTokens } from './steps.js';
 
 /**
  * The Express router that proxies the declared remote APIs (SECURITY P1–P6). Mount it before anything
