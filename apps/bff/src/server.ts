@@ -29,7 +29,11 @@ if (!sessionSecrets?.length) {
 
 let redis: ReturnType<typeof createClient> | undefined;
 if (process.env.REDIS_URL) {
-  redis = createClient({ url: process.env.REDIS_URL });
+  // disableClientInfo: node-redis 5 swallows a failed CLIENT SETINFO during a reconnect handshake and
+  // marks the client ready on a dead socket, after which every command hangs until its timeout, for
+  // good (seen when Redis was killed and the reconnect met its closing listen socket). Without those
+  // handshake commands the connection is ready at once and a reset reconnects as it should.
+  redis = createClient({ url: process.env.REDIS_URL, disableClientInfo: true });
   redis.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis connection problem'));
   await redis.connect();
   logger.info('sessions in Redis');

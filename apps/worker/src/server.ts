@@ -65,6 +65,8 @@ async function main(): Promise<void> {
     redis = createClient({
       url: env.REDIS_URL,
       disableOfflineQueue: true,
+      // See the sample BFF host: a reset during the reconnect handshake must not leave the client wedged.
+      disableClientInfo: true,
       socket: {
         connectTimeout: 1000,
         reconnectStrategy: (retries: number) => Math.min(100 * 2 ** retries, 5000),

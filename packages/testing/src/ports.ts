@@ -43,9 +43,8 @@ function canListen(port: number): Promise<boolean> {
 /**
  * A free TCP port on 127.0.0.1 *below* the OS's ephemeral range, for a server that a test kills and
  * starts again on the same port (the fault suite, the soak). A port from getFreePort() comes from the
- * ephemeral range, so while its owner is down any process that listens on 0 can be given it, and a
- * client reconnecting to it then talks to a stranger (seen as a Redis client wedged on an HTTP server
- * while other suites ran beside the fault suite).
+ * ephemeral range, so while its owner is down any process that listens on 0 (another suite running
+ * beside it) can be given it, and the restart then fails or the clients talk to a stranger.
  */
 export async function getRestartablePort(): Promise<number> {
   const [low] = ephemeralRange();

@@ -52,7 +52,7 @@ export function uniqueRedisPrefix(label: string): string {
 
 /** A connected node-redis client for tests; close it in `afterAll`. */
 export async function connectTestRedis(): Promise<RedisClientType> {
-  const client: RedisClientType = createClient({ url: redisUrl });
+  const client: RedisClientType = createClient({ url: redisUrl, disableClientInfo: true });
   client.on('error', () => {});
   await client.connect();
   return client;

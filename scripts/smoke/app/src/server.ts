@@ -37,7 +37,8 @@ const tokens = createTokenManager({
   clients: { bff: { issuer, clientId: 'bff', clientSecret, scope: 'api.reports' } },
 });
 
-const redis = createClient({ url: required('REDIS_URL') });
+// disableClientInfo: see @gatehouse/bff's README (a reset during a reconnect must not wedge the client).
+const redis = createClient({ url: required('REDIS_URL'), disableClientInfo: true });
 redis.on('error', () => {});
 await redis.connect();
 
