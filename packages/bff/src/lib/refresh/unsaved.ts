@@ -63,16 +63,18 @@ export function createUnsavedTokens(deps: UnsavedDeps): UnsavedTokens {
   let timer: NodeJS.Timeout | undefined;
   let writing = false;
 
-  /** Writes one entry if the store still holds what it replaces; true when the entry is settled. */
-  async function writeBack(sessionId: string, entry: Unsaved): Promise<boolean> {
+  /**
+   * Writes one entry if the store still holds what it replaces: 'written', 'obsolete' (the session
+   * ended, or newer tokens were written meanwhile) or 'pending' (try again later).
+   */
+  async function writeBack(sessionId: string, entry: Unsaved): Promise<'written' | 'obsolete' | 'pending'> {
     // The refresh lock keeps this write and a refresh of the same session from crossing.
     const lock = await store.lock(lockKey(sessionId), lockTtl);
-    if (!lock) return false;
+    if (!lock) return 'pending';
     try {
       const stored = await store.get(sessionId);
-      if (!stored) return true; // the session ended meanwhile: nothing to keep
-      if (stored.tokens !== entry.replaces) return true; // newer tokens were written
-      return await store.setTokens(sessionId, entry.sealed, lock);
+      if (!stored || stored.tokens !== entry.replaces) return 'obsolete';
+      return (await store.setTokens(sessionId, entry.sealed, lock)) ? 'written' : 'pending';
     } finally {
       lock.release().catch(() => {});
     }
@@ -85,16 +87,17 @@ export function createUnsavedTokens(deps: UnsavedDeps): UnsavedTokens {
       const now = performance.now();
       for (const [sessionId, entry] of [...entries]) {
         if (!all && entry.nextTry > now) continue;
-        let settled = false;
+        let outcome: Awaited<ReturnType<typeof writeBack>> = 'pending';
         try {
-          settled = await writeBack(sessionId, entry);
+          outcome = await writeBack(sessionId, entry);
         } catch (err) {
           logger.debug({ err: describeError(err) }, 'bff: refreshed tokens still waiting for the store');
         }
         if (entries.peek(sessionId) !== entry) continue; // replaced or forgotten meanwhile
-        if (settled) {
+        if (outcome !== 'pending') {
           entries.delete(sessionId);
-          logger.info({}, 'bff: refreshed tokens written to the store after it recovered');
+          if (outcome === 'written')
+            logger.info({}, 'bff: refreshed tokens written to the store after it recovered');
         } else {
           entry.pause = Math.min(WRITE_PAUSE_MAX, entry.pause * 2);
           entry.nextTry = performance.now() + entry.pause;
