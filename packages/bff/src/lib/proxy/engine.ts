@@ -22,7 +22,7 @@ import {
   refusal,
   withinHeaderLimits,
 } from './route.js';
-import { authorizeBound, replayableBody } from './sender.js';
+import { authorizeBound, authorizeBoundAsync, replayableBody } from './sender.js';
 import { createCallSteps, type ProxyRateLimiter, type ProxyTokens, RateFailure } from './steps.js';
 import { createUpstreams, type Upstreams } from './upstreams.js';
 
@@ -171,7 +171,7 @@ export function createProxyEngine<S>(options: ProxyEngineOptions<S>): ProxyEngin
         sender ? undefined : token,
         route.api,
       );
-      if (sender) authorizeBound(headers, sender, method, nonces);
+      if (sender) await authorizeBoundAsync(headers, sender, method, nonces);
       if (!withinHeaderLimits(headers, route.api)) {
         fail(res, ERR.headersTooLarge);
         return;

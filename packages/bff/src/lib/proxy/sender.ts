@@ -17,6 +17,8 @@ export const REPLAY_LIMIT = 64 * 1024;
 /** What the proxy needs of a session's DPoP key. */
 export interface ProofSigner {
   proof(htm: string, htu: string, accessToken: string, nonce: string | undefined): string;
+  /** The same proof, signed off the event loop. */
+  proofAsync(htm: string, htu: string, accessToken: string, nonce: string | undefined): Promise<string>;
 }
 
 /** A call whose user token is DPoP-bound. */
@@ -54,6 +56,26 @@ export function authorizeBound(
 ): void {
   headers.authorization = `DPoP ${binding.token}`;
   headers.dpop = binding.signer.proof(method, binding.htu, binding.token, nonces.get(binding.origin));
+}
+
+/**
+ * The same, with the proof signed off the event loop (DpopKey.proofAsync): what the first send of every
+ * bound call uses. Retries after a nonce or token challenge and WebSocket handshakes are rare and sign
+ * in place.
+ */
+export async function authorizeBoundAsync(
+  headers: IncomingHttpHeaders,
+  binding: SenderBinding,
+  method: string,
+  nonces: NonceCache,
+): Promise<void> {
+  headers.authorization = `DPoP ${binding.token}`;
+  headers.dpop = await binding.signer.proofAsync(
+    method,
+    binding.htu,
+    binding.token,
+    nonces.get(binding.origin),
+  );
 }
 
 /** RFC 9449 §9: a `WWW-Authenticate: DPoP … error="use_dpop_nonce"` challenge. */
