@@ -29,7 +29,7 @@ import type {
   ServerInput,
   WindowResult,
 } from './allocation-server.js';
-import { startIdpProcess, startUpstream } from './servers.js';
+import { extraBffClient, startIdpProcess, startUpstream } from './servers.js';
 
 const PATH = '/api/data';
 const serverFile = join(dirname(fileURLToPath(import.meta.url)), 'allocation-server.ts');
@@ -171,17 +171,7 @@ export async function main(): Promise<void> {
   const bffRedisPort = await getFreePort();
   const idp = await startIdpProcess({
     bffBaseUrl: `http://127.0.0.1:${bffPort}`,
-    extraClients: [
-      {
-        client_id: 'bff-redis',
-        client_secret: 'bff-secret',
-        token_endpoint_auth_method: 'client_secret_basic',
-        grant_types: ['authorization_code', 'refresh_token'],
-        response_types: ['code'],
-        redirect_uris: [`http://127.0.0.1:${bffRedisPort}/bff/callback`],
-        scope: 'openid profile offline_access api',
-      },
-    ],
+    extraClients: [extraBffClient('bff-redis', bffRedisPort)],
   });
   const results: CaseResult[] = [];
   try {

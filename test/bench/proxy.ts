@@ -39,6 +39,7 @@ import { createProxyMiddleware } from 'http-proxy-middleware';
 import { createProxyEngine, resolveRemoteApis } from '../../packages/bff/src/lib/proxy/index.js';
 import { type BenchRow, measureHttp, measurePaced, printTable } from './harness.js';
 import {
+  extraBffClient,
   type Listening,
   listen,
   type RemoteIdp,
@@ -162,24 +163,8 @@ export async function main(): Promise<void> {
   const idp = await startIdpProcess({
     bffBaseUrl: `http://127.0.0.1:${bffPort}`,
     extraClients: [
-      {
-        client_id: 'bff-redis',
-        client_secret: 'bff-secret',
-        token_endpoint_auth_method: 'client_secret_basic',
-        grant_types: ['authorization_code', 'refresh_token'],
-        response_types: ['code'],
-        redirect_uris: [`http://127.0.0.1:${bffRedisPort}/bff/callback`],
-        scope: 'openid profile offline_access api',
-      },
-      {
-        client_id: 'bff-dpop',
-        client_secret: 'bff-secret',
-        token_endpoint_auth_method: 'client_secret_basic',
-        grant_types: ['authorization_code', 'refresh_token'],
-        response_types: ['code'],
-        redirect_uris: [`http://127.0.0.1:${bffDpopPort}/bff/callback`],
-        scope: 'openid profile offline_access api',
-      },
+      extraBffClient('bff-redis', bffRedisPort),
+      extraBffClient('bff-dpop', bffDpopPort),
       {
         client_id: 'peer',
         client_secret: PEER_SECRET,

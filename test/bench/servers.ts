@@ -5,6 +5,7 @@ import { createServer, Agent as HttpAgent, type IncomingHttpHeaders, request, ty
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { ClientMetadata } from '@gatehouse/sample-idp';
 import type { startIdp } from '@gatehouse/testing';
 import { Pool } from 'undici';
 
@@ -138,6 +139,22 @@ export function startBareUndiciProxy(upstream: string): Promise<Listening> {
 }
 
 /** The sample IdP in a child process (see idp-process.ts): only its issuer URL is needed here. */
+/**
+ * One more BFF client for the sample IdP (`extraClients`): a second BFF in the same bench run (another
+ * store, DPoP) needs its own redirect URI, so its own registration with the sample BFF's settings.
+ */
+export function extraBffClient(clientId: string, port: number): ClientMetadata {
+  return {
+    client_id: clientId,
+    client_secret: 'bff-secret',
+    token_endpoint_auth_method: 'client_secret_basic',
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    redirect_uris: [`http://127.0.0.1:${port}/bff/callback`],
+    scope: 'openid profile offline_access api',
+  };
+}
+
 export async function startIdpProcess(options: Parameters<typeof startIdp>[0]): Promise<RemoteIdp> {
   const child = spawn(
     process.execPath,
