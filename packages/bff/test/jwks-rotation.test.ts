@@ -200,6 +200,32 @@ describe('L10 the OP key endpoint failing', () => {
     expect((await postLogout(s, await s.idp.sign(logoutClaims(s)))).status).toBe(200);
   });
 
+  it('R5a R6 L10a: the OP rotated its key and its JWKS is down when a refresh answers → 503 with Retry-After, the rotated refresh token is kept, and once the keys load the same cookie works', async () => {
+    stack = await startStack();
+    const s = stack;
+    const { browser } = await signIn(s);
+    await s.idp.rotateSigningKey(); // the refreshed ID token names a kid the BFF has not seen
+    s.tap.intercept = (url) =>
+      url.pathname === JWKS_PATH ? new Response('down', { status: 503 }) : undefined;
+    s.clock.advance(400); // access token expired: this call must refresh
+    const call = () =>
+      browser.fetch(`${s.bff.url}/local/whoami`, { headers: { 'x-csrf': '1' }, initiator: `${s.bff.url}/` });
+    const during = await call();
+    expect(during.status).toBe(503);
+    expect(Number(during.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(await during.json()).toMatchObject({ error: 'ERR_BFF_IDP_UNAVAILABLE' });
+    // The OP answered and rotated the refresh token: the one the session started with is spent.
+    expect(s.idp.counters.token('refresh_token')).toBe(1);
+
+    s.tap.intercept = undefined;
+    s.clock.advance(11); // past the session's back-off and the key fetch's
+    const after = await call();
+    expect(after.status, await after.clone().text()).toBe(200);
+    // The second refresh presented the rotated refresh token (the spent one would be invalid_grant).
+    expect(s.idp.counters.token('refresh_token')).toBe(2);
+    expect((await getUser(browser, s)).status).toBe(200);
+  });
+
   it('a fetched key set is refetched after its maximum age; an OP key endpoint down then keeps the old set', async () => {
     stack = await startStack();
     const s = stack;

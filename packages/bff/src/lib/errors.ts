@@ -72,6 +72,9 @@ export const errorStatus = {
   ERR_BFF_UPSTREAM_TIMEOUT: 504,
 } as const;
 
+/** `Retry-After` (seconds) of a 503 whose thrower knows no better time. */
+const DEFAULT_RETRY_AFTER = 1;
+
 /** A stable error code of `@gatehouse/bff`. */
 export type BffErrorCode = keyof typeof errorStatus;
 
@@ -83,15 +86,16 @@ export class BffError extends Error {
   override readonly name = 'BffError';
   readonly code: BffErrorCode;
   readonly status: number;
-  /** Whole seconds after which trying again makes sense (sent as `Retry-After`), when known. */
+  /** Whole seconds after which trying again makes sense (sent as `Retry-After`); always set on a 503. */
   readonly retryAfter: number | undefined;
 
   constructor(code: BffErrorCode, message: string, options?: { cause?: unknown; retryAfter?: number }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.status = errorStatus[code];
-    this.retryAfter =
-      options?.retryAfter === undefined ? undefined : Math.max(1, Math.ceil(options.retryAfter));
+    // A 503 always says when to come back (R5a): clients and load balancers retry, never give up.
+    const retryAfter = options?.retryAfter ?? (this.status === 503 ? DEFAULT_RETRY_AFTER : undefined);
+    this.retryAfter = retryAfter === undefined ? undefined : Math.max(1, Math.ceil(retryAfter));
   }
 }
 

@@ -81,7 +81,10 @@ export function createJwksSource(options: JwksSourceOptions): JwksSource {
     } catch (err) {
       failedAt = clock();
       logger.warn({ err: describeError(err) }, 'bff: fetching the OP signing keys failed');
-      throw new BffError('ERR_BFF_IDP_UNAVAILABLE', 'the OP signing keys are unavailable', { cause: err });
+      throw new BffError('ERR_BFF_IDP_UNAVAILABLE', 'the OP signing keys are unavailable', {
+        cause: err,
+        retryAfter: FAILURE_BACKOFF,
+      });
     }
   };
 
@@ -105,7 +108,9 @@ export function createJwksSource(options: JwksSourceOptions): JwksSource {
           if (!current) throw err;
         }
       } else if (!current) {
-        throw new BffError('ERR_BFF_IDP_UNAVAILABLE', 'the OP signing keys were unavailable moments ago');
+        throw new BffError('ERR_BFF_IDP_UNAVAILABLE', 'the OP signing keys were unavailable moments ago', {
+          retryAfter: FAILURE_BACKOFF - (clock() - failedAt) / 1000,
+        });
       }
     }
     const used = current as CachedSet;

@@ -66,7 +66,10 @@ export function createOidcConfiguration(
           },
         );
       }
-      throw new BffError('ERR_BFF_IDP_UNAVAILABLE', 'OpenID provider discovery failed', { cause: err });
+      throw new BffError('ERR_BFF_IDP_UNAVAILABLE', 'OpenID provider discovery failed', {
+        cause: err,
+        retryAfter: FAILURE_COOLDOWN,
+      });
     }
 
     const metadata = discovered.serverMetadata();
@@ -124,7 +127,9 @@ export function createOidcConfiguration(
     if (cached) return cached;
     if (failedAt && clock() - failedAt < FAILURE_COOLDOWN * 1000) {
       return Promise.reject(
-        new BffError('ERR_BFF_IDP_UNAVAILABLE', 'OpenID provider discovery failed recently'),
+        new BffError('ERR_BFF_IDP_UNAVAILABLE', 'OpenID provider discovery failed recently', {
+          retryAfter: FAILURE_COOLDOWN - (clock() - failedAt) / 1000,
+        }),
       );
     }
     const attempt = discover();

@@ -45,6 +45,8 @@ export interface IdpFront {
   network: NetworkFault;
   /** Refresh-token grants that reached the front, in order (sha256 of the refresh token, never the token). */
   readonly refreshes: { rt: string; at: number }[];
+  /** Token requests sent while `network` was set (they never reach the front, so `refreshes` misses them). */
+  networkAttempts: number;
   /** Access tokens the IdP issued for refresh grants, in order (sha256 prefixes, never the tokens). */
   readonly issued: string[];
   /** fetch for createBff's `fetch` option. */
@@ -120,9 +122,11 @@ export async function startIdpFront(options: Partial<IdpOptions> = {}): Promise<
     pushes: 0,
     network: undefined,
     refreshes: [],
+    networkAttempts: 0,
     issued: [],
     fetch: async (input, init) => {
       const url = new URL(String(input));
+      if (url.pathname === '/token' && front.network !== undefined) front.networkAttempts++;
       if (url.pathname === '/token' && front.network === 'refused') {
         url.port = String(closedPort);
       } else if (url.pathname === '/token' && front.network === 'dns') {

@@ -61,8 +61,9 @@ export function createFlight(deps: FlightDeps) {
    * Writes the new tokens fenced by `lock`. If the fence refuses (the lock lapsed, e.g. the store was
    * unreachable for a heartbeat), the lock is taken again and the write goes through only if the stored
    * tokens are still the ones this refresh started from: then nobody else refreshed, and the rotated
-   * refresh token must not be lost. Otherwise the newer tokens stay and are used. A store that fails
-   * meanwhile gets the tokens later (unsaved.ts); the caller uses them at once either way.
+   * refresh token must not be lost (if another holder has the lock by then, they are written behind, as
+   * below). Otherwise the newer tokens stay and are used. A store that fails meanwhile gets the tokens
+   * later (unsaved.ts); the caller uses them at once either way. Undefined: the caller's tokens are in use.
    */
   async function write(
     lock: StoreLock,
@@ -72,9 +73,7 @@ export function createFlight(deps: FlightDeps) {
     resource: string | undefined,
   ): Promise<string | undefined> {
     try {
-      const theirs = await writeFenced(lock, sessionId, sealed, startedFrom, resource);
-      if (theirs === undefined) unsaved.forget(sessionId);
-      return theirs;
+      return await writeFenced(lock, sessionId, sealed, startedFrom, resource);
     } catch (err) {
       if (!(err instanceof BffError) || err.code !== 'ERR_BFF_STORE_UNAVAILABLE') throw err;
       // The OP has answered, so the stored refresh token is spent: keep the answer and write it later.
@@ -90,22 +89,31 @@ export function createFlight(deps: FlightDeps) {
     startedFrom: string | undefined,
     resource: string | undefined,
   ): Promise<string | undefined> {
-    if (await store.setTokens(sessionId, sealed, lock)) return undefined;
-    const stored = await store.get(sessionId);
-    if (!stored) throw new BffError('ERR_BFF_SESSION_ENDED', 'session ended during refresh');
+    if (await store.setTokens(sessionId, sealed, lock)) {
+      unsaved.forget(sessionId);
+      return undefined;
+    }
+    // Lock first, then read: a read taken before the lock could miss a write another holder makes in
+    // between, and the write below would then overwrite its newer tokens.
     const again = await store.lock(lock.key, timings.lockTtl);
     try {
-      if (again && stored.tokens === startedFrom && (await store.setTokens(sessionId, sealed, again))) {
+      const stored = await store.get(sessionId);
+      if (!stored) throw new BffError('ERR_BFF_SESSION_ENDED', 'session ended during refresh');
+      if (stored.tokens === startedFrom) {
+        if (again && (await store.setTokens(sessionId, sealed, again))) unsaved.forget(sessionId);
+        // Nobody wrote newer tokens, but another holder has the lock now (e.g. kept for its back-off):
+        // this answer is the only one with an unspent refresh token, so use it and write it behind.
+        else unsaved.keep(sessionId, startedFrom, sealed);
         return undefined;
       }
+      logger.warn({}, 'bff: refresh lock lost; newer tokens from another holder are kept');
+      const record = deps.open(sessionId, stored.tokens);
+      const current = record && deps.fresh(record, resource);
+      if (current) return current;
+      throw new BffError('ERR_BFF_IDP_UNAVAILABLE', 'refresh lock lost', { retryAfter: 1 });
     } finally {
       again?.release().catch(() => {});
     }
-    logger.warn({}, 'bff: refresh lock lost; newer tokens from another holder are kept');
-    const record = deps.open(sessionId, stored.tokens);
-    const current = record && deps.fresh(record, resource);
-    if (current) return current;
-    throw new BffError('ERR_BFF_IDP_UNAVAILABLE', 'refresh lock lost', { retryAfter: 1 });
   }
 
   /**
@@ -182,7 +190,25 @@ export function createFlight(deps: FlightDeps) {
 
       // R6: same iss, sub, aud, azp and auth_time as the login, signed with an accepted key (L17).
       const configuration = await deps.getOidcConfiguration();
-      if (!(await checkRefreshedIdToken(configuration, response, loaded.data))) {
+      let idTokenMatches: boolean;
+      try {
+        idTokenMatches = await checkRefreshedIdToken(configuration, response, loaded.data);
+      } catch (err) {
+        if (!(err instanceof BffError) || err.code !== 'ERR_BFF_IDP_UNAVAILABLE') throw err;
+        // The OP's signing keys could not be fetched to check the ID token, so nothing of this answer
+        // may be used yet. But the OP has rotated the refresh token: keep the new one (with the old,
+        // expired access token), or the next refresh would present a spent token and end the session.
+        if (response.refresh_token !== undefined && response.refresh_token !== record.rt) {
+          const kept = deps.seal(sessionId, { ...record, rt: response.refresh_token });
+          await write(lock, sessionId, kept, stored.tokens, resource);
+        }
+        const seconds = backoff.fail(sessionId, err.code, err.retryAfter);
+        throw new BffError(err.code, 'the OP signing keys are unavailable', {
+          cause: err,
+          retryAfter: seconds,
+        });
+      }
+      if (!idTokenMatches) {
         logger.warn({}, 'bff: refreshed ID token does not match the session; ending it');
         await deps.endSession(sessionId);
         throw new BffError('ERR_BFF_SESSION_ENDED', 'refreshed ID token does not match the session');
