@@ -8,12 +8,21 @@ import type { AddressInfo } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createMemoryStore, type SessionStore } from '@gatehouse/bff';
-import { getFreePort, startBff, TestBrowser } from '@gatehouse/testing';
+import {
+  connectTestRedis,
+  deleteRedisPrefix,
+  getFreePort,
+  requireRedis,
+  startBff,
+  TestBrowser,
+  uniqueRedisPrefix,
+} from '@gatehouse/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClock, SESSION_SECRET } from './support-core/stack.js';
 import { type IdpFront, startIdpFront } from './support-res/idp-front.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const redisReady = await requireRedis('sample host shutdown with Redis sessions');
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
 /** An upstream API whose /api/todos answers after `delayMs` (or never, when negative). */
@@ -174,8 +183,9 @@ describe('bff.close(): graceful shutdown', () => {
   });
 });
 
-describe('sample host (apps/bff): SIGTERM drains, then exits', () => {
-  let front: IdpFront;
+describe('sample host (apps/bff): SIGTERM and SIGINT drain, then exit', () => {
+  const fronts: IdpFront[] = [];
+  const redisPrefix = uniqueRedisPrefix('bff-shutdown');
   let upstream: Awaited<ReturnType<typeof startSlowUpstream>>;
   let child: ChildProcess | undefined;
   beforeAll(async () => {
@@ -184,53 +194,74 @@ describe('sample host (apps/bff): SIGTERM drains, then exits', () => {
   afterAll(async () => {
     if (child && child.exitCode === null) child.kill('SIGKILL');
     await upstream?.close();
-    await front?.close();
+    for (const front of fronts) await front.close();
+    if (redisReady) {
+      const redis = await connectTestRedis();
+      await deleteRedisPrefix(redis, redisPrefix);
+      await redis.close();
+    }
   });
 
-  it('SIGTERM: an in-flight call completes 200, then the process exits 0 within its timeout and takes no new connections', async () => {
-    const port = await getFreePort();
-    front = await startIdpFront({ bffBaseUrl: `http://localhost:${port}` });
-    const url = `http://localhost:${port}`;
-    child = spawn(process.execPath, ['--conditions=@gatehouse/source', '--import', 'tsx', 'src/server.ts'], {
-      cwd: resolve(root, 'apps/bff'),
-      env: {
-        ...process.env,
-        BFF_PORT: String(port),
-        BFF_HOST: '127.0.0.1',
-        BFF_BASE_URL: url,
-        ISSUER: front.issuer,
-        API_URL: upstream.url,
-        SESSION_SECRET,
-        LOG_LEVEL: 'warn',
-        SHUTDOWN_TIMEOUT: '5',
-        REDIS_URL: '',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
-    const exited = new Promise<number | null>((r) => child?.once('exit', (code) => r(code)));
-    // Wait until it listens.
-    const deadline = Date.now() + 20_000;
-    for (;;) {
-      try {
-        if ((await fetch(`${url}/health`)).ok) break;
-      } catch {}
-      if (Date.now() > deadline) throw new Error(`sample host did not start: ${output}`);
-      await sleep(100);
-    }
-    const cookie = await signInCookie(url);
-    upstream.state.delayMs = 1000;
-    const slow = fetch(`${url}/api/todos`, { headers: headers(cookie) }).then((r) => r.status);
-    await sleep(200);
-    const signalled = Date.now();
-    child.kill('SIGTERM');
-    expect(await slow).toBe(200);
-    expect(await exited).toBe(0);
-    expect(Date.now() - signalled).toBeLessThan(6500); // SHUTDOWN_TIMEOUT (5 s) bounds the drain
-    upstream.state.delayMs = 0;
-    // Gone: no new connections.
-    await expect(fetch(`${url}/health`)).rejects.toThrow();
-  }, 40_000);
+  // SIGINT is Ctrl+C under `npm start`; the Redis case drains with sessions in Redis, whose client the
+  // host closes after bff.close().
+  it.each([
+    { signal: 'SIGTERM' as const, store: 'memory' },
+    { signal: 'SIGINT' as const, store: 'redis' },
+  ])(
+    '$signal ($store sessions): an in-flight call completes 200, then the process exits 0 within its timeout and takes no new connections',
+    async ({ signal, store }) => {
+      if (store === 'redis' && !redisReady) return;
+      const port = await getFreePort();
+      const front = await startIdpFront({ bffBaseUrl: `http://localhost:${port}` });
+      fronts.push(front);
+      const url = `http://localhost:${port}`;
+      child = spawn(
+        process.execPath,
+        ['--conditions=@gatehouse/source', '--import', 'tsx', 'src/server.ts'],
+        {
+          cwd: resolve(root, 'apps/bff'),
+          env: {
+            ...process.env,
+            BFF_PORT: String(port),
+            BFF_HOST: '127.0.0.1',
+            BFF_BASE_URL: url,
+            ISSUER: front.issuer,
+            API_URL: upstream.url,
+            SESSION_SECRET,
+            LOG_LEVEL: 'warn',
+            SHUTDOWN_TIMEOUT: '5',
+            REDIS_URL: store === 'redis' ? (process.env.REDIS_URL ?? 'redis://127.0.0.1:6379') : '',
+            REDIS_PREFIX: redisPrefix,
+          },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
+      let output = '';
+      child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+      child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+      const exited = new Promise<number | null>((r) => child?.once('exit', (code) => r(code)));
+      // Wait until it listens.
+      const deadline = Date.now() + 20_000;
+      for (;;) {
+        try {
+          if ((await fetch(`${url}/health`)).ok) break;
+        } catch {}
+        if (Date.now() > deadline) throw new Error(`sample host did not start: ${output}`);
+        await sleep(100);
+      }
+      const cookie = await signInCookie(url);
+      upstream.state.delayMs = 1000;
+      const slow = fetch(`${url}/api/todos`, { headers: headers(cookie) }).then((r) => r.status);
+      await sleep(200);
+      const signalled = Date.now();
+      child.kill(signal);
+      expect(await slow).toBe(200);
+      expect(await exited).toBe(0);
+      expect(Date.now() - signalled).toBeLessThan(6500); // SHUTDOWN_TIMEOUT (5 s) bounds the drain
+      upstream.state.delayMs = 0;
+      // Gone: no new connections.
+      await expect(fetch(`${url}/health`)).rejects.toThrow();
+    },
+    40_000,
+  );
 });
