@@ -3,7 +3,8 @@
 // users sign in, call the API several times a second (so their tokens are refreshed every couple of
 // seconds), add and delete todos, sign out and in again, for SOAK_MINUTES. Every 10 s the BFF's
 // memory is sampled through the Node inspector (a full GC first, so the heap figure is what is live).
-// Prints a table; exits 1 when the heap after warm-up grew more than 10 % or any session was lost.
+// Prints a table; exits 1 when the heap after warm-up grew more than 10 %, any session was lost, or
+// any call failed (nothing is injected, so every call must succeed).
 //
 //   SOAK_USERS=20 SOAK_MINUTES=10 npm run soak
 import { getRestartablePort } from '@gatehouse/testing';
@@ -282,6 +283,12 @@ async function main(): Promise<number> {
     }
     if (lost.length > 0)
       problems.push(`${lost.length} lost sessions or failed sign-ins/outs: ${lost.slice(0, 10).join('; ')}`);
+    // Nothing is injected here, so a call that does not succeed is a defect too (a session stuck on
+    // 5xx would never show up as a 401).
+    if (total.s5xx + total.other > 0)
+      problems.push(
+        `${total.s5xx} calls answered 5xx and ${total.other} something else (no fault was injected)`,
+      );
     console.log(
       `\ntotal: ${total.requests} requests (2xx ${total.ok}, 401 ${total.s401}, 5xx ${total.s5xx}, other ${total.other}), ` +
         `${total.signIns} sign-ins, ${total.signOuts} sign-outs in ${((Date.now() - started) / 1000).toFixed(0)} s`,
@@ -291,7 +298,7 @@ async function main(): Promise<number> {
       console.error(`\n✖ soak failed:\n  - ${problems.join('\n  - ')}`);
       return 1;
     }
-    console.log('\n✔ soak passed: no session lost, heap within 10 % after warm-up');
+    console.log('\n✔ soak passed: no session lost, no call failed, heap within 10 % after warm-up');
     return 0;
   } finally {
     await Promise.all(apps.map((app) => app.stop()));
