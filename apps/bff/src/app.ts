@@ -57,6 +57,11 @@ export interface SampleBffConfig {
    * `BFF_DPOP=false` switches it off).
    */
   dpop?: boolean;
+  /**
+   * Shape of the user-claim values `GET /bff/user` returns, as @gatehouse/bff's `userClaimValues`.
+   * Default `'json'` (values as issued); `'string'` is Duende BFF's shape (env `BFF_USER_CLAIM_VALUES`).
+   */
+  userClaimValues?: BffOptions['userClaimValues'];
   /** Logger (pino in server.ts). Default silent. */
   logger?: Logger;
   /** Further createBff options (tests inject `fetch`, `clock`, timeouts). */
@@ -126,6 +131,28 @@ export function dpopFromEnv(value: string | undefined): boolean {
 }
 
 /**
+ * Reads `BFF_USER_CLAIM_VALUES`: unset or `json` → `'json'` (claim values as issued), `string` →
+ * `'string'` (Duende's shape, for SPAs written against Duende BFF). Anything else throws, so a typo
+ * does not silently change what the SPA reads.
+ */
+export function userClaimValuesFromEnv(
+  value: string | undefined,
+): NonNullable<BffOptions['userClaimValues']> {
+  switch (value?.trim().toLowerCase()) {
+    case undefined:
+    case '':
+    case 'json':
+      return 'json';
+    case 'string':
+      return 'string';
+    default:
+      throw new TypeError(
+        `BFF_USER_CLAIM_VALUES must be json (claim values as issued) or string (Duende's shape: every claim value a string), got ${JSON.stringify(value)}`,
+      );
+  }
+}
+
+/**
  * A top-level (or frame) navigation that wants HTML: `Sec-Fetch-Dest` names a document or frame when
  * the browser sends it (a script's fetch() sends `empty`), and `Accept` names `text/html` explicitly (a
  * fetch() sends `*\/*`, which does not count). `Sec-Fetch-Dest` rather than `Sec-Fetch-Mode`: both say
@@ -168,6 +195,7 @@ export function createApp(config: SampleBffConfig = {}): SampleBffApp {
       ? { pushedAuthorizationRequests: config.pushedAuthorizationRequests }
       : {}),
     dpop: config.dpop ?? true,
+    ...(config.userClaimValues !== undefined ? { userClaimValues: config.userClaimValues } : {}),
     ...(config.logger ? { logger: config.logger } : {}),
     remoteApis: [{ prefix: '/api/todos', upstream: `${apiUrl}/api/todos`, token: 'user' }],
     ...config.bff,

@@ -2,7 +2,13 @@
 import { createServer } from 'node:http';
 import pino from 'pino';
 import { createClient } from 'redis';
-import { createApp, DEV_SESSION_SECRET, dpopFromEnv, pushedAuthorizationRequestsFromEnv } from './app.js';
+import {
+  createApp,
+  DEV_SESSION_SECRET,
+  dpopFromEnv,
+  pushedAuthorizationRequestsFromEnv,
+  userClaimValuesFromEnv,
+} from './app.js';
 
 const logger = pino({
   level: process.env.LOG_LEVEL ?? 'info',
@@ -53,6 +59,7 @@ const app = createApp({
   diagnostics: process.env.BFF_DIAGNOSTICS ? process.env.BFF_DIAGNOSTICS === 'true' : undefined,
   pushedAuthorizationRequests: pushedAuthorizationRequestsFromEnv(process.env.BFF_PAR),
   dpop: dpopFromEnv(process.env.BFF_DPOP),
+  userClaimValues: userClaimValuesFromEnv(process.env.BFF_USER_CLAIM_VALUES),
   logger,
 });
 

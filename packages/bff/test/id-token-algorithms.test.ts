@@ -194,9 +194,29 @@ describe('L17: an OP that signs with ES256 (default policy from its metadata)', 
     expect(headerOf(idToken).alg).toBe('ES256');
     expect((await getUser(browser, stack)).status).toBe(200);
 
-    stack.clock.advance(400); // the access token expired: the next call refreshes (ES256 ID token)
-    expect((await whoami(stack, browser)).status).toBe(200);
+    // What the IdP itself answered to the refresh (its own event, the response body as sent).
+    const refreshed: Record<string, unknown>[] = [];
+    const onGrant = (ctx: { oidc: { params?: unknown }; body?: unknown }) => {
+      const params = ctx.oidc.params as { grant_type?: unknown } | undefined;
+      if (params?.grant_type === 'refresh_token') refreshed.push({ ...(ctx.body as object) });
+    };
+    stack.idp.provider.on('grant.success', onGrant);
+    try {
+      stack.clock.advance(400); // the access token expired: the next call refreshes (ES256 ID token)
+      expect((await whoami(stack, browser)).status).toBe(200);
+    } finally {
+      stack.idp.provider.off('grant.success', onGrant);
+    }
     expect(stack.idp.counters.token('refresh_token')).toBe(1);
+    // R6 L17: the refresh carried a new ES256 ID token, and the BFF, which checks a refreshed ID token's
+    // signature with the same policy and ends the session when it fails, kept the session.
+    expect(refreshed).toHaveLength(1);
+    const refreshedIdToken = refreshed[0]!.id_token;
+    expect(typeof refreshedIdToken).toBe('string');
+    expect(refreshedIdToken).not.toBe(idToken);
+    expect(headerOf(refreshedIdToken as string).alg).toBe('ES256');
+    expect(payloadOf(refreshedIdToken as string)).toMatchObject({ iss: stack.idp.issuer, sub: 'alice' });
+    expect((await getUser(browser, stack)).status).toBe(200);
 
     // IdP-side sign-out delivers an ES256 logout token; it must end the session (was 400 `alg`).
     const ended = await stack.idp.endSessions('alice');

@@ -236,6 +236,44 @@ describe.skipIf(!redisReady)('Redis', () => {
   });
 });
 
+describe('S6 L16 anonymous login starts with PAR on (the sample host’s default)', () => {
+  let stack: Stack;
+  let recorder: ReturnType<typeof recording>;
+  let parPath: string;
+  beforeAll(async () => {
+    recorder = recording(createMemoryStore());
+    stack = await startStack({ bffOptions: { store: recorder.store } });
+    const metadata = (await (
+      await fetch(`${stack.idp.issuer}/.well-known/openid-configuration`)
+    ).json()) as Record<string, unknown>;
+    parPath = new URL(String(metadata.pushed_authorization_request_endpoint)).pathname;
+  });
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  it('S6 L16: a sign-in started before 500 anonymous pushed login starts completes after them; the starts touched no store and cost the IdP one push each', async () => {
+    const early = new TestBrowser();
+    const loginPage = await early.follow(`${stack.bff.url}/bff/login?returnUrl=%2Fearly`);
+    expect(loginPage.hops[0]?.status).toBe(302);
+    expect(new URL(loginPage.hops[0]!.location!).searchParams.has('request_uri')).toBe(true);
+    recorder.calls.length = 0;
+    const pushesBefore = stack.tap.count(parPath);
+
+    expect(await anonymousLoginStarts(stack.bff.url, 500)).toBe(500);
+    expect(recorder.calls).toEqual([]); // not a read, not a write
+    // The amplification the README's login section describes: one back-channel push to the IdP per
+    // anonymous start, which only a rate limit in front of /bff/login bounds.
+    expect(stack.tap.count(parPath) - pushesBefore).toBe(500);
+
+    const done = await early.submitLogin(loginPage, { username: 'alice', password: 'alice' });
+    const callback = done.hops.find((h) => h.url.startsWith(`${stack.bff.url}/bff/callback`));
+    expect(callback?.status).toBe(302);
+    expect(callback?.location).toBe(`${stack.bff.url}/early`);
+    expect((await getUser(early, stack)).status).toBe(200);
+  }, 120_000);
+});
+
 describe('S6 a small global bound cannot be filled by one user', () => {
   it('S6: memory store of 25 sessions, cap 20: one user signing in 40 times leaves another user’s session alone', async () => {
     const stack = await startStack({ bffOptions: { store: createMemoryStore({ maxSessions: 25 }) } });

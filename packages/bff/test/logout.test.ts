@@ -139,6 +139,85 @@ describe('logout', () => {
     expect(good.headers.getSetCookie()[0]).toMatch(/^__Host-bff-logout=; Max-Age=0; Path=\/;/);
   });
 
+  // The same refusals as /bff/login's (login-negative.test.ts), checked before the session is looked at:
+  // a refused returnUrl ends nothing, whatever else the request carries.
+  const foreignReturnUrls = [
+    ['//evil.example'],
+    ['/\\evil.example'],
+    ['https://evil.example'],
+    ['/%2F%2Fevil.example'],
+    ['/%2fevil.example'],
+    ['/%5C%5Cevil.example'],
+    ['/%5cevil.example'],
+    ['/..//evil.example'],
+    ['/%2e%2e//evil.example'],
+  ];
+
+  describe('L14 O5 foreign returnUrl', () => {
+    let signedIn: Awaited<ReturnType<typeof signIn>>['browser'];
+    let url: string;
+    beforeAll(async () => {
+      signedIn = (await signIn(stack)).browser;
+      url = await logoutUrl(signedIn);
+    });
+
+    /** A refusal: 400 problem+json, no Location, no cookie cleared, nothing sent to the IdP. */
+    async function expectRefused(res: Response, revocationsBefore: number) {
+      expect(res.status).toBe(400);
+      expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      expect(res.headers.get('location')).toBeNull();
+      expect(res.headers.getSetCookie()).toEqual([]);
+      expect(await res.json()).toMatchObject({ status: 400, error: 'ERR_BFF_BAD_REQUEST' });
+      expect(stack.tap.count(revocationPath)).toBe(revocationsBefore);
+    }
+
+    it.each(foreignReturnUrls)(
+      'L14 O5: GET /bff/logout with the right sid and returnUrl %j → 400 problem+json, the session and its refresh token intact',
+      async (returnUrl) => {
+        const before = stack.tap.count(revocationPath);
+        const res = await signedIn.fetch(
+          `${stack.bff.url}${url}&returnUrl=${encodeURIComponent(returnUrl)}`,
+          { navigation: true, initiator: `${stack.bff.url}/` },
+        );
+        await expectRefused(res, before);
+        expect((await getUser(signedIn, stack)).status).toBe(200);
+      },
+    );
+
+    it.each(foreignReturnUrls)(
+      'L14 O5: POST /bff/logout with X-CSRF and returnUrl %j → 400 problem+json, the session and its refresh token intact',
+      async (returnUrl) => {
+        const before = stack.tap.count(revocationPath);
+        const res = await signedIn.fetch(
+          `${stack.bff.url}/bff/logout?returnUrl=${encodeURIComponent(returnUrl)}`,
+          { method: 'POST', headers: { 'x-csrf': '1' }, initiator: `${stack.bff.url}/` },
+        );
+        await expectRefused(res, before);
+        expect((await getUser(signedIn, stack)).status).toBe(200);
+      },
+    );
+
+    it.each(foreignReturnUrls)(
+      'L14 O5: anonymous GET /bff/logout with returnUrl %j → 400 problem+json, not a redirect',
+      async (returnUrl) => {
+        const before = stack.tap.count(revocationPath);
+        const res = await fetch(`${stack.bff.url}/bff/logout?returnUrl=${encodeURIComponent(returnUrl)}`, {
+          redirect: 'manual',
+        });
+        await expectRefused(res, before);
+      },
+    );
+
+    it('L14 O5: after every refusal, the same session still logs out normally with a local returnUrl', async () => {
+      const res = await signedIn.fetch(`${stack.bff.url}${url}&returnUrl=%2Fbye`, {
+        navigation: true,
+        initiator: `${stack.bff.url}/`,
+      });
+      expect(res.status).toBe(302);
+      expect((await getUser(signedIn, stack)).status).toBe(401);
+    });
+  });
+
   it('O5 L14: logout returnUrl must be local; anonymous logout just goes back', async () => {
     const { browser } = await signIn(stack);
     const url = await logoutUrl(browser);

@@ -35,6 +35,34 @@ describe('memory store bounds', () => {
     await store.close?.();
   });
 
+  it('B2 S6: login-state marks beyond maxEntries never evict a back-channel logout jti mark (its replay stays refused)', async () => {
+    const store = createMemoryStore({ maxEntries: 3 });
+    const jti = 'once:backchannel:jti:https://idp.example:jti-1';
+    expect(await store.claimOnce(jti, 60)).toBe(true);
+    await Promise.allSettled(Array.from({ length: 5 }, (_, i) => store.claimOnce(`login-state:${i}`, 60)));
+    expect(await store.claimOnce(jti, 60)).toBe(false);
+    await store.close?.();
+  });
+
+  it('B2 L4 S6: a purpose at its bound refuses a new mark (rejects) and forgets none of its unexpired ones; expired ones make room', async () => {
+    let now = Date.now();
+    const store = createMemoryStore({ maxEntries: 2, clock: () => now });
+    const jti = (n: number) => `once:backchannel:jti:https://idp.example:jti-${n}`;
+    expect(await store.claimOnce(jti(1), 60)).toBe(true);
+    expect(await store.claimOnce(jti(2), 30)).toBe(true);
+    await expect(store.claimOnce(jti(3), 60)).rejects.toThrow(/single-use marks/);
+    expect(await store.claimOnce(jti(1), 60)).toBe(false);
+    expect(await store.claimOnce(jti(2), 60)).toBe(false);
+    // Other purposes have bounds of their own.
+    expect(await store.claimOnce('login-state:a', 60)).toBe(true);
+    expect(await store.claimOnce('once:extension-mark', 60)).toBe(true);
+    now += 31_000; // jti-2 expired: its place is free again, jti-1 is still remembered
+    expect(await store.claimOnce(jti(3), 60)).toBe(true);
+    expect(await store.claimOnce(jti(1), 60)).toBe(false);
+    await expect(store.claimOnce(jti(4), 60)).rejects.toThrow(/single-use marks/);
+    await store.close?.();
+  });
+
   it('rejects nonsense bounds with a TypeError that says the fix', () => {
     expect(() => createMemoryStore({ maxSessions: 0 })).toThrow(/maxSessions.*positive integer/);
   });

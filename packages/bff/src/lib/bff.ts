@@ -32,6 +32,7 @@ import { type LoadedSession, toSessionUser } from './session/data.js';
 import { createSessions } from './session/sessions.js';
 import { createShutdownGate, SHUTTING_DOWN } from './shutdown.js';
 import { guardStore } from './store/guard.js';
+import { EXTENSION_MARK } from './store/marks.js';
 import { createMemoryStore } from './store/memory.js';
 import type { RateDecision, SessionMatch } from './store/types.js';
 import { createTokenService } from './tokens.js';
@@ -176,7 +177,7 @@ export function createBff(options: BffOptions): Bff {
     getUserAccessToken: getAccessToken,
     getClientAccessToken: (opts) => clientTokens(opts ?? {}),
     endSessions,
-    claimOnce: (key, ttlSeconds) => store.claimOnce(`once:${key}`, ttlSeconds),
+    claimOnce: (key, ttlSeconds) => store.claimOnce(`${EXTENSION_MARK}${key}`, ttlSeconds),
     consumeRate: (req, bucket, capacity, refillPerSecond) =>
       consumeRate(req.headers.cookie, bucket, capacity, refillPerSecond),
   };

@@ -9,6 +9,7 @@ import { type LogoutTokenExpectations, validateLogoutToken } from '../backchanne
 import { isBffError } from '../errors.js';
 import type { BffExtensionContext } from '../extension-context.js';
 import { idTokenPolicy } from '../id-token.js';
+import { LOGOUT_JTI_MARK } from '../store/marks.js';
 
 /** Largest form body accepted: a logout token is a few hundred bytes to a few KB. */
 const MAX_BODY_BYTES = 64 * 1024;
@@ -90,8 +91,10 @@ export function createBackchannelRouter(ctx: BffExtensionContext): Router {
     const { iss, sid, sub, jti, exp } = result.claims;
     // The replay cache is the store's, so a token replayed to another instance is refused too. Claimed
     // before the sessions end, so two concurrent deliveries cannot both act.
+    // A store that cannot remember the jti rejects (503 below: nothing ended, the OP retries) rather
+    // than forget another one, so a refused mark never turns into an accepted replay.
     const ttl = Math.max(1, Math.ceil(exp - Date.now() / 1000) + expect.clockTolerance);
-    if (!(await ctx.claimOnce(`backchannel:jti:${iss}:${jti}`, ttl))) {
+    if (!(await ctx.claimOnce(`${LOGOUT_JTI_MARK}${iss}:${jti}`, ttl))) {
       ctx.logger.info({ reason: 'replay' }, 'back-channel logout token refused');
       sendJson(res, 400, { error: 'invalid_request' });
       return;

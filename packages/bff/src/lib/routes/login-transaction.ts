@@ -5,6 +5,7 @@ import type { Request } from 'express';
 import { createSealer, type Sealer, sha256 } from '../crypto.js';
 import { hostCookie, readCookies } from '../http/cookies.js';
 import type { BffServices } from '../services.js';
+import { LOGIN_STATE_MARK } from '../store/marks.js';
 
 /** Login transactions expire after this many seconds (L3: Max-Age ≤ 600). */
 export const TRANSACTION_TTL = 600;
@@ -27,7 +28,7 @@ const TX_COOKIE_PREFIX = '__Host-bff-tx-';
 export const txCookieName = (state: string) => `${TX_COOKIE_PREFIX}${sha256(state).slice(0, 16)}`;
 // Associated data: a sealed transaction opens only under the state it was issued for.
 export const txAad = (state: string) => `login-transaction:${state}`;
-export const txClaimKey = (state: string) => `login-state:${sha256(state)}`;
+export const txClaimKey = (state: string) => `${LOGIN_STATE_MARK}${sha256(state)}`;
 
 /** Seals transactions; one per createBff (HKDF from the session secrets, its own purpose). */
 const sealers = new WeakMap<BffServices, Sealer>();

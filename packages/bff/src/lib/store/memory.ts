@@ -3,6 +3,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
+import { type MarkPurpose, markPurpose } from './marks.js';
 import type {
   RateDecision,
   SessionIndex,
@@ -16,7 +17,11 @@ import type {
 export interface MemoryStoreOptions {
   /** Most sessions kept; the least recently used one is evicted beyond it. Default 10 000. */
   maxSessions?: number;
-  /** Most replay marks (and locks) kept. Default 10 000 each. */
+  /**
+   * Most single-use marks kept per purpose (login states, back-channel logout `jti`s, extension marks),
+   * and most locks and rate buckets. Default 10 000 each. A mark is never dropped before its TTL: a
+   * purpose at its bound refuses new marks (the BFF answers 503) until some expire.
+   */
   maxEntries?: number;
   /** Clock in epoch milliseconds. Default `Date.now`. */
   clock?: () => number;
@@ -38,6 +43,38 @@ const ttlMs = (seconds: number) => Math.max(1, Math.ceil(seconds * 1000));
  * lru-cache reads as "no TTL") checked on every read without a timer, so an injected clock rules.
  */
 const onClock = (now: () => number) => ({ ttlResolution: 0, perf: { now } }) as const;
+
+/**
+ * Single-use marks of one purpose. Unlike the other maps it never evicts: a replay cache that forgets an
+ * unexpired mark would accept the replay it exists to refuse (B2, L4). At its bound it drops what has
+ * expired and, if still full, rejects the new mark; the BFF then answers 503 (the OP retries a
+ * back-channel logout; a sign-in is started again) and ends or accepts nothing.
+ */
+function createMarks(now: () => number, max: number, purpose: MarkPurpose) {
+  const marks = new LRUCache<string, true>({ max, ...onClock(now) });
+  // A purge scans every mark (~0.6 ms at 10 000): at most one per second while full, so a flood of
+  // refused marks costs a map look-up each, not a scan each. A place freed meanwhile waits ≤ 1 s.
+  let nextPurge = 0;
+  return {
+    claim(key: string, ttlSeconds: number): boolean {
+      if (marks.has(key)) return false;
+      if (marks.size >= max && now() >= nextPurge) {
+        marks.purgeStale();
+        nextPurge = now() + 1000;
+      }
+      if (marks.size >= max) {
+        throw new Error(
+          `memory store: ${max} unexpired single-use marks for ${purpose}; refusing a new one rather than forgetting one (raise maxEntries, or use a shared store)`,
+        );
+      }
+      marks.set(key, true, { ttl: ttlMs(ttlSeconds) });
+      return true;
+    },
+    sweep() {
+      marks.purgeStale();
+    },
+  };
+}
 
 /** In-process token buckets: the memory store's `consumeRate`, and the fallback for stores without one. */
 export interface TokenBuckets {
@@ -112,15 +149,21 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): SessionStor
     noDisposeOnSet: true,
     dispose: (entry, id) => unindex(id, entry.index),
   });
-  // Replay marks and locks: bounded, each with its own TTL.
-  const claims = new LRUCache<string, true>({ max: maxEntries, ...onClock(now) });
+  // Single-use marks, bounded per purpose (S6): a flood of login-state marks, which anyone can make,
+  // can neither push out nor block the back-channel logout's jti marks.
+  const marks: Record<MarkPurpose, ReturnType<typeof createMarks>> = {
+    'login-state': createMarks(now, maxEntries, 'login-state'),
+    'logout-jti': createMarks(now, maxEntries, 'logout-jti'),
+    other: createMarks(now, maxEntries, 'other'),
+  };
+  // Locks: bounded, each with its own TTL.
   const locks = new LRUCache<string, string>({ max: maxEntries, ...onClock(now) });
   const rates = createTokenBuckets(now, maxEntries);
 
   // Expired entries are also swept periodically so an idle store does not hold memory forever.
   const sweep = setInterval(() => {
     sessions.purgeStale();
-    claims.purgeStale();
+    for (const purpose of Object.values(marks)) purpose.sweep();
     locks.purgeStale();
     rates.sweep();
   }, 60_000);
@@ -171,9 +214,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): SessionStor
       return [];
     },
     async claimOnce(key, ttlSeconds) {
-      if (claims.has(key)) return false;
-      claims.set(key, true, { ttl: ttlMs(ttlSeconds) });
-      return true;
+      return marks[markPurpose(key)].claim(key, ttlSeconds);
     },
     async lock(key, ttlSeconds): Promise<StoreLock | undefined> {
       if (locks.has(key)) return undefined;

@@ -81,7 +81,13 @@ export interface SessionStore {
   destroy(id: string): Promise<void>;
   /** Ids of the live sessions matching (iss, sid[, sub]) or (iss, sub). */
   find(match: SessionMatch): Promise<string[]>;
-  /** Records `key` for `ttlSeconds` unless already recorded; true the first time (replay cache). */
+  /**
+   * Records `key` for `ttlSeconds` unless already recorded; true the first time (replay cache). A mark
+   * must never be forgotten before its TTL (that would accept a replay): a store that bounds its marks
+   * rejects a new one when full instead of evicting, and bounds each purpose on its own. Keys begin with
+   * their purpose: `login-state:` (the callback's state, L4), `once:backchannel:jti:` (back-channel
+   * logout tokens, B2), `once:` (other marks taken through `bff.context.claimOnce`).
+   */
   claimOnce(key: string, ttlSeconds: number): Promise<boolean>;
   /** Takes the lock `key` for `ttlSeconds` (renewable with `extend`); undefined when someone else holds it. */
   lock(key: string, ttlSeconds: number): Promise<StoreLock | undefined>;
