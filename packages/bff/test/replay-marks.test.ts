@@ -1,12 +1,15 @@
 // Single-use marks under pressure (SECURITY B2, L4, S6) in the real createBff on the memory store, with
 // the real sample IdP over real HTTP: anyone can write login-state marks (a fresh transaction cookie from
 // /bff/login, then /bff/callback), so those must never push out the back-channel logout's jti marks,
-// and a full bound must refuse (fail closed) rather than forget a mark that has not expired.
+// and a full jti bound must refuse (fail closed) rather than forget a mark that has not expired. Login
+// states forget their oldest instead (a flood must not hold sign-ins off); the OP's single-use codes
+// keep a replayed callback out, which the last test shows against the real IdP.
 import { randomUUID } from 'node:crypto';
 import { createMemoryStore } from '@gatehouse/bff';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BACKCHANNEL_LOGOUT_EVENT } from '../src/lib/backchannel/validate.js';
-import { getUser, type Stack, signIn, startStack } from './support-core/stack.js';
+import { txCookieName } from '../src/lib/routes/login-transaction.js';
+import { getUser, type Stack, signIn, startLoginUntilCallback, startStack } from './support-core/stack.js';
 
 /** The memory store's bound per purpose in these tests. */
 const MAX_MARKS = 4;
@@ -83,9 +86,33 @@ describe('B2 L4 S6 replay marks on the memory store', () => {
     expect(replay.status).toBe(400);
     expect(await replay.json()).toEqual({ error: 'invalid_request' });
     expect((await getUser(again.browser, stack)).status).toBe(200);
-    // L4 S6: the login-state bound filled (the two genuine sign-ins took two places), then refused
-    // instead of forgetting an unexpired mark: 503, no token request.
-    expect(statuses).toEqual([...Array(MAX_MARKS - 2).fill(400), ...Array(5).fill(503)]);
+    // L4 S6: past the login-state bound the oldest states are forgotten, never refused: each bogus
+    // callback got as far as the token endpoint (400 there), and a genuine sign-in still works.
+    expect(statuses).toEqual(Array(MAX_MARKS + 3).fill(400));
+    const later = await signIn(stack, 'alice');
+    expect((await getUser(later.browser, stack)).status).toBe(200);
+  });
+
+  it('L4 S6: a genuine callback replayed after its state mark was forgotten → 400, no session: the OP redeems a code once', async () => {
+    const { browser, callbackUrl } = await startLoginUntilCallback(stack, 'alice');
+    const state = callbackUrl.searchParams.get('state')!;
+    const name = txCookieName(state);
+    const captured = await browser.cookie(`${stack.bff.url}/`, name);
+    expect(captured).toBeTruthy();
+    const callback = (cookie: string) =>
+      fetch(callbackUrl, { redirect: 'manual', headers: { cookie: `${name}=${cookie}` } });
+    const codesBefore = stack.idp.counters.token('authorization_code');
+    const genuine = await callback(captured!);
+    await genuine.arrayBuffer();
+    expect(genuine.status).toBe(302);
+    for (let i = 0; i < MAX_MARKS + 1; i++) await spentTransaction(stack); // the state's mark is gone
+
+    const replay = await callback(captured!);
+    await replay.arrayBuffer();
+    expect(replay.status).toBe(400);
+    expect(replay.headers.getSetCookie().some((c) => /^__Host-bff=[^;]/.test(c))).toBe(false);
+    // The replay reached the token endpoint (its mark was forgotten) and the OP refused the used code.
+    expect(stack.idp.counters.token('authorization_code') - codesBefore).toBe(2);
   });
 });
 

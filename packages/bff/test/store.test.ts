@@ -53,8 +53,10 @@ describe('memory store bounds', () => {
     await expect(store.claimOnce(jti(3), 60)).rejects.toThrow(/single-use marks/);
     expect(await store.claimOnce(jti(1), 60)).toBe(false);
     expect(await store.claimOnce(jti(2), 60)).toBe(false);
-    // Other purposes have bounds of their own.
-    expect(await store.claimOnce('login-state:a', 60)).toBe(true);
+    // Other purposes have bounds of their own; login states forget their oldest instead of refusing.
+    for (const n of [1, 2, 3]) expect(await store.claimOnce(`login-state:${n}`, 60)).toBe(true);
+    expect(await store.claimOnce('login-state:3', 60)).toBe(false);
+    expect(await store.claimOnce('login-state:1', 60)).toBe(true); // forgotten: the OP's codes guard it
     expect(await store.claimOnce('once:extension-mark', 60)).toBe(true);
     now += 31_000; // jti-2 expired: its place is free again, jti-1 is still remembered
     expect(await store.claimOnce(jti(3), 60)).toBe(true);

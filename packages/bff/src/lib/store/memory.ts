@@ -19,8 +19,9 @@ export interface MemoryStoreOptions {
   maxSessions?: number;
   /**
    * Most single-use marks kept per purpose (login states, back-channel logout `jti`s, extension marks),
-   * and most locks and rate buckets. Default 10 000 each. A mark is never dropped before its TTL: a
-   * purpose at its bound refuses new marks (the BFF answers 503) until some expire.
+   * and most locks and rate buckets. Default 10 000 each. A `jti` or extension mark is never dropped
+   * before its TTL (at the bound new ones are refused, and the BFF answers 503, until some expire); the
+   * oldest login state is forgotten instead (the OP's single-use codes make that safe).
    */
   maxEntries?: number;
   /** Clock in epoch milliseconds. Default `Date.now`. */
@@ -45,24 +46,29 @@ const ttlMs = (seconds: number) => Math.max(1, Math.ceil(seconds * 1000));
 const onClock = (now: () => number) => ({ ttlResolution: 0, perf: { now } }) as const;
 
 /**
- * Single-use marks of one purpose. Unlike the other maps it never evicts: a replay cache that forgets an
- * unexpired mark would accept the replay it exists to refuse (B2, L4). At its bound it drops what has
- * expired and, if still full, rejects the new mark; the BFF then answers 503 (the OP retries a
- * back-channel logout; a sign-in is started again) and ends or accepts nothing.
+ * Single-use marks of one purpose (SECURITY B2, L4, S6). What happens at the bound depends on the purpose:
+ * - back-channel logout `jti`s and extension marks are never dropped before their TTL: a replay cache
+ *   that forgets would accept the replay it exists to refuse. At the bound the expired ones go and, if it
+ *   is still full, the new mark is rejected; the BFF then answers 503 and ends nothing (the OP retries).
+ * - login states evict the oldest. Anyone can make one (a callback with a fresh transaction cookie from
+ *   /bff/login), so refusing at the bound would let ~15 bogus callbacks a second hold every sign-in off.
+ *   Forgetting an old state costs no safety: a replayed callback still carries its code, which the OP
+ *   redeems only once (RFC 6749 §4.1.2), so the replay fails at the token endpoint.
  */
 function createMarks(now: () => number, max: number, purpose: MarkPurpose) {
   const marks = new LRUCache<string, true>({ max, ...onClock(now) });
+  const evicts = purpose === 'login-state';
   // A purge scans every mark (~0.6 ms at 10 000): at most one per second while full, so a flood of
   // refused marks costs a map look-up each, not a scan each. A place freed meanwhile waits ≤ 1 s.
   let nextPurge = 0;
   return {
     claim(key: string, ttlSeconds: number): boolean {
       if (marks.has(key)) return false;
-      if (marks.size >= max && now() >= nextPurge) {
+      if (!evicts && marks.size >= max && now() >= nextPurge) {
         marks.purgeStale();
         nextPurge = now() + 1000;
       }
-      if (marks.size >= max) {
+      if (!evicts && marks.size >= max) {
         throw new Error(
           `memory store: ${max} unexpired single-use marks for ${purpose}; refusing a new one rather than forgetting one (raise maxEntries, or use a shared store)`,
         );
@@ -150,7 +156,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): SessionStor
     dispose: (entry, id) => unindex(id, entry.index),
   });
   // Single-use marks, bounded per purpose (S6): a flood of login-state marks, which anyone can make,
-  // can neither push out nor block the back-channel logout's jti marks.
+  // can neither push out nor block the back-channel logout's jti marks, nor hold sign-ins off.
   const marks: Record<MarkPurpose, ReturnType<typeof createMarks>> = {
     'login-state': createMarks(now, maxEntries, 'login-state'),
     'logout-jti': createMarks(now, maxEntries, 'logout-jti'),

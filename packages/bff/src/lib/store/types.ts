@@ -82,11 +82,13 @@ export interface SessionStore {
   /** Ids of the live sessions matching (iss, sid[, sub]) or (iss, sub). */
   find(match: SessionMatch): Promise<string[]>;
   /**
-   * Records `key` for `ttlSeconds` unless already recorded; true the first time (replay cache). A mark
-   * must never be forgotten before its TTL (that would accept a replay): a store that bounds its marks
-   * rejects a new one when full instead of evicting, and bounds each purpose on its own. Keys begin with
-   * their purpose: `login-state:` (the callback's state, L4), `once:backchannel:jti:` (back-channel
-   * logout tokens, B2), `once:` (other marks taken through `bff.context.claimOnce`).
+   * Records `key` for `ttlSeconds` unless already recorded; true the first time (replay cache). Keys
+   * begin with their purpose: `login-state:` (the callback's state, L4), `once:backchannel:jti:`
+   * (back-channel logout tokens, B2), `once:` (other marks taken through `bff.context.claimOnce`). A
+   * store that bounds its marks bounds each purpose on its own, and never forgets a `once:` mark before
+   * its TTL (that would accept a replay): it rejects a new one when full. It may forget the oldest
+   * `login-state:` marks instead, which anyone can create: the OP's single-use codes stop a replayed
+   * callback anyway, and refusing would let a flood of callbacks hold sign-ins off.
    */
   claimOnce(key: string, ttlSeconds: number): Promise<boolean>;
   /** Takes the lock `key` for `ttlSeconds` (renewable with `extend`); undefined when someone else holds it. */
