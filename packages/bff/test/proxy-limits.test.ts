@@ -32,6 +32,8 @@ beforeAll(async () => {
   host = await startEngineHost(
     [
       { prefix: '/api/b', upstream: `${upstream.origin}/base` },
+      // Nested under /api/b, to another upstream base: a rewrite of /api/b must not replay into it.
+      { prefix: '/api/b/nested', upstream: `${upstream.origin}/other` },
       { prefix: '/api/small', upstream: `${upstream.origin}/small`, maxBodySize: MiB },
       { prefix: '/api/hung', upstream: `${upstream.origin}/h`, timeout: 0.4 },
       { prefix: '/api/tight', upstream: `${upstream.origin}/t`, maxHeaderCount: 20, maxHeaderBytes: 2048 },
@@ -116,6 +118,58 @@ describe('P8 upstream redirects', () => {
     expect(created.headers.location).toBeUndefined();
   });
 
+  it('P8: a 307 whose Location the browser resolves onto the https BFF (protocol-relative, backslashes, a tab, https:/path) to a POST from an http upstream → 502, no Location', async () => {
+    for (const to of [
+      '//app.example/bff/logout',
+      '//APP.example/bff/logout',
+      '/\\app.example/bff/logout',
+      '\\\\app.example/bff/logout',
+      '/\t/app.example/bff/logout',
+      'https:/bff/logout',
+    ]) {
+      upstream.seen.length = 0;
+      const res = await rawRequest(host.port, {
+        method: 'POST',
+        path: redirect(307, to),
+        headers: { ...SESSION, 'content-type': 'application/json' },
+        body: '{"a":1}',
+      });
+      expect(res.status, JSON.stringify(to)).toBe(502);
+      expect(res.headers.location).toBeUndefined();
+      expect(JSON.parse(res.body)).toEqual(problem('ERR_BFF_UPSTREAM_REDIRECT', 502, 'Bad Gateway'));
+      expect(upstream.seen).toHaveLength(1);
+    }
+  });
+
+  it('P8: a DELETE answered 302 onto the BFF origin → 502 (301/302 keep every method but POST)', async () => {
+    const res = await rawRequest(host.port, {
+      method: 'DELETE',
+      path: redirect(302, `${PUBLIC}/bff/logout`),
+      headers: SESSION,
+    });
+    expect(res.status).toBe(502);
+    expect(res.headers.location).toBeUndefined();
+  });
+
+  it('P8: a 307 rewritten onto the route is refused when its path belongs to a route nested under it (another upstream)', async () => {
+    const nested = await rawRequest(host.port, {
+      method: 'POST',
+      path: redirect(307, `${upstream.origin}/base/nested/x`),
+      headers: { ...SESSION, 'content-type': 'application/json' },
+      body: '{}',
+    });
+    expect(nested.status).toBe(502);
+    expect(nested.headers.location).toBeUndefined();
+    const own = await rawRequest(host.port, {
+      method: 'POST',
+      path: redirect(307, `${upstream.origin}/base/nestedX/y`),
+      headers: { ...SESSION, 'content-type': 'application/json' },
+      body: '{}',
+    });
+    expect(own.status).toBe(307);
+    expect(own.headers.location).toBe('/api/b/nestedX/y');
+  });
+
   it('P3/P8: other origins and non-replaying redirects to the BFF pass through untouched, never followed', async () => {
     const other = await rawRequest(host.port, {
       path: redirect(307, 'https://elsewhere.example/x'),
@@ -135,9 +189,15 @@ describe('P8 decideLocation', () => {
     prefix: '/api/todos',
     upstreamOrigin: 'http://10.0.0.5:8080',
     upstreamBasePath: '/v1/todos',
+    nestedPrefixes: ['/api/todos/admin'],
   };
-  const decide = (status: number, location: string | string[]) =>
-    decideLocation('https://app.example', route, status, location, '/v1/todos/1?x=1');
+  const call = {
+    method: 'POST',
+    upstreamPath: '/v1/todos/1?x=1',
+    publicUrl: 'https://app.example/api/todos/1?x=1',
+  };
+  const decide = (status: number, location: string | string[], method = 'POST') =>
+    decideLocation('https://app.example', route, status, location, { ...call, method });
   it.each([
     [307, 'https://app.example/bff/logout', { kind: 'refuse' }],
     [308, 'https://APP.example:443/anything', { kind: 'refuse' }],
@@ -153,8 +213,64 @@ describe('P8 decideLocation', () => {
     [302, ['/v1/todos/1', '/v1/todos/2'], { kind: 'refuse' }],
     [200, ['/a', '/b'], { kind: 'drop' }],
     [303, '//evil.example/x', { kind: 'keep' }],
+    // The browser resolves the value it gets against the BFF's URL (https), not the upstream's (http):
+    [307, '//app.example/bff/logout', { kind: 'refuse' }],
+    [308, '//APP.example/bff/logout', { kind: 'refuse' }],
+    [307, '\\\\app.example/bff/logout', { kind: 'refuse' }],
+    [307, '/\\app.example/bff/logout', { kind: 'refuse' }],
+    [307, '\\/app.example/bff/logout', { kind: 'refuse' }],
+    [307, '/\t/app.example/bff/logout', { kind: 'refuse' }],
+    [307, '/\n/app.\texample/bff/logout', { kind: 'refuse' }],
+    [307, ' \t//app.example/bff/logout', { kind: 'refuse' }],
+    [307, '///app.example/bff/logout', { kind: 'refuse' }],
+    [307, '//app.example:443/bff/logout', { kind: 'refuse' }],
+    [307, '//u:p@app.example/bff/logout', { kind: 'refuse' }],
+    [307, '//app%2Eexample/bff/logout', { kind: 'refuse' }],
+    [307, '//\uFF41pp.example/bff/logout', { kind: 'refuse' }],
+    [307, 'https:/bff/logout', { kind: 'refuse' }],
+    [307, 'https:\\bff/logout', { kind: 'refuse' }],
+    [307, 'https:bff/logout', { kind: 'refuse' }],
+    // Our own rewrite stays kept for replays while the browser lands on this route, and only then:
+    [
+      307,
+      'http://10.0.0.5:8080/v1/todos//app.example/x',
+      { kind: 'rewrite', location: '/api/todos//app.example/x' },
+    ],
+    [307, '/v1/todos/..%2f..%2fbff/logout', { kind: 'rewrite', location: '/api/todos/..%2f..%2fbff/logout' }],
+    [307, '/v1/todos/%2e%2e/%2E./bff/logout', { kind: 'refuse' }],
+    [307, '/v1/todos/..\\..\\bff/logout', { kind: 'refuse' }],
+    [307, '/v1/todos/?\\/..#\\..', { kind: 'rewrite', location: '/api/todos/?\\/..#\\..' }],
+    [307, '/v1/todos/admin/users', { kind: 'refuse' }],
+    [302, '/v1/todos/admin/users', { kind: 'rewrite', location: '/api/todos/admin/users' }],
+    [307, '/v1/todos/adminX', { kind: 'rewrite', location: '/api/todos/adminX' }],
   ] as const)('P8: %i Location %j → %j', (status, location, expected) => {
     expect(decide(status, location as string | string[])).toEqual(expected);
+  });
+
+  it.each([
+    [302, 'DELETE', 'https://app.example/bff/logout', { kind: 'refuse' }],
+    [301, 'PUT', '//app.example/bff/logout', { kind: 'refuse' }],
+    [302, 'PATCH', '/v1/todos/admin/x', { kind: 'refuse' }],
+    [302, 'POST', '//app.example/bff/logout', { kind: 'keep' }],
+    [302, 'GET', '//app.example/bff/logout', { kind: 'keep' }],
+    [303, 'DELETE', '//app.example/bff/logout', { kind: 'keep' }],
+    [307, 'GET', '//app.example/bff/logout', { kind: 'refuse' }],
+    [302, 'DELETE', 'https://elsewhere.example/x', { kind: 'keep' }],
+  ] as const)(
+    'P8: %i to a %s, Location %j → %j (301/302 replay every method but POST)',
+    (status, method, location, expected) => {
+      expect(decide(status, location, method)).toEqual(expected);
+    },
+  );
+
+  it('P8: an http BFF and an https upstream: `http:/bff/logout` and `//host` land on the BFF for the browser → refused', () => {
+    const tls = { ...route, upstreamOrigin: 'https://10.0.0.5' };
+    const plain = { ...call, publicUrl: 'http://app.example/api/todos/1?x=1' };
+    for (const location of ['http:/bff/logout', 'http:bff/logout', '//app.example/bff/logout']) {
+      expect(decideLocation('http://app.example', tls, 307, location, plain), location).toEqual({
+        kind: 'refuse',
+      });
+    }
   });
 });
 

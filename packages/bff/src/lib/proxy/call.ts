@@ -68,7 +68,8 @@ export class ProxyCall implements Dispatcher.DispatchHandler {
   constructor(
     readonly env: CallEnv,
     readonly route: CompiledRoute,
-    readonly req: IncomingMessage,
+    /** `originalUrl`: the request target as the browser sent it, when Express mounted the BFF. */
+    readonly req: IncomingMessage & { readonly originalUrl?: string },
     readonly res: ServerResponse,
     readonly upstreamPath: string,
     readonly method: string,
@@ -163,13 +164,12 @@ export class ProxyCall implements Dispatcher.DispatchHandler {
     // undici gives a repeated header as an array (decideLocation refuses or drops those).
     const location = headers.location as string | string[] | undefined;
     if (location !== undefined) {
-      const decision = decideLocation(
-        this.env.publicOrigin,
-        this.route.api,
-        status,
-        location,
-        this.upstreamPath,
-      );
+      const decision = decideLocation(this.env.publicOrigin, this.route.locationRoute, status, location, {
+        method: this.method,
+        upstreamPath: this.upstreamPath,
+        // The URL the browser resolves the header against (its own request, on the BFF's origin).
+        publicUrl: `${this.env.publicOrigin}${this.req.originalUrl ?? this.req.url ?? '/'}`,
+      });
       if (decision.kind === 'refuse') {
         this.settled = true;
         controller.abort(new Stop('answered'));

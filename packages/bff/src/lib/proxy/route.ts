@@ -5,6 +5,8 @@ import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { BffError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { ResolvedRemoteApi } from './options.js';
+import { isUnderPrefix } from './path.js';
+import type { LocationRoute } from './redirects.js';
 import { createUpgradeForwarder, type UpgradeForwarder } from './upgrade.js';
 
 /** Options for a user token (the route's resource), built once per route. */
@@ -32,6 +34,8 @@ export interface CompiledRoute {
   readonly userTokenOptions: UserTokenOptions;
   readonly refreshTokenOptions: UserTokenOptions;
   readonly clientTokenOptions: ClientTokenOptions;
+  /** What decides on the upstream's `Location` headers (P8). */
+  readonly locationRoute: LocationRoute;
 }
 
 export const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -68,8 +72,15 @@ export const ERR = {
   }),
 } satisfies Record<string, BffError>;
 
-/** Compiles one resolved remote API (once, at start-up). */
-export function compileRoute(api: ResolvedRemoteApi, logger: Logger): CompiledRoute {
+/** Compiles one resolved remote API (once, at start-up); `all` is every declared route, `api` among them. */
+export function compileRoute(
+  api: ResolvedRemoteApi,
+  all: readonly ResolvedRemoteApi[],
+  logger: Logger,
+): CompiledRoute {
+  const nestedPrefixes = all
+    .map((other) => other.prefix)
+    .filter((prefix) => prefix !== api.prefix && isUnderPrefix(prefix, api.prefix));
   return {
     api,
     methods: api.methods ? new Set(api.methods) : undefined,
@@ -81,6 +92,12 @@ export function compileRoute(api: ResolvedRemoteApi, logger: Logger): CompiledRo
     userTokenOptions: Object.freeze({ resource: api.resource }),
     refreshTokenOptions: Object.freeze({ forceRefresh: true, resource: api.resource }),
     clientTokenOptions: Object.freeze({ resource: api.resource, scope: api.scope }),
+    locationRoute: Object.freeze({
+      prefix: api.prefix,
+      upstreamOrigin: api.upstreamOrigin,
+      upstreamBasePath: api.upstreamBasePath,
+      nestedPrefixes: Object.freeze(nestedPrefixes),
+    }),
   };
 }
 
