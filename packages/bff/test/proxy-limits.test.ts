@@ -7,9 +7,12 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { decideLocation } from '../src/lib/proxy/redirects.js';
 import { type EngineHost, FakeTokens, startEngineHost } from './support-proxy/engine-host.js';
 import {
+  chunkedPost,
   counted,
   hangAborted,
   rawRequest,
+  sseAborted,
+  stallAborted,
   startBehaviourUpstream,
   startClosingUpstream,
   type TestUpstream,
@@ -36,6 +39,8 @@ beforeAll(async () => {
       { prefix: '/api/b/nested', upstream: `${upstream.origin}/other` },
       { prefix: '/api/small', upstream: `${upstream.origin}/small`, maxBodySize: MiB },
       { prefix: '/api/hung', upstream: `${upstream.origin}/h`, timeout: 0.4 },
+      { prefix: '/api/stalling', upstream: `${upstream.origin}/s`, bodyTimeout: 0.3 },
+      { prefix: '/api/stream', upstream: `${upstream.origin}/s`, bodyTimeout: false },
       { prefix: '/api/tight', upstream: `${upstream.origin}/t`, maxHeaderCount: 20, maxHeaderBytes: 2048 },
       { prefix: '/api/closing', upstream: `${closing.origin}/c` },
       { prefix: '/api/resetting', upstream: `${resetting.origin}/r` },
@@ -274,42 +279,8 @@ describe('P8 decideLocation', () => {
   });
 });
 
-/** Sends `total` bytes as a chunked POST (no Content-Length); resolves with the answer. */
-function chunkedPost(path: string, total: number): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: '127.0.0.1',
-        port: host.port,
-        method: 'POST',
-        path,
-        headers: { ...SESSION, 'content-type': 'application/octet-stream' },
-      },
-      (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => {
-          body += d;
-        });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      },
-    );
-    req.on('error', reject);
-    const chunk = Buffer.alloc(64 * 1024, 1);
-    let sent = 0;
-    const write = () => {
-      while (sent < total) {
-        sent += chunk.length;
-        if (!req.write(chunk)) {
-          req.once('drain', write);
-          return;
-        }
-      }
-      req.end();
-    };
-    write();
-  });
-}
+/** An 11 MB-ish chunked POST through the engine host. */
+const chunked = (path: string, total: number) => chunkedPost(host.port, path, SESSION, total);
 
 describe('P9 bounded requests', () => {
   it('P9: an 11 MB POST with Content-Length → 413 before anything is sent upstream', async () => {
@@ -326,7 +297,7 @@ describe('P9 bounded requests', () => {
   });
 
   it('P9: an 11 MB chunked POST → 413; the upstream received nothing beyond the 10 MiB limit', async () => {
-    const res = await chunkedPost('/api/b/count', 11 * 1000 * 1000);
+    const res = await chunked('/api/b/count', 11 * 1000 * 1000);
     expect(res.status).toBe(413);
     expect(JSON.parse(res.body)).toMatchObject({ code: 'ERR_BFF_PROXY_BODY_TOO_LARGE' });
     await new Promise((r) => setTimeout(r, 100));
@@ -334,7 +305,7 @@ describe('P9 bounded requests', () => {
   });
 
   it('P9: a route limit of 1 MiB: 1 MiB passes exactly, 1 MiB + 1 byte does not', async () => {
-    const exact = await chunkedPost('/api/small/count', MiB);
+    const exact = await chunked('/api/small/count', MiB);
     expect(exact.status).toBe(200);
     expect(counted.bytes).toBe(MiB);
     counted.bytes = 0;
@@ -357,6 +328,68 @@ describe('P9 bounded requests', () => {
     expect(performance.now() - started).toBeGreaterThanOrEqual(350);
     for (let i = 0; i < 40 && hangAborted.count === before; i++) await new Promise((r) => setTimeout(r, 25));
     expect(hangAborted.count).toBe(before + 1);
+  });
+
+  it('P9: headers, then a body that stalls → after the route bodyTimeout the browser response is cut (never complete) and the upstream request closed', async () => {
+    const before = stallAborted.count;
+    const started = performance.now();
+    const cut = await rawRequest(host.port, { path: '/api/stalling/stall', headers: SESSION }).then(
+      (res) => `completed with ${res.status}`,
+      (err: Error) => err.message,
+    );
+    expect(cut).toBe('aborted');
+    const elapsed = performance.now() - started;
+    expect(elapsed).toBeGreaterThanOrEqual(250);
+    expect(elapsed).toBeLessThan(3000);
+    for (let i = 0; i < 40 && stallAborted.count === before; i++) await new Promise((r) => setTimeout(r, 25));
+    expect(stallAborted.count).toBe(before + 1);
+  });
+
+  it('P9: bodyTimeout counts silence only: an SSE stream quieter than it is cut, the same stream on a bodyTimeout: false route runs to its end', async () => {
+    const before = sseAborted.count;
+    // One event after 2 s of silence: over the 0.3 s bodyTimeout, within no limit at all.
+    const [limited, unlimited] = await Promise.all([
+      rawRequest(host.port, { path: '/api/stalling/sse?n=1&gap=2000', headers: SESSION }).then(
+        (res) => `completed with ${res.status}`,
+        (err: Error) => err.message,
+      ),
+      rawRequest(host.port, { path: '/api/stream/sse?n=1&gap=2000', headers: SESSION }),
+    ]);
+    // Cut before its first byte reached the browser (the BFF sends the headers with the first body bytes).
+    expect(limited).toBe('socket hang up');
+    expect(unlimited.status).toBe(200);
+    expect(unlimited.body).toMatch(/^id: 0\ndata: \d+\n\n$/);
+    for (let i = 0; i < 40 && sseAborted.count === before; i++) await new Promise((r) => setTimeout(r, 25));
+    expect(sseAborted.count).toBe(before + 1);
+  });
+
+  it('P9: time the browser takes to read does not count against bodyTimeout (a 16 MB download read after a 1 s pause arrives whole)', async () => {
+    const total = 16 * MiB;
+    const received = await new Promise<number>((resolve, reject) => {
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port: host.port,
+          path: `/api/stalling/download?bytes=${total}`,
+          headers: SESSION,
+          agent: false,
+        },
+        (res) => {
+          let bytes = 0;
+          res.on('data', (chunk: Buffer) => {
+            bytes += chunk.length;
+          });
+          res.on('end', () => resolve(bytes));
+          res.on('error', reject);
+          // Not reading fills the sockets, the BFF stops reading the upstream (backpressure).
+          res.pause();
+          setTimeout(() => res.resume(), 1000);
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+    expect(received).toBe(total);
   });
 
   it('P9: too many request headers, or too many header bytes → 431, upstream not called', async () => {

@@ -103,7 +103,8 @@ export class ProxyCall implements Dispatcher.DispatchHandler {
       headers: this.headers as Record<string, string | string[]>,
       body,
       headersTimeout: this.route.timeoutMs,
-      bodyTimeout: 0,
+      // Silence between body bytes; undici stops counting while we pause it for a slow browser.
+      bodyTimeout: this.route.bodyTimeoutMs,
     };
     if (fresh) this.env.upstreams.dispatchFresh(this.route.api.upstreamOrigin, options, this);
     else this.env.upstreams.dispatch(this.route.api.upstreamOrigin, options, this);

@@ -28,6 +28,8 @@ export interface CompiledRoute {
   readonly allowHeader: string;
   readonly simpleAllowed: ReadonlySet<string>;
   readonly timeoutMs: number;
+  /** undici's `bodyTimeout`: the longest silence between response-body bytes, 0 for none (P9). */
+  readonly bodyTimeoutMs: number;
   /** `Host` sent upstream (the upstream's own, as `changeOrigin` did). */
   readonly host: string;
   readonly upgrade: UpgradeForwarder | undefined;
@@ -87,6 +89,7 @@ export function compileRoute(
     allowHeader: api.methods ? api.methods.join(', ') : 'GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE',
     simpleAllowed: new Set(api.allowSimpleContentTypes),
     timeoutMs: Math.round(api.timeout * 1000),
+    bodyTimeoutMs: api.bodyTimeout === false ? 0 : Math.round(api.bodyTimeout * 1000),
     host: new URL(api.upstreamOrigin).host,
     upgrade: api.websocket ? createUpgradeForwarder(api, logger) : undefined,
     userTokenOptions: Object.freeze({ resource: api.resource }),
