@@ -7,9 +7,12 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { decideLocation } from '../src/lib/proxy/redirects.js';
 import { type EngineHost, FakeTokens, startEngineHost } from './support-proxy/engine-host.js';
 import {
+  chunkedPost,
   counted,
   hangAborted,
   rawRequest,
+  sseAborted,
+  stallAborted,
   startBehaviourUpstream,
   startClosingUpstream,
   type TestUpstream,
@@ -32,8 +35,12 @@ beforeAll(async () => {
   host = await startEngineHost(
     [
       { prefix: '/api/b', upstream: `${upstream.origin}/base` },
+      // Nested under /api/b, to another upstream base: a rewrite of /api/b must not replay into it.
+      { prefix: '/api/b/nested', upstream: `${upstream.origin}/other` },
       { prefix: '/api/small', upstream: `${upstream.origin}/small`, maxBodySize: MiB },
       { prefix: '/api/hung', upstream: `${upstream.origin}/h`, timeout: 0.4 },
+      { prefix: '/api/stalling', upstream: `${upstream.origin}/s`, bodyTimeout: 0.3 },
+      { prefix: '/api/stream', upstream: `${upstream.origin}/s`, bodyTimeout: false },
       { prefix: '/api/tight', upstream: `${upstream.origin}/t`, maxHeaderCount: 20, maxHeaderBytes: 2048 },
       { prefix: '/api/closing', upstream: `${closing.origin}/c` },
       { prefix: '/api/resetting', upstream: `${resetting.origin}/r` },
@@ -116,6 +123,58 @@ describe('P8 upstream redirects', () => {
     expect(created.headers.location).toBeUndefined();
   });
 
+  it('P8: a 307 whose Location the browser resolves onto the https BFF (protocol-relative, backslashes, a tab, https:/path) to a POST from an http upstream → 502, no Location', async () => {
+    for (const to of [
+      '//app.example/bff/logout',
+      '//APP.example/bff/logout',
+      '/\\app.example/bff/logout',
+      '\\\\app.example/bff/logout',
+      '/\t/app.example/bff/logout',
+      'https:/bff/logout',
+    ]) {
+      upstream.seen.length = 0;
+      const res = await rawRequest(host.port, {
+        method: 'POST',
+        path: redirect(307, to),
+        headers: { ...SESSION, 'content-type': 'application/json' },
+        body: '{"a":1}',
+      });
+      expect(res.status, JSON.stringify(to)).toBe(502);
+      expect(res.headers.location).toBeUndefined();
+      expect(JSON.parse(res.body)).toEqual(problem('ERR_BFF_UPSTREAM_REDIRECT', 502, 'Bad Gateway'));
+      expect(upstream.seen).toHaveLength(1);
+    }
+  });
+
+  it('P8: a DELETE answered 302 onto the BFF origin → 502 (301/302 keep every method but POST)', async () => {
+    const res = await rawRequest(host.port, {
+      method: 'DELETE',
+      path: redirect(302, `${PUBLIC}/bff/logout`),
+      headers: SESSION,
+    });
+    expect(res.status).toBe(502);
+    expect(res.headers.location).toBeUndefined();
+  });
+
+  it('P8: a 307 rewritten onto the route is refused when its path belongs to a route nested under it (another upstream)', async () => {
+    const nested = await rawRequest(host.port, {
+      method: 'POST',
+      path: redirect(307, `${upstream.origin}/base/nested/x`),
+      headers: { ...SESSION, 'content-type': 'application/json' },
+      body: '{}',
+    });
+    expect(nested.status).toBe(502);
+    expect(nested.headers.location).toBeUndefined();
+    const own = await rawRequest(host.port, {
+      method: 'POST',
+      path: redirect(307, `${upstream.origin}/base/nestedX/y`),
+      headers: { ...SESSION, 'content-type': 'application/json' },
+      body: '{}',
+    });
+    expect(own.status).toBe(307);
+    expect(own.headers.location).toBe('/api/b/nestedX/y');
+  });
+
   it('P3/P8: other origins and non-replaying redirects to the BFF pass through untouched, never followed', async () => {
     const other = await rawRequest(host.port, {
       path: redirect(307, 'https://elsewhere.example/x'),
@@ -135,9 +194,15 @@ describe('P8 decideLocation', () => {
     prefix: '/api/todos',
     upstreamOrigin: 'http://10.0.0.5:8080',
     upstreamBasePath: '/v1/todos',
+    nestedPrefixes: ['/api/todos/admin'],
   };
-  const decide = (status: number, location: string | string[]) =>
-    decideLocation('https://app.example', route, status, location, '/v1/todos/1?x=1');
+  const call = {
+    method: 'POST',
+    upstreamPath: '/v1/todos/1?x=1',
+    publicUrl: 'https://app.example/api/todos/1?x=1',
+  };
+  const decide = (status: number, location: string | string[], method = 'POST') =>
+    decideLocation('https://app.example', route, status, location, { ...call, method });
   it.each([
     [307, 'https://app.example/bff/logout', { kind: 'refuse' }],
     [308, 'https://APP.example:443/anything', { kind: 'refuse' }],
@@ -153,47 +218,69 @@ describe('P8 decideLocation', () => {
     [302, ['/v1/todos/1', '/v1/todos/2'], { kind: 'refuse' }],
     [200, ['/a', '/b'], { kind: 'drop' }],
     [303, '//evil.example/x', { kind: 'keep' }],
+    // The browser resolves the value it gets against the BFF's URL (https), not the upstream's (http):
+    [307, '//app.example/bff/logout', { kind: 'refuse' }],
+    [308, '//APP.example/bff/logout', { kind: 'refuse' }],
+    [307, '\\\\app.example/bff/logout', { kind: 'refuse' }],
+    [307, '/\\app.example/bff/logout', { kind: 'refuse' }],
+    [307, '\\/app.example/bff/logout', { kind: 'refuse' }],
+    [307, '/\t/app.example/bff/logout', { kind: 'refuse' }],
+    [307, '/\n/app.\texample/bff/logout', { kind: 'refuse' }],
+    [307, ' \t//app.example/bff/logout', { kind: 'refuse' }],
+    [307, '///app.example/bff/logout', { kind: 'refuse' }],
+    [307, '//app.example:443/bff/logout', { kind: 'refuse' }],
+    [307, '//u:p@app.example/bff/logout', { kind: 'refuse' }],
+    [307, '//app%2Eexample/bff/logout', { kind: 'refuse' }],
+    [307, '//\uFF41pp.example/bff/logout', { kind: 'refuse' }],
+    [307, 'https:/bff/logout', { kind: 'refuse' }],
+    [307, 'https:\\bff/logout', { kind: 'refuse' }],
+    [307, 'https:bff/logout', { kind: 'refuse' }],
+    // Our own rewrite stays kept for replays while the browser lands on this route, and only then:
+    [
+      307,
+      'http://10.0.0.5:8080/v1/todos//app.example/x',
+      { kind: 'rewrite', location: '/api/todos//app.example/x' },
+    ],
+    [307, '/v1/todos/..%2f..%2fbff/logout', { kind: 'rewrite', location: '/api/todos/..%2f..%2fbff/logout' }],
+    [307, '/v1/todos/%2e%2e/%2E./bff/logout', { kind: 'refuse' }],
+    [307, '/v1/todos/..\\..\\bff/logout', { kind: 'refuse' }],
+    [307, '/v1/todos/?\\/..#\\..', { kind: 'rewrite', location: '/api/todos/?\\/..#\\..' }],
+    [307, '/v1/todos/admin/users', { kind: 'refuse' }],
+    [302, '/v1/todos/admin/users', { kind: 'rewrite', location: '/api/todos/admin/users' }],
+    [307, '/v1/todos/adminX', { kind: 'rewrite', location: '/api/todos/adminX' }],
   ] as const)('P8: %i Location %j → %j', (status, location, expected) => {
     expect(decide(status, location as string | string[])).toEqual(expected);
   });
+
+  it.each([
+    [302, 'DELETE', 'https://app.example/bff/logout', { kind: 'refuse' }],
+    [301, 'PUT', '//app.example/bff/logout', { kind: 'refuse' }],
+    [302, 'PATCH', '/v1/todos/admin/x', { kind: 'refuse' }],
+    [302, 'POST', '//app.example/bff/logout', { kind: 'keep' }],
+    [302, 'GET', '//app.example/bff/logout', { kind: 'keep' }],
+    [303, 'DELETE', '//app.example/bff/logout', { kind: 'keep' }],
+    [307, 'GET', '//app.example/bff/logout', { kind: 'refuse' }],
+    [302, 'DELETE', 'https://elsewhere.example/x', { kind: 'keep' }],
+  ] as const)(
+    'P8: %i to a %s, Location %j → %j (301/302 replay every method but POST)',
+    (status, method, location, expected) => {
+      expect(decide(status, location, method)).toEqual(expected);
+    },
+  );
+
+  it('P8: an http BFF and an https upstream: `http:/bff/logout` and `//host` land on the BFF for the browser → refused', () => {
+    const tls = { ...route, upstreamOrigin: 'https://10.0.0.5' };
+    const plain = { ...call, publicUrl: 'http://app.example/api/todos/1?x=1' };
+    for (const location of ['http:/bff/logout', 'http:bff/logout', '//app.example/bff/logout']) {
+      expect(decideLocation('http://app.example', tls, 307, location, plain), location).toEqual({
+        kind: 'refuse',
+      });
+    }
+  });
 });
 
-/** Sends `total` bytes as a chunked POST (no Content-Length); resolves with the answer. */
-function chunkedPost(path: string, total: number): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: '127.0.0.1',
-        port: host.port,
-        method: 'POST',
-        path,
-        headers: { ...SESSION, 'content-type': 'application/octet-stream' },
-      },
-      (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => {
-          body += d;
-        });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      },
-    );
-    req.on('error', reject);
-    const chunk = Buffer.alloc(64 * 1024, 1);
-    let sent = 0;
-    const write = () => {
-      while (sent < total) {
-        sent += chunk.length;
-        if (!req.write(chunk)) {
-          req.once('drain', write);
-          return;
-        }
-      }
-      req.end();
-    };
-    write();
-  });
-}
+/** An 11 MB-ish chunked POST through the engine host. */
+const chunked = (path: string, total: number) => chunkedPost(host.port, path, SESSION, total);
 
 describe('P9 bounded requests', () => {
   it('P9: an 11 MB POST with Content-Length → 413 before anything is sent upstream', async () => {
@@ -210,7 +297,7 @@ describe('P9 bounded requests', () => {
   });
 
   it('P9: an 11 MB chunked POST → 413; the upstream received nothing beyond the 10 MiB limit', async () => {
-    const res = await chunkedPost('/api/b/count', 11 * 1000 * 1000);
+    const res = await chunked('/api/b/count', 11 * 1000 * 1000);
     expect(res.status).toBe(413);
     expect(JSON.parse(res.body)).toMatchObject({ code: 'ERR_BFF_PROXY_BODY_TOO_LARGE' });
     await new Promise((r) => setTimeout(r, 100));
@@ -218,7 +305,7 @@ describe('P9 bounded requests', () => {
   });
 
   it('P9: a route limit of 1 MiB: 1 MiB passes exactly, 1 MiB + 1 byte does not', async () => {
-    const exact = await chunkedPost('/api/small/count', MiB);
+    const exact = await chunked('/api/small/count', MiB);
     expect(exact.status).toBe(200);
     expect(counted.bytes).toBe(MiB);
     counted.bytes = 0;
@@ -241,6 +328,68 @@ describe('P9 bounded requests', () => {
     expect(performance.now() - started).toBeGreaterThanOrEqual(350);
     for (let i = 0; i < 40 && hangAborted.count === before; i++) await new Promise((r) => setTimeout(r, 25));
     expect(hangAborted.count).toBe(before + 1);
+  });
+
+  it('P9: headers, then a body that stalls → after the route bodyTimeout the browser response is cut (never complete) and the upstream request closed', async () => {
+    const before = stallAborted.count;
+    const started = performance.now();
+    const cut = await rawRequest(host.port, { path: '/api/stalling/stall', headers: SESSION }).then(
+      (res) => `completed with ${res.status}`,
+      (err: Error) => err.message,
+    );
+    expect(cut).toBe('aborted');
+    const elapsed = performance.now() - started;
+    expect(elapsed).toBeGreaterThanOrEqual(250);
+    expect(elapsed).toBeLessThan(3000);
+    for (let i = 0; i < 40 && stallAborted.count === before; i++) await new Promise((r) => setTimeout(r, 25));
+    expect(stallAborted.count).toBe(before + 1);
+  });
+
+  it('P9: bodyTimeout counts silence only: an SSE stream quieter than it is cut, the same stream on a bodyTimeout: false route runs to its end', async () => {
+    const before = sseAborted.count;
+    // One event after 2 s of silence: over the 0.3 s bodyTimeout, within no limit at all.
+    const [limited, unlimited] = await Promise.all([
+      rawRequest(host.port, { path: '/api/stalling/sse?n=1&gap=2000', headers: SESSION }).then(
+        (res) => `completed with ${res.status}`,
+        (err: Error) => err.message,
+      ),
+      rawRequest(host.port, { path: '/api/stream/sse?n=1&gap=2000', headers: SESSION }),
+    ]);
+    // Cut before its first byte reached the browser (the BFF sends the headers with the first body bytes).
+    expect(limited).toBe('socket hang up');
+    expect(unlimited.status).toBe(200);
+    expect(unlimited.body).toMatch(/^id: 0\ndata: \d+\n\n$/);
+    for (let i = 0; i < 40 && sseAborted.count === before; i++) await new Promise((r) => setTimeout(r, 25));
+    expect(sseAborted.count).toBe(before + 1);
+  });
+
+  it('P9: time the browser takes to read does not count against bodyTimeout (a 16 MB download read after a 1 s pause arrives whole)', async () => {
+    const total = 16 * MiB;
+    const received = await new Promise<number>((resolve, reject) => {
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port: host.port,
+          path: `/api/stalling/download?bytes=${total}`,
+          headers: SESSION,
+          agent: false,
+        },
+        (res) => {
+          let bytes = 0;
+          res.on('data', (chunk: Buffer) => {
+            bytes += chunk.length;
+          });
+          res.on('end', () => resolve(bytes));
+          res.on('error', reject);
+          // Not reading fills the sockets, the BFF stops reading the upstream (backpressure).
+          res.pause();
+          setTimeout(() => res.resume(), 1000);
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+    expect(received).toBe(total);
   });
 
   it('P9: too many request headers, or too many header bytes → 431, upstream not called', async () => {

@@ -21,6 +21,7 @@ describe('resolveRemoteApis', () => {
       token: 'user',
       csrf: true,
       timeout: 30,
+      bodyTimeout: 300,
       methods: undefined,
       allowSimpleContentTypes: [],
       resource: undefined,
@@ -58,6 +59,9 @@ describe('resolveRemoteApis', () => {
     ['unknown token type', [api({ token: 'bearer' as never })], /token must be one of/],
     ['timeout in ms by mistake', [api({ timeout: 30_000 })], /seconds/],
     ['zero timeout', [api({ timeout: 0 })], /seconds/],
+    ['P9: body timeout in ms by mistake', [api({ bodyTimeout: 300_000 })], /bodyTimeout is in seconds/],
+    ['P9: zero body timeout', [api({ bodyTimeout: 0 })], /or false for no limit/],
+    ['P9: body timeout true', [api({ bodyTimeout: true as never })], /bodyTimeout is in seconds/],
     ['csrf as a string', [api({ csrf: 'no' as never })], /csrf must be true or false/],
     ['empty methods', [api({ methods: [] })], /methods/],
     [
@@ -76,7 +80,7 @@ describe('resolveRemoteApis', () => {
     ['P7: typo in rate limit', [api({ rateLimit: { burst: 5, perSec: 1 } as never })], /perSec is not/],
   ];
 
-  it('P7/P9: rateLimit false turns the bucket off; limits are kept as given', () => {
+  it('P7/P9: rateLimit false turns the bucket off, bodyTimeout false the body limit; limits are kept as given', () => {
     const [route] = resolveRemoteApis([
       api({ rateLimit: false, maxBodySize: 0, maxHeaderCount: 20, maxHeaderBytes: 2048 }),
     ]);
@@ -86,6 +90,8 @@ describe('resolveRemoteApis', () => {
       maxHeaderCount: 20,
       maxHeaderBytes: 2048,
     });
+    expect(resolveRemoteApis([api({ bodyTimeout: false })])[0]?.bodyTimeout).toBe(false);
+    expect(resolveRemoteApis([api({ bodyTimeout: 0.5 })])[0]?.bodyTimeout).toBe(0.5);
     expect(resolveRemoteApis([api({ rateLimit: { burst: 3, perSecond: 0.5 } })])[0]?.rateLimit).toEqual({
       burst: 3,
       perSecond: 0.5,

@@ -3,7 +3,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { TestBrowser } from '@gatehouse/testing';
-import express from 'express';
+import express, { type Express } from 'express';
 import { type Bff, createBff } from '../../src/lib/bff.js';
 import type { BffOptions } from '../../src/lib/bff-options.js';
 
@@ -21,11 +21,13 @@ export interface BffHost {
 
 /**
  * Starts createBff (client `bff` of the sample IdP) on `port` (0 = any) with `options` merged over
- * test defaults. `baseUrl` is the public URL the IdP knows.
+ * test defaults. `baseUrl` is the public URL the IdP knows. `configure` sets the Express app up before
+ * the BFF is mounted (e.g. `trust proxy` behind a TLS-terminating front).
  */
 export async function startBffHost(
   options: Partial<BffOptions> & Pick<BffOptions, 'issuer' | 'baseUrl'>,
   port = 0,
+  configure?: (app: Express) => void,
 ): Promise<BffHost> {
   const bff = createBff({
     clientId: 'bff',
@@ -35,6 +37,7 @@ export async function startBffHost(
     ...options,
   });
   const app = express();
+  configure?.(app);
   app.use(bff.router);
   app.get('/', (_req, res) => {
     res.type('text/plain').send('home');

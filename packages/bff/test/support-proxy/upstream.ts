@@ -58,13 +58,16 @@ export const sseAborted = { count: 0 };
 export const hangAborted = { count: 0 };
 /** Bytes `/count` received, whether or not the body was ever completed. */
 export const counted = { bytes: 0 };
+/** `/stall` responses whose connection the other side closed (the proxy gave up on the body). */
+export const stallAborted = { count: 0 };
 
 /**
  * The behaviour upstream. Paths (under any base path):
- * `/echo` JSON of what arrived (method, url, headers, body length); `/redirect?to=` 307 to `to`;
- * `/set-cookie`; `/always-401` an invalid_token challenge; `/401-unless?token=` 401 unless that bearer
- * token; `/hang` never answers; `/download?bytes=` streams zeros; `/upload` hashes the body; `/sse?n=&gap=`
- * n events `gap` ms apart, each carrying its send time.
+ * `/echo` JSON of what arrived (method, url, headers, body length); `/redirect?to=&status=` a
+ * redirect (default 307) to `to`; `/set-cookie`; `/always-401` an invalid_token challenge;
+ * `/401-unless?token=` 401 unless that bearer token; `/hang` never answers; `/stall` sends its headers
+ * and the first bytes of a body, then nothing; `/download?bytes=` streams zeros; `/upload` hashes the
+ * body; `/sse?n=&gap=` n events `gap` ms apart, each carrying its send time.
  */
 export function startBehaviourUpstream(): Promise<TestUpstream> {
   return startRecordingServer((req, res) => {
@@ -130,6 +133,14 @@ export function startBehaviourUpstream(): Promise<TestUpstream> {
           if (!res.writableFinished) hangAborted.count += 1;
         });
         return; // never answers
+      case 'stall':
+        req.resume();
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': '1000' });
+        res.write('{"partial":');
+        res.on('close', () => {
+          if (!res.writableFinished) stallAborted.count += 1;
+        });
+        return; // the rest never comes
       case 'download': {
         const total = Number(url.searchParams.get('bytes') ?? '0');
         res.writeHead(200, { 'content-type': 'application/octet-stream' });
@@ -168,6 +179,8 @@ export function startBehaviourUpstream(): Promise<TestUpstream> {
         const n = Number(url.searchParams.get('n') ?? '3');
         const gap = Number(url.searchParams.get('gap') ?? '200');
         res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+        // As SSE servers do: the headers go out now, not with the first event.
+        res.flushHeaders();
         let i = 0;
         const timer = setInterval(() => {
           res.write(`id: ${i}\ndata: ${Date.now()}\n\n`);
@@ -261,5 +274,48 @@ export function rawRequest(
     );
     req.on('error', reject);
     req.end(options.body);
+  });
+}
+
+/** Sends `total` bytes as a chunked POST (no Content-Length) to `path`; resolves with the answer. */
+export function chunkedPost(
+  port: number,
+  path: string,
+  headers: Record<string, string>,
+  total: number,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        method: 'POST',
+        path,
+        headers: { ...headers, 'content-type': 'application/octet-stream' },
+        agent: false,
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => {
+          body += d;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    req.on('error', reject);
+    const chunk = Buffer.alloc(64 * 1024, 1);
+    let sent = 0;
+    const write = () => {
+      while (sent < total) {
+        sent += chunk.length;
+        if (!req.write(chunk)) {
+          req.once('drain', write);
+          return;
+        }
+      }
+      req.end();
+    };
+    write();
   });
 }

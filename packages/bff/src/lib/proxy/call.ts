@@ -68,7 +68,8 @@ export class ProxyCall implements Dispatcher.DispatchHandler {
   constructor(
     readonly env: CallEnv,
     readonly route: CompiledRoute,
-    readonly req: IncomingMessage,
+    /** `originalUrl`: the request target as the browser sent it, when Express mounted the BFF. */
+    readonly req: IncomingMessage & { readonly originalUrl?: string },
     readonly res: ServerResponse,
     readonly upstreamPath: string,
     readonly method: string,
@@ -102,7 +103,8 @@ export class ProxyCall implements Dispatcher.DispatchHandler {
       headers: this.headers as Record<string, string | string[]>,
       body,
       headersTimeout: this.route.timeoutMs,
-      bodyTimeout: 0,
+      // Silence between body bytes; undici stops counting while we pause it for a slow browser.
+      bodyTimeout: this.route.bodyTimeoutMs,
     };
     if (fresh) this.env.upstreams.dispatchFresh(this.route.api.upstreamOrigin, options, this);
     else this.env.upstreams.dispatch(this.route.api.upstreamOrigin, options, this);
@@ -163,13 +165,12 @@ export class ProxyCall implements Dispatcher.DispatchHandler {
     // undici gives a repeated header as an array (decideLocation refuses or drops those).
     const location = headers.location as string | string[] | undefined;
     if (location !== undefined) {
-      const decision = decideLocation(
-        this.env.publicOrigin,
-        this.route.api,
-        status,
-        location,
-        this.upstreamPath,
-      );
+      const decision = decideLocation(this.env.publicOrigin, this.route.locationRoute, status, location, {
+        method: this.method,
+        upstreamPath: this.upstreamPath,
+        // The URL the browser resolves the header against (its own request, on the BFF's origin).
+        publicUrl: `${this.env.publicOrigin}${this.req.originalUrl ?? this.req.url ?? '/'}`,
+      });
       if (decision.kind === 'refuse') {
         this.settled = true;
         controller.abort(new Stop('answered'));

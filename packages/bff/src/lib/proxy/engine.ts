@@ -76,7 +76,7 @@ export function createProxyEngine<S>(options: ProxyEngineOptions<S>): ProxyEngin
     host: publicUrl.host,
   });
   const upstreams: Upstreams = createUpstreams(options.routes.map((api) => api.upstreamOrigin));
-  const table = new RouteTable(options.routes.map((api) => compileRoute(api, logger)));
+  const table = new RouteTable(options.routes.map((api) => compileRoute(api, options.routes, logger)));
   const nonces = createNonceCache();
 
   function fail(res: ServerResponse, err: BffError, headers?: OutgoingHttpHeaders): void {

@@ -2,6 +2,7 @@
 // TypeError that says the fix, so a misconfigured route never reaches a request).
 import { isNeverForwarded } from './headers.js';
 import {
+  DEFAULT_BODY_TIMEOUT,
   DEFAULT_MAX_BODY_SIZE,
   DEFAULT_RATE_LIMIT,
   type RateLimitOptions,
@@ -12,6 +13,7 @@ import {
 } from './remote-api.js';
 
 export {
+  DEFAULT_BODY_TIMEOUT,
   DEFAULT_MAX_BODY_SIZE,
   DEFAULT_RATE_LIMIT,
   type RateLimitOptions,
@@ -27,6 +29,7 @@ const KNOWN_KEYS = new Set([
   'token',
   'csrf',
   'timeout',
+  'bodyTimeout',
   'methods',
   'allowSimpleContentTypes',
   'resource',
@@ -70,6 +73,18 @@ export function resolveRemoteApis(
     const timeout = api.timeout ?? 30;
     if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout <= 0 || timeout > 3600) {
       throw new TypeError(`${where}.timeout is in seconds and must be a number in (0, 3600], e.g. 30`);
+    }
+    const bodyTimeout = api.bodyTimeout ?? DEFAULT_BODY_TIMEOUT;
+    if (
+      bodyTimeout !== false &&
+      (typeof bodyTimeout !== 'number' ||
+        !Number.isFinite(bodyTimeout) ||
+        bodyTimeout <= 0 ||
+        bodyTimeout > 3600)
+    ) {
+      throw new TypeError(
+        `${where}.bodyTimeout is in seconds and must be a number in (0, 3600], e.g. 300, or false for no limit (streams)`,
+      );
     }
     let methods: readonly string[] | undefined;
     if (api.methods !== undefined) {
@@ -124,6 +139,7 @@ export function resolveRemoteApis(
       token,
       csrf,
       timeout,
+      bodyTimeout,
       methods,
       allowSimpleContentTypes: Object.freeze(simple.map((t) => t.toLowerCase())),
       resource: api.resource,

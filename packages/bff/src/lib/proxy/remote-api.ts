@@ -44,6 +44,15 @@ export interface RemoteApiOptions {
   csrf?: boolean;
   /** Seconds to wait for the upstream's response headers before answering 504. Default 30. */
   timeout?: number;
+  /**
+   * Seconds the upstream's response body may stay silent — no byte after the headers or after the last
+   * byte — before the BFF gives up on it: the upstream connection is closed and the browser's response
+   * cut (never ended as if complete), so a stalled body cannot hold both connections for as long as the
+   * tab stays open (SECURITY P9). Time the browser takes to read (backpressure) does not count. A
+   * server-sent-events stream must send something more often (a `:` comment line is enough), or set
+   * `false`: no limit, the stream ends when either side leaves. Default 300.
+   */
+  bodyTimeout?: number | false;
   /** HTTP methods this route accepts (else 405). Default: any method. */
   methods?: readonly string[];
   /**
@@ -106,6 +115,11 @@ export interface RateLimitOptions {
 
 /** Default per-session, per-route bucket: generous for a person, a brake on a runaway script. */
 export const DEFAULT_RATE_LIMIT: Readonly<RateLimitOptions> = Object.freeze({ burst: 100, perSecond: 20 });
+/**
+ * Default `bodyTimeout`: five minutes of silence. Far above the heartbeat of SSE servers written to pass
+ * through common proxies (nginx cuts a silent upstream after 60 s by default), far below "forever".
+ */
+export const DEFAULT_BODY_TIMEOUT = 300;
 /** Default `maxBodySize`: 10 MiB. */
 export const DEFAULT_MAX_BODY_SIZE = 10 * 1024 * 1024;
 
@@ -119,6 +133,8 @@ export interface ResolvedRemoteApi {
   readonly token: RemoteApiTokenType;
   readonly csrf: boolean;
   readonly timeout: number;
+  /** Seconds of response-body silence allowed, or false for no limit. */
+  readonly bodyTimeout: number | false;
   /** Upper-case method names, or undefined for any method. */
   readonly methods: readonly string[] | undefined;
   readonly allowSimpleContentTypes: readonly string[];

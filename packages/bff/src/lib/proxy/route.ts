@@ -5,6 +5,8 @@ import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { BffError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { ResolvedRemoteApi } from './options.js';
+import { isUnderPrefix } from './path.js';
+import type { LocationRoute } from './redirects.js';
 import { createUpgradeForwarder, type UpgradeForwarder } from './upgrade.js';
 
 /** Options for a user token (the route's resource), built once per route. */
@@ -26,12 +28,16 @@ export interface CompiledRoute {
   readonly allowHeader: string;
   readonly simpleAllowed: ReadonlySet<string>;
   readonly timeoutMs: number;
+  /** undici's `bodyTimeout`: the longest silence between response-body bytes, 0 for none (P9). */
+  readonly bodyTimeoutMs: number;
   /** `Host` sent upstream (the upstream's own, as `changeOrigin` did). */
   readonly host: string;
   readonly upgrade: UpgradeForwarder | undefined;
   readonly userTokenOptions: UserTokenOptions;
   readonly refreshTokenOptions: UserTokenOptions;
   readonly clientTokenOptions: ClientTokenOptions;
+  /** What decides on the upstream's `Location` headers (P8). */
+  readonly locationRoute: LocationRoute;
 }
 
 export const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -68,19 +74,33 @@ export const ERR = {
   }),
 } satisfies Record<string, BffError>;
 
-/** Compiles one resolved remote API (once, at start-up). */
-export function compileRoute(api: ResolvedRemoteApi, logger: Logger): CompiledRoute {
+/** Compiles one resolved remote API (once, at start-up); `all` is every declared route, `api` among them. */
+export function compileRoute(
+  api: ResolvedRemoteApi,
+  all: readonly ResolvedRemoteApi[],
+  logger: Logger,
+): CompiledRoute {
+  const nestedPrefixes = all
+    .map((other) => other.prefix)
+    .filter((prefix) => prefix !== api.prefix && isUnderPrefix(prefix, api.prefix));
   return {
     api,
     methods: api.methods ? new Set(api.methods) : undefined,
     allowHeader: api.methods ? api.methods.join(', ') : 'GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE',
     simpleAllowed: new Set(api.allowSimpleContentTypes),
     timeoutMs: Math.round(api.timeout * 1000),
+    bodyTimeoutMs: api.bodyTimeout === false ? 0 : Math.round(api.bodyTimeout * 1000),
     host: new URL(api.upstreamOrigin).host,
     upgrade: api.websocket ? createUpgradeForwarder(api, logger) : undefined,
     userTokenOptions: Object.freeze({ resource: api.resource }),
     refreshTokenOptions: Object.freeze({ forceRefresh: true, resource: api.resource }),
     clientTokenOptions: Object.freeze({ resource: api.resource, scope: api.scope }),
+    locationRoute: Object.freeze({
+      prefix: api.prefix,
+      upstreamOrigin: api.upstreamOrigin,
+      upstreamBasePath: api.upstreamBasePath,
+      nestedPrefixes: Object.freeze(nestedPrefixes),
+    }),
   };
 }
 

@@ -27,8 +27,7 @@ const CLIENT_OPTIONS = Object.freeze({
   keepAliveMaxTimeout: 30_000,
   maxHeaderSize: MAX_RESPONSE_HEADER_BYTES,
   connect: { timeout: CONNECT_TIMEOUT_MS },
-  // Our own per-call timeouts (headersTimeout on each dispatch) apply; streaming bodies (downloads, SSE)
-  // may idle as long as they like and end when either side leaves.
+  // Each dispatch carries its route's own headersTimeout and bodyTimeout (call.ts); none here.
   bodyTimeout: 0,
 });
 
