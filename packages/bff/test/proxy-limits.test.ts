@@ -187,6 +187,22 @@ describe('P8 upstream redirects', () => {
     expect(seeOther.status).toBe(303);
     expect(seeOther.headers.location).toBe(`${PUBLIC}/done`);
   });
+
+  it('P8: a 303 (or a 302 to a GET) into the BFF endpoints → 502, no Location: the followed GET would carry the cookie and X-CSRF to /bff/logout?sid=…', async () => {
+    for (const [status, method] of [
+      [303, 'POST'],
+      [302, 'GET'],
+    ] as const) {
+      const res = await rawRequest(host.port, {
+        method,
+        path: redirect(status, `${PUBLIC}/bff/logout?sid=s1`),
+        headers: method === 'POST' ? { ...SESSION, 'content-type': 'application/json' } : SESSION,
+        ...(method === 'POST' ? { body: '{}' } : {}),
+      });
+      expect(res.status, `${status} to a ${method}`).toBe(502);
+      expect(res.headers.location).toBeUndefined();
+    }
+  });
 });
 
 describe('P8 decideLocation', () => {
@@ -206,7 +222,8 @@ describe('P8 decideLocation', () => {
   it.each([
     [307, 'https://app.example/bff/logout', { kind: 'refuse' }],
     [308, 'https://APP.example:443/anything', { kind: 'refuse' }],
-    [302, 'https://app.example/bff/logout', { kind: 'keep' }],
+    [302, 'https://app.example/bff/logout', { kind: 'refuse' }],
+    [302, 'https://app.example/done', { kind: 'keep' }],
     [301, 'http://10.0.0.5:8080/v1/todos/2', { kind: 'rewrite', location: '/api/todos/2' }],
     [307, '/v1/todos?page=2#top', { kind: 'rewrite', location: '/api/todos?page=2#top' }],
     [307, '../todos/3', { kind: 'rewrite', location: '/api/todos/3' }],
@@ -256,13 +273,21 @@ describe('P8 decideLocation', () => {
     [302, 'DELETE', 'https://app.example/bff/logout', { kind: 'refuse' }],
     [301, 'PUT', '//app.example/bff/logout', { kind: 'refuse' }],
     [302, 'PATCH', '/v1/todos/admin/x', { kind: 'refuse' }],
-    [302, 'POST', '//app.example/bff/logout', { kind: 'keep' }],
-    [302, 'GET', '//app.example/bff/logout', { kind: 'keep' }],
-    [303, 'DELETE', '//app.example/bff/logout', { kind: 'keep' }],
+    [302, 'POST', '//app.example/done', { kind: 'keep' }],
+    [302, 'GET', '//app.example/done', { kind: 'keep' }],
+    [303, 'DELETE', '//app.example/done', { kind: 'keep' }],
+    // Into the BFF's own endpoints no redirect goes, replayed or not: the browser's GET still carries
+    // the session cookie and (from fetch) X-CSRF, so /bff/logout?sid=… would sign the user out.
+    [302, 'POST', '//app.example/bff/logout', { kind: 'refuse' }],
+    [302, 'GET', 'https://app.example/bff/logout?sid=s1', { kind: 'refuse' }],
+    [303, 'DELETE', '//app.example/bff/logout', { kind: 'refuse' }],
+    [303, 'GET', '/\\app.example/BFF/logout', { kind: 'refuse' }],
+    [302, 'GET', 'https://app.example/bff', { kind: 'refuse' }],
+    [302, 'GET', 'https://app.example/bffx', { kind: 'keep' }],
     [307, 'GET', '//app.example/bff/logout', { kind: 'refuse' }],
     [302, 'DELETE', 'https://elsewhere.example/x', { kind: 'keep' }],
   ] as const)(
-    'P8: %i to a %s, Location %j → %j (301/302 replay every method but POST)',
+    'P8: %i to a %s, Location %j → %j (301/302 replay every method but POST; nothing goes into /bff)',
     (status, method, location, expected) => {
       expect(decide(status, location, method)).toEqual(expected);
     },

@@ -7,14 +7,14 @@
 // (other letter case, percent-encoded letters, repeated or trailing slashes, `;` parameters, `\`, dot
 // segments) is answered 404 before any router or handler sees it.
 import { BACKCHANNEL_PATH } from './backchannel/options.js';
+import { BFF_NAMESPACE } from './namespace.js';
 import type { ResolvedRemoteApi } from './proxy/options.js';
 import { isUnderPrefix } from './proxy/path.js';
 
 /** Options for every Express router the BFF builds: exact letter case, no trailing-slash leniency. */
 export const ROUTER_OPTIONS = Object.freeze({ caseSensitive: true, strict: true });
 
-/** The BFF's own namespace: its endpoints live here, remote-API prefixes may not (options.ts). */
-export const BFF_NAMESPACE = '/bff';
+export { BFF_NAMESPACE };
 
 /** Every BFF endpoint path, exactly as routed. A path under `/bff` that is not listed here is a 404. */
 export const BFF_ENDPOINTS: readonly string[] = Object.freeze([

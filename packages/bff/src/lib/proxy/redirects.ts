@@ -13,7 +13,11 @@
 //   behind an https BFF, an http upstream's `//app.example/bff/logout` (or `\\app.example`, `/\app…`,
 //   `/<tab>/app…`, `https:/bff/logout`) means another origin to the upstream and the BFF's to the browser.
 //   The one exception is our own rewrite onto the route's public prefix (see decideLocation).
+// - any redirect into the BFF's own endpoints (`/bff/…`) is refused, whatever its status: even the GET a
+//   browser follows a 302/303 with carries the session cookie and, from fetch(), the SPA's X-CSRF header
+//   (fetch keeps request headers across redirects), so `Location: /bff/logout?sid=…` would sign the user out.
 
+import { BFF_NAMESPACE } from '../namespace.js';
 import { isUnderPrefix } from './path.js';
 
 /** What to do with one response's `Location`. */
@@ -83,13 +87,17 @@ export function decideLocation(
       location: `${route.prefix}${path.slice(base.length)}${meant.search}${meant.hash}`,
     };
   }
-  if (!replays(status, call.method)) return decision;
-  if (decision === KEEP && meant.origin === publicOrigin) return REFUSE;
+  if (!redirect) return decision;
+  const replayed = replays(status, call.method);
+  if (replayed && decision === KEEP && meant.origin === publicOrigin) return REFUSE;
   // Then as the browser will take it: the value it gets, against the URL it asked for.
   const landing = parse(decision.kind === 'rewrite' ? decision.location : location, call.publicUrl);
   // A value the browser cannot resolve fails the call there; there is nothing to pass on either.
   if (landing === undefined) return REFUSE;
   if (landing.origin !== publicOrigin) return decision;
+  // Letter case too: the entry matcher answers `/BFF/…` 404, but nothing of ours should send it there.
+  if (isUnderPrefix(landing.pathname.toLowerCase(), BFF_NAMESPACE)) return REFUSE;
+  if (!replayed) return decision;
   // Our rewrite is kept for replays: it lands on the same route, so the browser's second call goes to
   // the same upstream with the same token — nothing the upstream could not have done by answering the
   // first one — and APIs do answer a POST with a 307/308 to their canonical path (e.g. a trailing
