@@ -544,6 +544,24 @@ describe('streaming both ways', () => {
     expect(['aborted', 'error']).toContain(outcome.split(' ')[0]);
   });
 
+  it('server-sent events: the response headers reach the browser when the upstream sends them, before the first event (EventSource opens at once)', async () => {
+    const started = Date.now();
+    const headersAfter = await new Promise<number>((resolve, reject) => {
+      const req = request(
+        { host: '127.0.0.1', port: host.port, path: '/api/b/sse?n=1&gap=1000', headers: SESSION },
+        (res) => {
+          resolve(Date.now() - started);
+          expect(res.headers['content-type']).toBe('text/event-stream');
+          res.resume();
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+    // The upstream sends its first event after 1 s; the headers must not wait for it.
+    expect(headersAfter).toBeLessThan(700);
+  });
+
   it('server-sent events arrive as they are sent (timestamps), not at the end', async () => {
     const events = await new Promise<Array<{ sentAt: number; arrivedAt: number }>>((resolve, reject) => {
       const req = request(

@@ -188,6 +188,10 @@ export class ProxyCall implements Dispatcher.DispatchHandler {
     // Express may have set X-Powered-By on the response before the BFF took it.
     if (this.res.hasHeader('x-powered-by')) this.res.removeHeader('x-powered-by');
     this.res.writeHead(status, out);
+    // Node sends the head with the first body chunk; an event stream's first event may be minutes away,
+    // and EventSource reports "open" only when the head arrives.
+    const type = out['content-type'];
+    if (typeof type === 'string' && type.startsWith('text/event-stream')) this.res.flushHeaders();
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
