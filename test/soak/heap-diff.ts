@@ -12,6 +12,12 @@
 // with long base64url-looking runs shortened, so tokens and cookie values do not land in the output.
 // Self sizes only: retained sizes would need a dominator tree, and the newborn counts plus the paths
 // and their holders already say what is piling up.
+//
+// Reading it: growth in (code) and (hidden) system / WeakArrayList (the dependent-code lists of object
+// shapes) is the optimizing compiler still at work minutes into a run: optimized code and its deopt
+// data for functions that already exist (the count of system / BytecodeArray stays put). It is bounded
+// by the program and levels off; in the first soaks it was nearly all of the heap's growth. State kept
+// per session shows up as newborn strings (ids, cookie values) and Maps under a cache.
 import { readFileSync } from 'node:fs';
 
 interface Snapshot {
