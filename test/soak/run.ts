@@ -7,6 +7,17 @@
 // any call failed (nothing is injected, so every call must succeed).
 //
 //   SOAK_USERS=20 SOAK_MINUTES=10 npm run soak
+//
+// To see what grows: SOAK_HEAP_SNAPSHOTS=<dir> also writes a heap snapshot of the BFF right after the
+// baseline sample (baseline.heapsnapshot) and after the last one (end.heapsnapshot); each pauses the
+// BFF for a second or two. Compare them with
+//
+//   node --import tsx test/soak/heap-diff.ts <dir>/baseline.heapsnapshot <dir>/end.heapsnapshot
+//
+// (the classes that grew most, and how the objects born in between are held; see its header).
+import { createWriteStream } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { getRestartablePort } from '@gatehouse/testing';
 import WebSocket from 'ws';
 import { call, type Sample, signIn, type VirtualUser } from '../faults/support/load.js';
@@ -44,6 +55,8 @@ const TTL = 4;
 const DURATION_MS = MINUTES * 60_000;
 /** The first minute (a third of a short run) warms up JIT, pools and caches; the baseline is taken after it. */
 const WARMUP_MS = Math.min(60_000, DURATION_MS / 3);
+/** Where the BFF's heap snapshots go (opt-in). */
+const SNAPSHOT_DIR = process.env.SOAK_HEAP_SNAPSHOTS || undefined;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)));
 const rand = (min: number, max: number) => min + Math.random() * (max - min);
@@ -60,13 +73,18 @@ async function connectInspector(port: number) {
   });
   let nextId = 1;
   const pending = new Map<number, (message: { result?: unknown; error?: { message: string } }) => void>();
+  /** Receives the chunks of the heap snapshot being taken. */
+  let onChunk: ((chunk: string) => void) | undefined;
   ws.on('message', (data) => {
     const message = JSON.parse(String(data)) as {
       id?: number;
+      method?: string;
+      params?: { chunk?: string };
       result?: unknown;
       error?: { message: string };
     };
     if (message.id !== undefined) pending.get(message.id)?.(message);
+    else if (message.method === 'HeapProfiler.addHeapSnapshotChunk') onChunk?.(message.params?.chunk ?? '');
   });
   const send = (method: string, params: object = {}) =>
     new Promise<unknown>((resolve, reject) => {
@@ -87,6 +105,19 @@ async function connectInspector(port: number) {
         returnByValue: true,
       })) as { result: { value: string } };
       return JSON.parse(answer.result.value) as NodeJS.MemoryUsage;
+    },
+    /** Writes a heap snapshot of the inspected process to `path` (V8 collects garbage first). */
+    async snapshot(path: string): Promise<void> {
+      const file = createWriteStream(path);
+      onChunk = (chunk) => file.write(chunk);
+      try {
+        await send('HeapProfiler.takeHeapSnapshot', { reportProgress: false });
+      } finally {
+        onChunk = undefined;
+        await new Promise<void>((resolve, reject) =>
+          file.end((error?: Error | null) => (error ? reject(error) : resolve())),
+        );
+      }
     },
     close: () => ws.close(),
   };
@@ -237,6 +268,8 @@ async function main(): Promise<number> {
     console.log(header);
     console.log(header.replace(/[^|]/g, '-').replace(/\|/g, '+'));
     const heaps: Array<{ t: number; heap: number }> = [];
+    if (SNAPSHOT_DIR) await mkdir(SNAPSHOT_DIR, { recursive: true });
+    let baselineSnapshot = false;
     const sampler = (async () => {
       for (let next = started + SAMPLE_EVERY * 1000; next <= deadline + 1; next += SAMPLE_EVERY * 1000) {
         await sleep(next - Date.now());
@@ -260,9 +293,19 @@ async function main(): Promise<number> {
             String(row.signOuts).padStart(9),
           ].join(' | '),
         );
+        if (SNAPSHOT_DIR && !baselineSnapshot && Date.now() - started >= WARMUP_MS) {
+          baselineSnapshot = true;
+          await inspector.snapshot(join(SNAPSHOT_DIR, 'baseline.heapsnapshot'));
+        }
       }
     })();
     await Promise.all([...Array.from({ length: USERS }, (_, i) => virtualUser(i)), sampler]);
+    if (SNAPSHOT_DIR) {
+      await inspector.snapshot(join(SNAPSHOT_DIR, 'end.heapsnapshot'));
+      console.log(
+        `heap snapshots: ${join(SNAPSHOT_DIR, 'baseline.heapsnapshot')}, ${join(SNAPSHOT_DIR, 'end.heapsnapshot')}`,
+      );
+    }
     inspector.close();
 
     // Baseline: the first sample after warm-up. End: the lowest of the last three (after a full GC

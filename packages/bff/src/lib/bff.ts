@@ -21,6 +21,7 @@ import { createLocalApi } from './local-api.js';
 import { silentLogger } from './logger.js';
 import { createOidcConfiguration } from './oidc.js';
 import { createProxyEngine, createRemoteApiRouter, createUpgradeHandler } from './proxy/index.js';
+import { type RetainedPart, registerRetention } from './retention.js';
 import { createBackchannelRouter } from './routes/backchannel.js';
 import { callbackHandler, silentCallbackHandler } from './routes/callback.js';
 import { loginHandler } from './routes/login.js';
@@ -84,11 +85,14 @@ export function createBff(options: BffOptions): Bff {
     ? dpop.recordingFetch(options.fetch ?? ((input, init) => globalThis.fetch(input, init)))
     : options.fetch;
   const getOidcConfiguration = createOidcConfiguration(config, oidcFetch, logger, clock);
-  const sessions = createSessions(config, store, logger, clock);
-  const endSession = async (sessionId: string) => {
-    await store.destroy(sessionId);
+  // A session that ends (logout, back-channel logout, expiry, the per-user cap, a failed refresh) or is
+  // found gone takes along what this process keeps for it: its decrypted tokens and refresh back-off,
+  // and its rate-bucket keys (the session step drops its verified cookie itself).
+  const sessions = createSessions(config, store, logger, clock, (sessionId) => {
     tokens.forget(sessionId);
-  };
+    rateKeys.delete(sessionId);
+  });
+  const endSession = (sessionId: string) => sessions.end(sessionId);
   const tokens = createTokenService({
     config,
     store,
@@ -128,7 +132,7 @@ export function createBff(options: BffOptions): Bff {
 
   // Rate buckets are keyed by a hash of the session id, so the id itself never becomes another store
   // key; each session's key per bucket is built once, not per call. The signed cookie names the session
-  // (HMAC checked, cached): no store read just to count a call.
+  // (HMAC checked, cached): no store read just to count a call. Dropped when the session ends here.
   const rateKeys = new LRUCache<string, Map<string, string>>({ max: 10_000 });
   const rateKeyOf = (id: string, bucket: string): string => {
     let keys = rateKeys.get(id);
@@ -244,7 +248,7 @@ export function createBff(options: BffOptions): Bff {
   };
 
   let closed: Promise<void> | undefined;
-  return Object.freeze({
+  const bff = Object.freeze({
     router,
     localApi: createLocalApi({ origin: config.origin, sessions, tokens, gate }),
     errorHandler,
@@ -302,4 +306,12 @@ export function createBff(options: BffOptions): Bff {
       return closed;
     },
   });
+  registerRetention(bff, (sessionId) => {
+    const parts: RetainedPart[] = [];
+    if (tokens.retains(sessionId)) parts.push('tokens');
+    if (rateKeys.has(sessionId)) parts.push('rate keys');
+    if (sessions.cookie.retains(sessionId)) parts.push('verified cookie');
+    return parts;
+  });
+  return bff;
 }

@@ -31,6 +31,6 @@ export interface BffServices {
    * @throws BffError `ERR_BFF_STORE_UNAVAILABLE` (503).
    */
   sessionOf(req: IncomingMessage, res: ServerResponse, slide?: boolean): Promise<LoadedSession | undefined>;
-  /** Ends one session everywhere (store entry, index, token cache). */
+  /** Ends one session everywhere (store entry, index) and drops what this process keeps for it. */
   endSession(sessionId: string): Promise<void>;
 }

@@ -32,6 +32,8 @@ const USABLE_SKEW = 5;
 /** Decrypted records are reused only this long (ms), so plaintext does not linger. */
 const CACHE_MS = 5 * 60_000;
 const CACHE_MAX = 10_000;
+/** Records past CACHE_MS are swept out this often at most (ms), on the decrypting path. */
+const SWEEP_MS = 60_000;
 
 /** Token handling for one createBff instance. */
 export interface TokenService {
@@ -61,6 +63,8 @@ export interface TokenService {
   senderKey(session: LoadedSession): DpopKey | undefined;
   /** Drops the in-process cache entry (and refresh back-off) of a session. */
   forget(sessionId: string): void;
+  /** Whether a decrypted record or a refresh back-off of the session is kept (tests: none outlives it). */
+  retains(sessionId: string): boolean;
   /** Resolves when every refresh under way has settled, or after `seconds` (graceful shutdown). */
   drain(seconds: number): Promise<void>;
 }
@@ -79,13 +83,17 @@ export function createTokenService(deps: {
   const sealer = createSealer(config.sessionSecrets, 'tokens');
   const now = () => clock() / 1000;
   // Decrypted records, on the BFF's clock (checked on every read, no timer), so the cache ages with the
-  // sessions it serves; `key` is the record's DPoP key once a proof was signed with it.
+  // sessions it serves; `key` is the record's DPoP key once a proof was signed with it. A read drops a
+  // stale record, but a session that goes quiet is never read again: its record (a few KB of tokens)
+  // would stay until CACHE_MAX others pushed it out, so stale records are also swept, at most once a
+  // SWEEP_MS, when a record is decrypted (a refresh or a session's first call, never a cache hit).
   const cache = new LRUCache<string, { sealed: string; record: TokenRecord; key?: DpopKey }>({
     max: CACHE_MAX,
     ttl: CACHE_MS,
     ttlResolution: 0,
     perf: { now: clock },
   });
+  let sweptAt = clock();
   /**
    * Refreshes under way in this process, with the moment waiting for each stops making sense: every
    * request waits until the same deadline (start + httpTimeout), so while an OP hangs, requests that
@@ -107,6 +115,10 @@ export function createTokenService(deps: {
     // A refreshed record keeps the session's key: the imported key goes along with it.
     const key = hit?.key && hit.key.toPrivateJwk().d === record.dpop?.d ? hit.key : undefined;
     cache.set(sessionId, { sealed, record, ...(key ? { key } : {}) });
+    if (clock() - sweptAt >= SWEEP_MS) {
+      sweptAt = clock();
+      cache.purgeStale();
+    }
     return record;
   }
 
@@ -291,6 +303,8 @@ export function createTokenService(deps: {
       backoff.reset(sessionId);
       unsaved.forget(sessionId);
     },
+    retains: (sessionId) =>
+      cache.peek(sessionId, { allowStale: true }) !== undefined || backoff.lastError(sessionId) !== undefined,
     async drain(seconds) {
       let timer: NodeJS.Timeout | undefined;
       const deadline = new Promise<void>((resolve) => {

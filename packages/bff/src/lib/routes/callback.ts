@@ -208,13 +208,7 @@ export function callbackHandler(core: BffServices): RequestHandler {
     const previousId = sessions.cookie.idFrom(req.headers.cookie);
     const issued = tokens.fromResponse(response);
     const record = dpopKey ? { ...issued, dpop: dpopKey.toPrivateJwk() } : issued;
-    const sessionId = await sessions.create(
-      data,
-      (id) => tokens.seal(id, record),
-      previousId,
-      (ended) => tokens.forget(ended),
-    );
-    if (previousId !== undefined) tokens.forget(previousId);
+    const sessionId = await sessions.create(data, (id) => tokens.seal(id, record), previousId);
     // The session cookie is Secure, so it is set only on a request seen as https. Browsers treat
     // http://localhost as a secure context and keep Secure/__Host- cookies there, so a loopback base URL
     // reached over a loopback socket counts too. Config and socket decide, never a header.

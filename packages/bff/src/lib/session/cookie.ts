@@ -11,7 +11,9 @@ import { readCookie } from '../http/cookies.js';
 /**
  * Cookie values already verified, so a busy session costs one HMAC, not one per call. An instance's
  * secrets never change, so a value once verified stays verified: the cache needs a bound, not a TTL.
- * Only values that passed the HMAC are kept, so forged cookies cannot fill it.
+ * Only values that passed the HMAC are kept, so forged cookies cannot fill it. A session that ends here
+ * is forgotten at once (`forget`), so the bound is reached only by sessions that end elsewhere or go
+ * quiet (about 200 bytes each).
  */
 const VERIFIED_MAX = 10_000;
 
@@ -23,6 +25,13 @@ export interface SessionCookie {
   issue(id: string): string;
   /** The Set-Cookie value that expires the session cookie. */
   readonly clear: string;
+  /**
+   * Drops the remembered verification of the cookie this instance issued for session `id` (the session
+   * ended). A cookie signed with an older secret of a rotation stays until the cache pushes it out.
+   */
+  forget(id: string): void;
+  /** Whether a verification of session `id`'s cookie is remembered (tests: nothing outlives a session). */
+  retains(id: string): boolean;
 }
 
 /** The session cookie `name`, signed with `secrets[0]`. */
@@ -49,10 +58,16 @@ export function createSessionCookie(name: string, secrets: readonly string[]): S
     return undefined;
   }
 
+  // The cookie value as idFrom reads it back (URL-decoded): the key of its verified entry.
+  const signedValue = (id: string) => `s:${sign(id, signingSecret)}`;
   return {
     idFrom,
     // No Max-Age: a browser-session cookie; the lifetime is enforced server-side (S4).
-    issue: (id) => serialize(name, `s:${sign(id, signingSecret)}`, attributes),
+    issue: (id) => serialize(name, signedValue(id), attributes),
     clear: serialize(name, '', { ...attributes, maxAge: 0, expires: new Date(0) }),
+    forget(id) {
+      verified.delete(signedValue(id));
+    },
+    retains: (id) => verified.has(signedValue(id)),
   };
 }

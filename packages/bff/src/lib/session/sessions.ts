@@ -1,7 +1,9 @@
 // The session step of every request (SECURITY S1–S6, L13): cookie → verified id → one store read → one
 // parse → live check → idle timer slid, returned as a plain LoadedSession value that the token step,
 // the proxy and the endpoints take as an argument. Also creating a session at the callback (always a
-// new id) and the per-user cap. The encrypted token record sits beside the session JSON in the store
+// new id) and the per-user cap. Every way a session is destroyed here (logout, back-channel logout,
+// expiry, the cap, a new sign-in over an old session) goes through `end`, which also drops what this
+// process keeps for the session beside the store (O6, B4). The encrypted token record sits beside the session JSON in the store
 // and is written only by the token code, so a session write can never roll back a rotated token.
 import type { ResolvedBffConfig } from '../config.js';
 import { randomId } from '../crypto.js';
@@ -30,15 +32,21 @@ export interface Sessions {
   load(cookieHeader: string | undefined, options?: LoadOptions): Promise<LoadedSession | undefined>;
   /**
    * Writes a new session (new random id, L13) holding `data` and the tokens `sealTokens` seals for that
-   * id, deletes `previousId` (a session the browser held before, possibly planted), then ends the same
-   * user's oldest sessions beyond `maxSessionsPerUser` (S6), calling `onEnded` for each. Returns the id.
+   * id, ends `previousId` (a session the browser held before, possibly planted), then ends the same
+   * user's oldest sessions beyond `maxSessionsPerUser` (S6). Returns the id.
    */
   create(
     data: BffSessionData,
     sealTokens: (sessionId: string) => string,
     previousId: string | undefined,
-    onEnded?: (sessionId: string) => void,
   ): Promise<string>;
+  /**
+   * Ends a session: deletes it from the store (with its tokens and index entries), then drops what this
+   * process keeps for it (the verified cookie, and whatever `forget` of createSessions drops).
+   * @throws BffError `ERR_BFF_STORE_UNAVAILABLE` (503) when the store cannot delete it; nothing is
+   *   dropped then, as the session lives on.
+   */
+  end(sessionId: string): Promise<void>;
   /** The sessions matching `match`, parsed (for the admin API); unreadable entries are skipped. */
   list(match: SessionMatch): Promise<{ id: string; data: BffSessionData }[]>;
   /** Seconds until the session expires (idle or absolute, whichever comes first). */
@@ -46,12 +54,17 @@ export interface Sessions {
   nowSeconds(): number;
 }
 
-/** Builds the session step for one createBff instance. */
+/**
+ * Builds the session step for one createBff instance. `forget` drops the in-process state other parts
+ * keep for a session (token cache, refresh back-off, rate-bucket keys); it is called once the session
+ * is deleted from the store.
+ */
 export function createSessions(
   config: ResolvedBffConfig,
   store: SessionStore,
   logger: Logger,
   clock: () => number,
+  forget: (sessionId: string) => void = () => {},
 ): Sessions {
   const cookie = rememberLast(createSessionCookie(config.cookieName, config.sessionSecrets));
   const nowSeconds = () => Math.floor(clock() / 1000);
@@ -62,6 +75,16 @@ export function createSessions(
   const indexOf = (data: BffSessionData): SessionIndex => ({ iss: data.iss, sub: data.sub, sid: data.sid });
   const touchFailed = (err: unknown) => logger.warn({ err: describeError(err) }, 'bff: session touch failed');
 
+  /** Drops what this process keeps for a session that is gone from the store. */
+  const forgetHere = (id: string) => {
+    cookie.forget(id);
+    forget(id);
+  };
+  async function end(id: string): Promise<void> {
+    await store.destroy(id);
+    forgetHere(id);
+  }
+
   async function load(
     cookieHeader: string | undefined,
     options?: LoadOptions,
@@ -69,12 +92,17 @@ export function createSessions(
     const id = cookie.idFrom(cookieHeader);
     if (id === undefined) return undefined;
     const stored = await store.get(id);
-    if (!stored) return undefined;
+    if (!stored) {
+      // Ended (here, on another instance, or by the store's TTL): a cookie still sent after that would
+      // otherwise put the session's entries back (the verified cookie above).
+      forgetHere(id);
+      return undefined;
+    }
     const data = parseSessionData(stored.data);
     if (!data) return undefined;
     if (expiresIn(data) <= 0) {
       // Expired (idle or absolute): delete it now; the request goes on anonymous (S4).
-      await store.destroy(id);
+      await end(id);
       options?.onExpired?.();
       return undefined;
     }
@@ -115,7 +143,7 @@ export function createSessions(
     if (excess <= 0) return [];
     live.sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     const ended = live.slice(0, excess).map((o) => o.id);
-    for (const id of ended) await store.destroy(id);
+    for (const id of ended) await end(id);
     return ended;
   }
 
@@ -123,9 +151,8 @@ export function createSessions(
     data: BffSessionData,
     sealTokens: (id: string) => string,
     previousId: string | undefined,
-    onEnded?: (sessionId: string) => void,
   ): Promise<string> {
-    if (previousId !== undefined) await store.destroy(previousId);
+    if (previousId !== undefined) await end(previousId);
     const id = randomId(32);
     // Tokens are sealed with the new id as associated data, then written with the session in one go.
     await store.set(
@@ -135,7 +162,6 @@ export function createSessions(
     );
     try {
       const ended = await capSessionsOf(data, id);
-      for (const endedId of ended) onEnded?.(endedId);
       if (ended.length > 0)
         logger.info({ count: ended.length }, 'bff: oldest sessions of the user ended (cap)');
     } catch (err) {
@@ -156,7 +182,7 @@ export function createSessions(
     return out;
   }
 
-  return { cookie, load, create, list, expiresIn, nowSeconds };
+  return { cookie, load, create, end, list, expiresIn, nowSeconds };
 }
 
 /**
@@ -171,6 +197,14 @@ function rememberLast(cookie: SessionCookie): SessionCookie {
   return {
     issue: cookie.issue,
     clear: cookie.clear,
+    forget(id) {
+      if (id === lastId) {
+        lastHeader = undefined;
+        lastId = undefined;
+      }
+      cookie.forget(id);
+    },
+    retains: (id) => id === lastId || cookie.retains(id),
     idFrom(header) {
       if (header !== undefined && header === lastHeader) return lastId;
       const id = cookie.idFrom(header);
