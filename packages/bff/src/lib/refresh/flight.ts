@@ -196,8 +196,8 @@ export function createFlight(deps: FlightDeps) {
       } catch (err) {
         if (!(err instanceof BffError) || err.code !== 'ERR_BFF_IDP_UNAVAILABLE') throw err;
         // The OP's signing keys could not be fetched to check the ID token, so nothing of this answer
-        // may be used yet. But the OP has rotated the refresh token: keep the new one (with the old,
-        // expired access token), or the next refresh would present a spent token and end the session.
+        // may be used yet. But the OP has rotated the refresh token: keep the new one (beside the access
+        // token the session already has), or the next refresh would present a spent token and end it.
         if (response.refresh_token !== undefined && response.refresh_token !== record.rt) {
           const kept = deps.seal(sessionId, { ...record, rt: response.refresh_token });
           await write(lock, sessionId, kept, stored.tokens, resource);
