@@ -89,7 +89,6 @@ export function decideLocation(
   }
   if (!redirect) return decision;
   const replayed = replays(status, call.method);
-  if (replayed && decision === KEEP && meant.origin === publicOrigin) return REFUSE;
   // Then as the browser will take it: the value it gets, against the URL it asked for.
   const landing = parse(decision.kind === 'rewrite' ? decision.location : location, call.publicUrl);
   // A value the browser cannot resolve fails the call there; there is nothing to pass on either.

@@ -64,14 +64,16 @@ function createMarks(now: () => number, max: number, purpose: MarkPurpose) {
   return {
     claim(key: string, ttlSeconds: number): boolean {
       if (marks.has(key)) return false;
-      if (!evicts && marks.size >= max && now() >= nextPurge) {
-        marks.purgeStale();
-        nextPurge = now() + 1000;
-      }
       if (!evicts && marks.size >= max) {
-        throw new Error(
-          `memory store: ${max} unexpired single-use marks for ${purpose}; refusing a new one rather than forgetting one (raise maxEntries, or use a shared store)`,
-        );
+        if (now() >= nextPurge) {
+          marks.purgeStale();
+          nextPurge = now() + 1000;
+        }
+        if (marks.size >= max) {
+          throw new Error(
+            `memory store: ${max} unexpired single-use marks for ${purpose}; refusing a new one rather than forgetting one (raise maxEntries, or use a shared store)`,
+          );
+        }
       }
       marks.set(key, true, { ttl: ttlMs(ttlSeconds) });
       return true;
